@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_io as tfio
+from conftest import tone, write_wav
+
+from tuner_app import audio
+from tuner_app.errors import TunerAppError
+
+
+def dominant_hz(clip):
+    spectrum = np.abs(np.fft.rfft(clip))
+    return np.argmax(spectrum) * 16000 / len(clip)
+
+
+@pytest.mark.parametrize("bits,float_format", [(8, False), (16, False), (24, False), (32, False), (32, True), (64, True)])
+def test_every_wav_sample_format_decodes_to_the_same_clip(tmp_path, bits, float_format):
+    path = write_wav(tmp_path / "a.wav", tone(), bits=bits, float_format=float_format)
+    clip = audio.read(path)
+    assert clip.shape == (16000,) and clip.dtype == np.float32
+    tolerance = 1 / 100 if bits == 8 else 1e-4
+    np.testing.assert_allclose(clip[:8000], tone().astype(np.float32), atol=tolerance)
+    assert np.all(clip[8000:] == 0)
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000])
+def test_any_rate_is_resampled_to_16k(tmp_path, rate):
+    path = write_wav(tmp_path / "a.wav", tone(seconds=1.0, rate=rate, freq=500), rate=rate)
+    clip = audio.read(path)
+    assert clip.shape == (16000,)
+    assert dominant_hz(clip) == pytest.approx(500, abs=2)
+    assert np.sqrt(np.mean(clip[1000:15000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+
+
+def test_stereo_is_mixed_down_and_long_clips_cropped(tmp_path):
+    left, right = tone(seconds=2.0, rate=44100), np.zeros(88200)
+    path = write_wav(tmp_path / "s.wav", np.stack([left, right], 1), rate=44100)
+    info = audio.describe(path)
+    assert (info.format, info.rate, info.channels, info.frames) == ("wav", 44100, 2, 88200)
+    clip = audio.read(path)
+    assert clip.shape == (16000,)
+    assert np.abs(clip[1000:]).max() == pytest.approx(0.25, abs=0.01)
+
+
+def test_flac_and_ogg_decode(tmp_path):
+    samples = tf.constant((tone(rate=8000)[:, None] * 32767).astype(np.int16))
+    (tmp_path / "a.flac").write_bytes(tfio.audio.encode_flac(samples, 8000).numpy())
+    stereo = tf.constant(np.stack([tone(rate=44100)] * 2, 1).astype(np.float32))
+    (tmp_path / "a.ogg").write_bytes(tfio.audio.encode_vorbis(stereo, 44100).numpy())
+    assert audio.describe(tmp_path / "a.flac") == audio.AudioInfo("flac", 8000, 1, 4000)
+    assert audio.describe(tmp_path / "a.ogg").rate == 44100
+    for name in ("a.flac", "a.ogg"):
+        assert dominant_hz(audio.read(tmp_path / name)[:8000]) == pytest.approx(440, abs=3)
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "not WAV, FLAC or Ogg Vorbis"),
+        (b"ID3\x03\x00 mp3-ish", "MP3"),
+        (b"RIFF\x00\x00\x00\x00WAVEjunk", "no 'fmt' chunk"),
+    ],
+)
+def test_corrupt_files_get_a_message_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(TunerAppError, match=message) as err:
+        audio.read(path)
+    assert str(path) in str(err.value)
+
+
+def test_empty_wav_and_missing_file(tmp_path):
+    empty = write_wav(tmp_path / "empty.wav", np.zeros(0))
+    with pytest.raises(TunerAppError, match="empty audio"):
+        audio.read(empty)
+    with pytest.raises(TunerAppError, match="nope.wav: cannot read"):
+        audio.read(tmp_path / "nope.wav")
+
+
+def test_truncated_wav_keeps_the_samples_present(tmp_path):
+    path = write_wav(tmp_path / "t.wav", tone())
+    path.write_bytes(path.read_bytes()[:-1001])  # 14999 data bytes: 7499 samples and an odd byte
+    clip = audio.read(path)
+    np.testing.assert_allclose(clip[:7499], tone()[:7499], atol=1e-4)
+    assert np.count_nonzero(clip[7499:]) == 0

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from tuner_app.errors import TunerAppError
+from tuner_app.frontend import FrontendConfig, features, output_shape
+
+
+def numpy_log_stft(signal, frame=256, step=160, fft=512, offset=1e-6):
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame) / frame)  # periodic Hann, as tf.signal
+    starts = range(0, len(signal) - frame + 1, step)
+    frames = np.stack([signal[s : s + frame] * window for s in starts])
+    return np.log(np.abs(np.fft.rfft(frames, fft)) + offset).T
+
+
+def test_default_is_the_seed_spectrogram_and_matches_numpy():
+    signal = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    cfg = FrontendConfig()
+    out = features(signal[None], cfg).numpy()
+    assert out.shape == (1, 257, 99, 1) == (1, *output_shape(cfg))
+    np.testing.assert_allclose(out[0, :, :, 0], numpy_log_stft(signal.astype(np.float64)), atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "values,shape",
+    [({"kind": "mel", "num_mel_bins": 40}, (40, 99, 1)), ({"kind": "mfcc", "num_mfccs": 13}, (13, 99, 1)),
+     ({"kind": "waveform"}, (16000, 1)), ({"frame_step": 128}, (257, 124, 1))],
+)
+def test_variants_have_the_declared_shape(values, shape):
+    cfg = FrontendConfig.from_dict(values)
+    assert output_shape(cfg) == shape
+    assert features(np.zeros([2, 16000], np.float32), cfg).shape == (2, *shape)
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [({"kind": "cqt"}, "frontend: kind 'cqt' is not one of"), ({"hop": 1}, "frontend: unknown key 'hop'"),
+     ({"frame_length": "256"}, "frontend.frame_length: expected int"),
+     ({"fft_length": 128}, "fft_length 128 is shorter than frame_length 256")],
+)
+def test_bad_config_names_the_key(values, message):
+    with pytest.raises(TunerAppError, match=message):
+        FrontendConfig.from_dict(values)

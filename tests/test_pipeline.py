@@ -1,0 +1,58 @@
+import logging
+
+import numpy as np
+import pytest
+from conftest import tone, write_wav
+
+from tuner_app import pipeline
+from tuner_app.errors import TunerAppError
+from tuner_app.frontend import FrontendConfig
+
+
+@pytest.fixture
+def files(tmp_path):
+    good = [write_wav(tmp_path / f"g{i}.wav", tone(freq=300 + 100 * i), rate=8000 * (1 + i % 2)) for i in range(5)]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF0000WAVEfmt garbage")
+    empty = write_wav(tmp_path / "empty.wav", np.zeros(0))
+    return [str(p) for p in good[:2] + [corrupt] + good[2:] + [empty]]
+
+
+def test_bad_files_are_skipped_counted_and_named_in_one_warning(files, caplog):
+    with caplog.at_level(logging.WARNING, logger="tuner_app.pipeline"):
+        decoded = pipeline.decode_clips(files, list(range(7)))
+    assert decoded.waveforms.shape == (5, 16000)
+    assert decoded.labels.tolist() == [0, 1, 3, 4, 5]
+    assert decoded.skipped == (files[2], files[6])
+    assert len(caplog.records) == 1 and "2 unreadable" in caplog.text and "corrupt.wav" in caplog.text
+
+
+def test_strict_turns_skips_into_an_error(files):
+    with pytest.raises(TunerAppError, match="corrupt.wav"):
+        pipeline.decode_clips(files, list(range(7)), strict=True)
+
+
+def test_cache_file_is_reused(files, tmp_path):
+    cache = tmp_path / "cache" / "decoded.npz"
+    first = pipeline.load_cached(cache, files, list(range(7)))
+    again = pipeline.load_cached(cache, [], [])  # a hit never decodes, so the file list is not needed
+    np.testing.assert_array_equal(first.waveforms, again.waveforms)
+    assert again.paths == first.paths and again.skipped == first.skipped
+
+
+def test_dataset_batches_features_and_augments(files):
+    decoded = pipeline.decode_clips(files, list(range(7)))
+    augment = pipeline.AugmentConfig(time_shift_ms=100, noise_probability=1.0, freq_mask=10, time_mask=10)
+    noise = np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32)
+    dataset = pipeline.make_dataset(decoded, FrontendConfig(), batch_size=2, training=True,
+                                    augment=augment, noise=noise, seed=1)
+    batches = list(dataset.as_numpy_iterator())
+    assert [b[0].shape for b in batches] == [(2, 257, 99, 1), (2, 257, 99, 1), (1, 257, 99, 1)]
+    assert sorted(np.concatenate([b[1] for b in batches]).tolist()) == [0, 1, 3, 4, 5]
+    plain = next(pipeline.make_dataset(decoded, FrontendConfig(kind="waveform"), 5).as_numpy_iterator())
+    np.testing.assert_array_equal(plain[0][..., 0], decoded.waveforms)
+
+
+def test_bad_augment_key_is_named():
+    with pytest.raises(TunerAppError, match="augment: unknown key 'shift'"):
+        pipeline.AugmentConfig.from_dict({"shift": 3})

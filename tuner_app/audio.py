@@ -1,0 +1,195 @@
+"""Decoding: encoded audio bytes -> one 16 kHz mono float32 clip of exactly 16000 samples.
+
+`decode` is built from TensorFlow graph ops only, so the same code runs inside tf.data (training)
+and inside the exported SavedModel's `serve_bytes` signature (serving).
+
+WAV is parsed here rather than by tensorflow-io: tfio needs the sample type up front, does not
+return the sample rate from bytes, and reinterprets 32-bit integer PCM as float32.
+FLAC and Ogg Vorbis are decoded by tensorflow-io; its resampler brings every rate to 16 kHz.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_io as tfio
+from tensorflow_io.python.ops import core_ops  # the resample kernel without tfio's pfor wrapper
+
+from tuner_app.errors import TunerAppError
+from tuner_app.frontend import CLIP_SAMPLES, SAMPLE_RATE
+
+_WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
+# (format code, bits per sample) -> branch index of _WAV_DECODERS
+_WAV_KINDS = {(_WAV_PCM, 8): 0, (_WAV_PCM, 16): 1, (_WAV_PCM, 24): 2, (_WAV_PCM, 32): 3,
+              (_WAV_FLOAT, 32): 4, (_WAV_FLOAT, 64): 5}
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds before decoding to the model's 16 kHz mono clip."""
+
+    format: str
+    rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.rate if self.rate else 0.0
+
+
+def _uint(contents, offset, width: int):
+    """Little-endian unsigned integer of `width` bytes (1, 2 or 4) at `offset`, as int64."""
+    raw = tf.io.decode_raw(tf.strings.substr(contents, offset, width), tf.uint8)
+    raw = tf.cast(tf.pad(raw, [[0, width - tf.shape(raw)[0]]]), tf.int64)
+    return tf.reduce_sum(raw * tf.constant([256**i for i in range(width)], tf.int64))
+
+
+def _find_wav_chunk(contents, chunk_id: str):
+    """Offset and size of a RIFF chunk's payload, walking the chunk list from byte 12."""
+    length = tf.cast(tf.strings.length(contents), tf.int64)
+
+    def not_found(pos):
+        return tf.logical_and(pos + 8 <= length, tf.strings.substr(contents, pos, 4) != chunk_id)
+
+    def next_chunk(pos):
+        size = _uint(contents, pos + 4, 4)
+        return (pos + 8 + size + size % 2,)
+
+    (pos,) = tf.while_loop(not_found, next_chunk, (tf.constant(12, tf.int64),))
+    tf.debugging.assert_less_equal(pos + 8, length, message=f"WAV has no '{chunk_id.strip()}' chunk")
+    size = tf.minimum(_uint(contents, pos + 4, 4), length - pos - 8)
+    return pos + 8, size
+
+
+def _int24(data):
+    bytes3 = tf.reshape(tf.cast(tf.io.decode_raw(data, tf.uint8), tf.int32), [-1, 3])
+    value = bytes3[:, 0] + bytes3[:, 1] * 256 + bytes3[:, 2] * 65536
+    return tf.cast(tf.where(value >= 2**23, value - 2**24, value), tf.float32) / 2.0**23
+
+
+_WAV_DECODERS = (
+    lambda d: (tf.cast(tf.io.decode_raw(d, tf.uint8), tf.float32) - 128.0) / 128.0,
+    lambda d: tf.cast(tf.io.decode_raw(d, tf.int16), tf.float32) / 32768.0,
+    _int24,
+    lambda d: tf.cast(tf.io.decode_raw(d, tf.int32), tf.float32) / 2.0**31,
+    lambda d: tf.io.decode_raw(d, tf.float32),
+    lambda d: tf.cast(tf.io.decode_raw(d, tf.float64), tf.float32),
+)
+
+
+def _wav_kind(fmt_offset, contents):
+    code = _uint(contents, fmt_offset, 2)
+    subformat = _uint(contents, fmt_offset + 24, 2)
+    code = tf.where(code == _WAV_EXTENSIBLE, subformat, code)
+    bits = _uint(contents, fmt_offset + 14, 2)
+    kind = tf.constant(-1, tf.int64)
+    for (fmt, width), index in _WAV_KINDS.items():
+        kind = tf.where(tf.logical_and(code == fmt, bits == width), tf.constant(index, tf.int64), kind)
+    tf.debugging.assert_non_negative(kind, message="unsupported WAV sample format")
+    return kind, bits
+
+
+def _decode_wav(contents):
+    fmt_offset, _ = _find_wav_chunk(contents, "fmt ")
+    channels = tf.maximum(_uint(contents, fmt_offset + 2, 2), 1)
+    rate = _uint(contents, fmt_offset + 4, 4)
+    kind, bits = _wav_kind(fmt_offset, contents)
+    data_offset, data_size = _find_wav_chunk(contents, "data")
+    frame_bytes = channels * bits // 8
+    data = tf.strings.substr(contents, data_offset, data_size - data_size % frame_bytes)
+    branches = [lambda decoder=decoder: decoder(data) for decoder in _WAV_DECODERS]
+    samples = tf.switch_case(tf.cast(kind, tf.int32), branches)
+    return tf.reshape(samples, [-1, channels]), rate
+
+
+def _decode_flac(contents):
+    # STREAMINFO sits right after the 4-byte marker and 4-byte block header.
+    # Its fields are big-endian bit fields: 20 bits of rate, 3 of channels, 5 of bits per sample.
+    b18, b19, b20, b21 = (_uint(contents, offset, 1) for offset in (18, 19, 20, 21))
+    rate = b18 * 4096 + b19 * 16 + b20 // 16
+    bits = (b20 % 2) * 16 + b21 // 16 + 1
+    tf.debugging.assert_equal(bits, tf.constant(16, tf.int64), message="only 16-bit FLAC is supported")
+    samples = tfio.audio.decode_flac(contents, dtype=tf.int16)
+    return tf.cast(samples, tf.float32) / 32768.0, rate
+
+
+def _decode_vorbis(contents):
+    # The identification header follows the first page's 27-byte header and its lacing table.
+    header = 27 + _uint(contents, 26, 1)
+    return tfio.audio.decode_vorbis(contents), _uint(contents, header + 12, 4)
+
+
+def _unsupported(contents):
+    # A data-dependent condition, so the assert fires when the branch runs, not when it is traced.
+    tf.debugging.assert_equal(tf.strings.length(contents), -1, message="not WAV, FLAC or Ogg Vorbis audio (MP3 and others: convert first)")
+    return tf.zeros([0, 1], tf.float32), tf.constant(SAMPLE_RATE, tf.int64)
+
+
+def decode_any(contents):
+    """Encoded bytes -> (samples float32 [frames, channels] in [-1, 1], sample rate int64)."""
+    magic = tf.strings.substr(contents, 0, 4)
+    index = tf.where(magic == "RIFF", 0, tf.where(magic == "fLaC", 1, tf.where(magic == "OggS", 2, 3)))
+    branches = [lambda f=f: f(contents) for f in (_decode_wav, _decode_flac, _decode_vorbis, _unsupported)]
+    return tf.switch_case(index, branches)
+
+
+def to_mono_16k(samples, rate):
+    """Mix [frames, channels] down to mono and resample it to 16 kHz (any length)."""
+    mono = tf.reduce_mean(samples, axis=-1)
+    return tf.cond(
+        tf.logical_or(rate == SAMPLE_RATE, tf.size(mono) == 0),
+        lambda: mono,
+        lambda: core_ops.io_audio_resample(mono[:, tf.newaxis], rate, SAMPLE_RATE)[:, 0],
+    )
+
+
+def to_clip(samples, rate):
+    """Mono, 16 kHz, padded or cropped to exactly CLIP_SAMPLES."""
+    mono = to_mono_16k(samples, rate)[:CLIP_SAMPLES]
+    return tf.pad(mono, [[0, CLIP_SAMPLES - tf.shape(mono)[0]]])
+
+
+def decode(contents):
+    """Encoded bytes -> (clip float32 [16000], number of decoded frames before padding)."""
+    samples, rate = decode_any(contents)
+    clip = to_clip(samples, rate)
+    clip.set_shape([CLIP_SAMPLES])
+    return clip, tf.shape(samples)[0]
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise TunerAppError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def _op_message(err: tf.errors.OpError) -> str:
+    return err.message.split("\n")[0].split("}}")[-1].strip() or type(err).__name__
+
+
+def read(path: str | Path) -> np.ndarray:
+    """Decode one file eagerly to a float32 [16000] clip; TunerAppError names the file on failure."""
+    contents = _read_bytes(Path(path))
+    try:
+        clip, frames = decode(tf.constant(contents))
+    except tf.errors.OpError as err:
+        raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
+    if int(frames) == 0:
+        raise TunerAppError(f"{path}: empty audio (no samples)")
+    return clip.numpy()
+
+
+def describe(path: str | Path) -> AudioInfo:
+    """Format, rate, channels and length of one file, decoding it to be sure it is readable."""
+    contents = _read_bytes(Path(path))
+    try:
+        samples, rate = decode_any(tf.constant(contents))
+    except tf.errors.OpError as err:
+        raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
+    kind = {b"RIFF": "wav", b"fLaC": "flac", b"OggS": "ogg"}.get(contents[:4], "unknown")
+    return AudioInfo(kind, int(rate), int(samples.shape[1]), int(samples.shape[0]))

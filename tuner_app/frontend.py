@@ -1,0 +1,120 @@
+"""The audio front-end: one function from a batch of 16 kHz waveforms to model features.
+
+The same `features` call runs inside the tf.data pipeline (training) and inside the exported
+SavedModel (serving), so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from tuner_app.errors import TunerAppError
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 16000
+KINDS = ("stft", "mel", "mfcc", "waveform")
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontendConfig:
+    """Every front-end parameter; the YAML `frontend:` mapping uses these exact keys."""
+
+    kind: str = "stft"
+    frame_length: int = 256
+    frame_step: int = 160
+    fft_length: int = 512
+    log_offset: float = 1e-6
+    num_mel_bins: int = 64
+    lower_edge_hertz: float = 20.0
+    upper_edge_hertz: float = 8000.0
+    num_mfccs: int = 13
+
+    def __post_init__(self):
+        problem = _config_problem(self)
+        if problem:
+            raise TunerAppError(f"frontend: {problem}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, where: str = "frontend") -> "FrontendConfig":
+        values = dict(values or {})
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise TunerAppError(f"{where}: unknown key {unknown[0]!r}; expected one of {known}")
+        for key, value in values.items():
+            if not _has_type(value, getattr(cls, key)):
+                raise TunerAppError(f"{where}.{key}: expected {type(getattr(cls, key)).__name__}, got {value!r}")
+        try:
+            return cls(**values)
+        except TunerAppError as err:
+            raise TunerAppError(f"{where}: {str(err).split(': ', 1)[1]}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _has_type(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, type(default))
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def _config_problem(cfg: FrontendConfig) -> str | None:
+    if cfg.kind not in KINDS:
+        return f"kind {cfg.kind!r} is not one of {list(KINDS)}"
+    if cfg.kind == "waveform":
+        return None
+    if min(cfg.frame_length, cfg.frame_step, cfg.fft_length) <= 0:
+        return "frame_length, frame_step and fft_length must be positive"
+    if cfg.frame_length > CLIP_SAMPLES:
+        return f"frame_length {cfg.frame_length} is longer than the {CLIP_SAMPLES}-sample clip"
+    if cfg.fft_length < cfg.frame_length:
+        return f"fft_length {cfg.fft_length} is shorter than frame_length {cfg.frame_length}"
+    if cfg.kind != "stft" and not 0 <= cfg.lower_edge_hertz < cfg.upper_edge_hertz <= SAMPLE_RATE / 2:
+        return "need 0 <= lower_edge_hertz < upper_edge_hertz <= 8000"
+    if cfg.kind == "mfcc" and not 0 < cfg.num_mfccs <= cfg.num_mel_bins:
+        return "num_mfccs must be between 1 and num_mel_bins"
+    return None
+
+
+def output_shape(cfg: FrontendConfig) -> tuple[int, ...]:
+    """Shape of one clip's features: (samples, 1) for waveforms, (bins, frames, 1) otherwise."""
+    if cfg.kind == "waveform":
+        return (CLIP_SAMPLES, 1)
+    frames = 1 + (CLIP_SAMPLES - cfg.frame_length) // cfg.frame_step
+    bins = {"stft": cfg.fft_length // 2 + 1, "mel": cfg.num_mel_bins, "mfcc": cfg.num_mfccs}[cfg.kind]
+    return (bins, frames, 1)
+
+
+def features(waveforms, cfg: FrontendConfig):
+    """Map float32 waveforms [batch, 16000] to features [batch, *output_shape(cfg)].
+
+    Spectral features are laid out frequency x time, as in the seed study (257 x 99).
+    """
+    import tensorflow as tf
+
+    waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+    if cfg.kind == "waveform":
+        return waveforms[..., tf.newaxis]
+    magnitude = tf.abs(
+        tf.signal.stft(waveforms, cfg.frame_length, cfg.frame_step, cfg.fft_length, pad_end=False)
+    )
+    if cfg.kind == "stft":
+        spectral = tf.math.log(magnitude + cfg.log_offset)
+    else:
+        spectral = _log_mel(magnitude, cfg)
+        if cfg.kind == "mfcc":
+            spectral = tf.signal.mfccs_from_log_mel_spectrograms(spectral)[..., : cfg.num_mfccs]
+    return tf.transpose(spectral, [0, 2, 1])[..., tf.newaxis]
+
+
+def _log_mel(magnitude, cfg: FrontendConfig):
+    import tensorflow as tf
+
+    matrix = tf.signal.linear_to_mel_weight_matrix(
+        cfg.num_mel_bins, cfg.fft_length // 2 + 1, SAMPLE_RATE, cfg.lower_edge_hertz, cfg.upper_edge_hertz
+    )
+    return tf.math.log(tf.tensordot(magnitude, matrix, 1) + cfg.log_offset)

@@ -1,0 +1,202 @@
+"""The tf.data pipeline: decode a corpus once, then feed every trial from that cache.
+
+Decoding (and resampling) is the slow part, so it runs once per corpus, in parallel inside
+tf.data, and the decoded waveforms are kept in memory and on disk. Each trial then only
+shuffles, augments, computes features with `frontend.features`, batches and prefetches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_io as tfio
+
+from tuner_app import audio
+from tuner_app.errors import TunerAppError
+from tuner_app.frontend import CLIP_SAMPLES, SAMPLE_RATE, FrontendConfig, features
+
+log = logging.getLogger(__name__)
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation; the YAML `augment:` mapping uses these exact keys."""
+
+    time_shift_ms: float = 0.0
+    noise_probability: float = 0.0
+    snr_db_min: float = 5.0
+    snr_db_max: float = 30.0
+    freq_mask: int = 0
+    time_mask: int = 0
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, where: str = "augment") -> "AugmentConfig":
+        values = dict(values or {})
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        for key, value in values.items():
+            if key not in known:
+                raise TunerAppError(f"{where}: unknown key {key!r}; expected one of {known}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TunerAppError(f"{where}.{key}: expected a number, got {value!r}")
+        cfg = cls(**values)
+        if not 0 <= cfg.noise_probability <= 1 or cfg.snr_db_min > cfg.snr_db_max:
+            raise TunerAppError(f"{where}: need 0 <= noise_probability <= 1 and snr_db_min <= snr_db_max")
+        return cfg
+
+    @property
+    def waveform_active(self) -> bool:
+        return self.time_shift_ms > 0 or self.noise_probability > 0
+
+    @property
+    def spectrogram_active(self) -> bool:
+        return self.freq_mask > 0 or self.time_mask > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedClips:
+    """One split, decoded: waveforms [n, 16000] float32 and integer labels [n]."""
+
+    waveforms: np.ndarray
+    labels: np.ndarray
+    paths: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _decode_path(index, path):
+    clip, frames = audio.decode(tf.io.read_file(path))
+    return index, clip, frames
+
+
+def decode_files(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode files in parallel; returns (indices that decoded to a non-empty clip, clips)."""
+    if not paths:
+        return np.zeros([0], np.int64), np.zeros([0, CLIP_SAMPLES], np.float32)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
+        .map(_decode_path, num_parallel_calls=AUTOTUNE, deterministic=True)
+        .ignore_errors()
+        .filter(lambda index, clip, frames: frames > 0)
+        .map(lambda index, clip, frames: (index, clip))
+        .batch(256)
+    )
+    parts = list(dataset.as_numpy_iterator())
+    if not parts:
+        return np.zeros([0], np.int64), np.zeros([0, CLIP_SAMPLES], np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def decode_clips(paths: Sequence[str], labels: Sequence[int], strict: bool = False) -> DecodedClips:
+    """Decode a split; unreadable, empty or corrupt files are skipped and named in one warning."""
+    kept, waveforms = decode_files(paths)
+    kept_set = set(kept.tolist())
+    skipped = tuple(p for i, p in enumerate(paths) if i not in kept_set)
+    if skipped:
+        message = f"{len(skipped)} unreadable, empty or corrupt file(s) skipped: {', '.join(skipped)}"
+        if strict:
+            raise TunerAppError(message.replace("skipped", "found (--strict)"))
+        log.warning(message)
+    labels = np.asarray(labels, np.int32)[kept]
+    return DecodedClips(waveforms, labels, tuple(paths[i] for i in kept), skipped)
+
+
+def load_cached(cache_file: Path, paths: Sequence[str], labels: Sequence[int], strict: bool = False) -> DecodedClips:
+    """`decode_clips`, kept in an .npz so later searches on the same file list skip decoding."""
+    if cache_file.exists():
+        with np.load(cache_file, allow_pickle=False) as saved:
+            return DecodedClips(saved["waveforms"], saved["labels"], tuple(saved["paths"].tolist()),
+                                tuple(saved["skipped"].tolist()))
+    decoded = decode_clips(paths, labels, strict)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache_file.with_suffix(".partial.npz")
+    np.savez(partial, waveforms=decoded.waveforms, labels=decoded.labels,
+             paths=np.asarray(decoded.paths, dtype=str), skipped=np.asarray(decoded.skipped, dtype=str))
+    partial.replace(cache_file)  # atomic: an interrupted write never leaves a half cache
+    return decoded
+
+
+def noise_bank(noise_paths: Sequence[Path]) -> np.ndarray:
+    """All background-noise recordings at 16 kHz, concatenated (whole files, not 1 s clips)."""
+    recordings = []
+    for path in noise_paths:
+        samples, rate = audio.decode_any(tf.constant(Path(path).read_bytes()))
+        recordings.append(audio.to_mono_16k(samples, rate).numpy())
+    return np.concatenate(recordings) if recordings else np.zeros([0], np.float32)
+
+
+def _time_shift(waveform, max_shift: int):
+    shift = tf.random.uniform([], -max_shift, max_shift + 1, tf.int32)
+    padded = tf.pad(waveform, [[max_shift, max_shift]])
+    return padded[max_shift - shift : max_shift - shift + CLIP_SAMPLES]
+
+
+def _mix_noise(waveform, noise, cfg: AugmentConfig):
+    start = tf.random.uniform([], 0, tf.shape(noise)[0] - CLIP_SAMPLES + 1, tf.int32)
+    segment = noise[start : start + CLIP_SAMPLES]
+    snr_db = tf.random.uniform([], cfg.snr_db_min, cfg.snr_db_max)
+    signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
+    noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
+    scale = tf.sqrt(signal_power / (noise_power * tf.pow(10.0, snr_db / 10.0)))
+    mixed = waveform + scale * segment
+    return tf.where(tf.random.uniform([]) < cfg.noise_probability, mixed, waveform)
+
+
+def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):
+    max_shift = int(cfg.time_shift_ms * SAMPLE_RATE / 1000)
+    noise_tensor = tf.constant(noise, tf.float32) if len(noise) >= CLIP_SAMPLES else None
+
+    def augment(waveform, label):
+        if max_shift > 0:
+            waveform = _time_shift(waveform, max_shift)
+        if noise_tensor is not None and cfg.noise_probability > 0:
+            waveform = _mix_noise(waveform, noise_tensor, cfg)
+        return waveform, label
+
+    return augment
+
+
+def _spec_augment(cfg: AugmentConfig):
+    def mask_one(spectrogram):
+        time_by_freq = tf.transpose(spectrogram[..., 0])  # tfio masks expect [time, freq]
+        if cfg.freq_mask > 0:
+            time_by_freq = tfio.audio.freq_mask(time_by_freq, param=cfg.freq_mask)
+        if cfg.time_mask > 0:
+            time_by_freq = tfio.audio.time_mask(time_by_freq, param=cfg.time_mask)
+        return tf.transpose(time_by_freq)[..., tf.newaxis]
+
+    def mask_batch(batch, labels):
+        return tf.map_fn(mask_one, batch), labels
+
+    return mask_batch
+
+
+def make_dataset(
+    clips: DecodedClips,
+    frontend: FrontendConfig,
+    batch_size: int,
+    training: bool = False,
+    augment: AugmentConfig | None = None,
+    noise: np.ndarray | None = None,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """(features, label) batches for one trial: shuffle, augment, features, batch, prefetch."""
+    dataset = tf.data.Dataset.from_tensor_slices((clips.waveforms, clips.labels))
+    if training:
+        dataset = dataset.shuffle(max(len(clips), 1), seed=seed, reshuffle_each_iteration=True)
+    if training and augment and augment.waveform_active:
+        noise = np.zeros([0], np.float32) if noise is None else noise
+        dataset = dataset.map(_augment_waveform(augment, noise), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.batch(batch_size).map(
+        lambda waveforms, labels: (features(waveforms, frontend), labels), num_parallel_calls=AUTOTUNE
+    )
+    if training and augment and augment.spectrogram_active and frontend.kind != "waveform":
+        dataset = dataset.map(_spec_augment(augment), num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
