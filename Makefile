@@ -14,7 +14,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	$(BIN)/tuner-app search
+	$(BIN)/tuner-app data prepare
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

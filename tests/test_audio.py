@@ -58,7 +58,7 @@ def test_flac_and_ogg_decode(tmp_path):
     [
         (b"", "not WAV, FLAC or Ogg Vorbis"),
         (b"ID3\x03\x00 mp3-ish", "MP3"),
-        (b"RIFF\x00\x00\x00\x00WAVEjunk", "no 'fmt' chunk"),
+        (b"RIFF\x00\x00\x00\x00WAVEjunk", "WAV has no fmt chunk"),
     ],
 )
 def test_corrupt_files_get_a_message_naming_the_file(tmp_path, content, message):

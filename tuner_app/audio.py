@@ -11,6 +11,7 @@ FLAC and Ogg Vorbis are decoded by tensorflow-io; its resampler brings every rat
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ class AudioInfo:
 
 def _uint(contents, offset, width: int):
     """Little-endian unsigned integer of `width` bytes (1, 2 or 4) at `offset`, as int64."""
+    # Clamped, so a short file fails on our own assertions rather than on substr's range check.
+    offset = tf.minimum(tf.cast(offset, tf.int64), tf.cast(tf.strings.length(contents), tf.int64))
     raw = tf.io.decode_raw(tf.strings.substr(contents, offset, width), tf.uint8)
     raw = tf.cast(tf.pad(raw, [[0, width - tf.shape(raw)[0]]]), tf.int64)
     return tf.reduce_sum(raw * tf.constant([256**i for i in range(width)], tf.int64))
@@ -60,9 +63,9 @@ def _find_wav_chunk(contents, chunk_id: str):
         return (pos + 8 + size + size % 2,)
 
     (pos,) = tf.while_loop(not_found, next_chunk, (tf.constant(12, tf.int64),))
-    tf.debugging.assert_less_equal(pos + 8, length, message=f"WAV has no '{chunk_id.strip()}' chunk")
-    size = tf.minimum(_uint(contents, pos + 4, 4), length - pos - 8)
-    return pos + 8, size
+    found = tf.debugging.assert_less_equal(pos + 8, length, message=f"WAV has no {chunk_id.strip()} chunk")
+    with tf.control_dependencies([found]):  # in a graph, nothing downstream may run before the check
+        return pos + 8, tf.minimum(_uint(contents, pos + 4, 4), length - pos - 8)
 
 
 def _int24(data):
@@ -89,8 +92,9 @@ def _wav_kind(fmt_offset, contents):
     kind = tf.constant(-1, tf.int64)
     for (fmt, width), index in _WAV_KINDS.items():
         kind = tf.where(tf.logical_and(code == fmt, bits == width), tf.constant(index, tf.int64), kind)
-    tf.debugging.assert_non_negative(kind, message="unsupported WAV sample format")
-    return kind, bits
+    known = tf.debugging.assert_non_negative(kind, message="unsupported WAV sample format")
+    with tf.control_dependencies([known]):
+        return tf.identity(kind), bits
 
 
 def _decode_wav(contents):
@@ -112,8 +116,9 @@ def _decode_flac(contents):
     b18, b19, b20, b21 = (_uint(contents, offset, 1) for offset in (18, 19, 20, 21))
     rate = b18 * 4096 + b19 * 16 + b20 // 16
     bits = (b20 % 2) * 16 + b21 // 16 + 1
-    tf.debugging.assert_equal(bits, tf.constant(16, tf.int64), message="only 16-bit FLAC is supported")
-    samples = tfio.audio.decode_flac(contents, dtype=tf.int16)
+    sixteen = tf.debugging.assert_equal(bits, tf.constant(16, tf.int64), message="only 16-bit FLAC is supported")
+    with tf.control_dependencies([sixteen]):
+        samples = tfio.audio.decode_flac(contents, dtype=tf.int16)
     return tf.cast(samples, tf.float32) / 32768.0, rate
 
 
@@ -125,7 +130,8 @@ def _decode_vorbis(contents):
 
 def _unsupported(contents):
     # A data-dependent condition, so the assert fires when the branch runs, not when it is traced.
-    tf.debugging.assert_equal(tf.strings.length(contents), -1, message="not WAV, FLAC or Ogg Vorbis audio (MP3 and others: convert first)")
+    message = "not WAV, FLAC or Ogg Vorbis audio (MP3 and others: convert first)"
+    tf.debugging.assert_equal(tf.strings.length(contents), -1, message=message)
     return tf.zeros([0, 1], tf.float32), tf.constant(SAMPLE_RATE, tf.int64)
 
 
@@ -161,6 +167,11 @@ def decode(contents):
     return clip, tf.shape(samples)[0]
 
 
+# Traced once on first use: eager op-by-op dispatch of the WAV parser is ~10x slower.
+_decode_graph = tf.function(decode, input_signature=[tf.TensorSpec([], tf.string)])
+_decode_any_graph = tf.function(decode_any, input_signature=[tf.TensorSpec([], tf.string)])
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -169,14 +180,19 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _op_message(err: tf.errors.OpError) -> str:
-    return err.message.split("\n")[0].split("}}")[-1].strip() or type(err).__name__
+    """The assertion text of a decoding failure, without TensorFlow's graph-node noise."""
+    found = re.search(r"assertion failed: \[([^\]]+)\]", err.message)
+    if found:
+        return found.group(1)
+    lines = [line.strip() for line in err.message.splitlines() if line.strip()]
+    return lines[-1].split("}}")[-1].strip() if lines else type(err).__name__
 
 
 def read(path: str | Path) -> np.ndarray:
     """Decode one file eagerly to a float32 [16000] clip; TunerAppError names the file on failure."""
     contents = _read_bytes(Path(path))
     try:
-        clip, frames = decode(tf.constant(contents))
+        clip, frames = _decode_graph(tf.constant(contents))
     except tf.errors.OpError as err:
         raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
     if int(frames) == 0:
@@ -188,7 +204,7 @@ def describe(path: str | Path) -> AudioInfo:
     """Format, rate, channels and length of one file, decoding it to be sure it is readable."""
     contents = _read_bytes(Path(path))
     try:
-        samples, rate = decode_any(tf.constant(contents))
+        samples, rate = _decode_any_graph(tf.constant(contents))
     except tf.errors.OpError as err:
         raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
     kind = {b"RIFF": "wav", b"fLaC": "flac", b"OggS": "ogg"}.get(contents[:4], "unknown")

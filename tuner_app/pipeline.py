@@ -200,3 +200,15 @@ def make_dataset(
     if training and augment and augment.spectrogram_active and frontend.kind != "waveform":
         dataset = dataset.map(_spec_augment(augment), num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
+
+
+def decode_corpus(corpus, cache_dir: Path, strict: bool = False) -> dict[str, DecodedClips]:
+    """Every split of a `corpus.Corpus`, decoded once and cached under its file-list fingerprint."""
+    class_ids = {name: index for index, name in enumerate(corpus.classes)}
+    splits = {}
+    for split in ("train", "validation", "test"):
+        clips = corpus.split(split)
+        cache_file = Path(cache_dir) / "decoded" / f"{corpus.fingerprint()[:16]}-{split}.npz"
+        splits[split] = load_cached(cache_file, [str(c.path) for c in clips],
+                                    [class_ids[c.label] for c in clips], strict)
+    return splits

@@ -1,0 +1,58 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+from click.testing import CliRunner
+from conftest import tone, write_wav
+
+from tuner_app import __version__
+from tuner_app.cli import cli
+
+
+def _corpus(root):
+    for word in ("yes", "zero", "one"):
+        for i in range(2):
+            write_wav(root / word / f"spk{i}_nohash_0.wav", tone(freq=300 + 50 * i))
+    (root / "one" / "spk9_nohash_0.wav").write_bytes(b"RIFF broken")
+    return root
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--version"]).output.strip() == f"tuner-app, version {__version__}"
+    assert "data" in runner.invoke(cli, ["--help"]).output
+
+
+def test_prepare_decodes_caches_and_names_skipped_files(tmp_path):
+    data = _corpus(tmp_path / "data")
+    args = ["data", "prepare", "--data", str(data), "--cache-dir", str(tmp_path / "cache")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    decoded = sorted((tmp_path / "cache" / "decoded").glob("*.npz"))
+    assert len(decoded) == 3
+    total = sum(len(np.load(p)["labels"]) for p in decoded)
+    assert total == 4  # 'yes' is not a seed word; the broken 'one' clip is skipped
+    strict = CliRunner().invoke(cli, args[:-2] + ["--cache-dir", str(tmp_path / "c2"), "--strict"])
+    assert strict.exit_code == 2 and "spk9_nohash_0.wav" in strict.output
+
+
+def test_missing_path_is_one_line_not_a_traceback(tmp_path):
+    result = CliRunner().invoke(cli, ["data", "prepare", "--data", str(tmp_path / "typo")])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "typo" in result.output
+
+
+def test_tensorflow_start_up_noise_is_hidden_unless_verbose(tmp_path):
+    data = _corpus(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL")}
+
+    def stderr_of(*flags):
+        command = [sys.executable, "-m", "tuner_app.cli", *flags, "data", "prepare", "--data", str(data),
+                   "--cache-dir", str(tmp_path / "cache")]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300).stderr
+
+    quiet = stderr_of()
+    assert "oneDNN" not in quiet and "cuda" not in quiet.lower() and "TensorRT" not in quiet
+    assert "1 unreadable" in quiet  # our own warning still reaches the user
+    assert "oneDNN" in stderr_of("--verbose")

@@ -1,0 +1,131 @@
+"""The `tuner-app` command line. The only module that imports click.
+
+Heavy modules (TensorFlow, MLflow) are imported inside each command, after the group has
+decided how quiet TensorFlow's start-up should be.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from tuner_app import __version__
+from tuner_app.errors import TunerAppError
+
+DEFAULT_CACHE = Path(os.environ.get("TUNER_APP_CACHE", Path.home() / ".cache" / "tuner-app"))
+
+
+def _quiet_tensorflow() -> None:
+    # oneDNN/CUDA/TensorRT banners come from TF's C++ logger before any Python code of ours runs.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+class _Group(click.Group):
+    """Turns a TunerAppError into one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TunerAppError as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tuner-app")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's start-up and debug logging.")
+def cli(verbose: bool) -> None:
+    """Search compact CNNs for 1-second speech-command clips, tracked in MLflow."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not verbose:
+        _quiet_tensorflow()
+
+
+@cli.group()
+def data() -> None:
+    """Make, import and inspect corpora in the Speech Commands layout."""
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--per-class", default=200, show_default=True, type=click.IntRange(min=1), help="Clips per word.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Same seed, same bytes.")
+def data_synth(out: Path, per_class: int, seed: int) -> None:
+    """Speak the 16 seed words with espeak-ng into a new Speech Commands corpus OUT."""
+    from tuner_app import synth
+
+    summary = synth.synthesize(out, per_class=per_class, seed=seed)
+    for split, clips in summary.clips.items():
+        click.echo(f"{split:<10} {clips:>6} clips  {summary.speakers[split]:>4} speakers")
+    click.echo(f"wrote {summary.out} in {summary.seconds:.1f} s")
+
+
+def _echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def _class_list(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """`--classes a,b --classes c` -> ('a', 'b', 'c'); None when the option was not given."""
+    names = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    return names or None
+
+
+@data.command("stats")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--classes", multiple=True, help="Comma-separated class folders (default: the 16 seed words).")
+@click.option("--unknown", is_flag=True, help="Count other word folders as the _unknown_ class.")
+def data_stats(directory: Path, output_format: str, classes: tuple[str, ...], unknown: bool) -> None:
+    """Clip counts per class and split, sample rates, durations and unreadable files of DIRECTORY."""
+    from tuner_app import corpus
+
+    found = corpus.scan(directory, _class_list(classes), unknown=unknown)
+    click.echo(corpus.format_stats(corpus.stats(found), as_json=output_format == "json"))
+
+
+@data.command("import-fsdd")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+def data_import_fsdd(src: Path, out: Path) -> None:
+    """Copy the Free Spoken Digit Dataset at SRC into the Speech Commands layout at OUT."""
+    from tuner_app import corpus
+
+    imported = corpus.import_fsdd(src, out)
+    sizes = {split: len(imported.split(split)) for split in corpus.SPLITS}
+    click.echo(f"imported {len(imported.clips)} clips into {out} ({', '.join(f'{k} {v}' for k, v in sizes.items())})")
+
+
+@data.command("prepare")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Corpus directory (default: the built-in synthetic corpus).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True)
+@click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
+def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool) -> None:
+    """Decode a corpus once into the cache every trial reads, and print its counts."""
+    from tuner_app import corpus, pipeline, synth
+
+    if data_dir is None:
+        click.echo(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).")
+        data_dir = synth.default_corpus(cache_dir)
+    found = corpus.scan(data_dir)
+    decoded = pipeline.decode_corpus(found, cache_dir, strict=strict)
+    for split, clips in decoded.items():
+        click.echo(f"{split:>10}: {len(clips)} clips decoded, {len(clips.skipped)} skipped")
+    click.echo(f"Corpus {found.root} ({len(found.classes)} classes), decoded cache in {cache_dir / 'decoded'}")
+
+
+def main() -> None:
+    cli(prog_name="tuner-app")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Speech Commands corpus layout: class folders, split lists, the speaker-hash split rule.
+
+A corpus directory holds one folder per word, optional `validation_list.txt` /
+`testing_list.txt` (paths like `bed/026290a7_nohash_0.wav`) and an optional
+`_background_noise_/` folder of long noise recordings. Nothing here decodes audio except
+`stats`, which goes through `tuner_app.audio.describe`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from tuner_app.errors import TunerAppError
+
+SEED_WORDS = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "bed", "bird", "tree", "cat", "house", "dog",
+)
+UNKNOWN = "_unknown_"
+SPLITS = ("train", "validation", "test")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+BACKGROUND_NOISE = "_background_noise_"
+LIST_FILES = {"validation": "validation_list.txt", "test": "testing_list.txt"}
+# The constant of the Speech Commands reference `which_set` (its README).
+MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
+DIGIT_WORDS = SEED_WORDS[:10]
+_NOHASH = re.compile(r"_nohash_.*$")
+_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+_FSDD_SOURCE = """Imported by tuner-app from the Free Spoken Digit Dataset at {recordings}
+(https://github.com/Jakobovski/free-spoken-digit-dataset, CC BY-SA 4.0).
+testing_list.txt: takes 0-4 (the dataset's official test split); validation_list.txt: takes 5-9; rest: train.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One recording: its file, class label, speaker id and split."""
+
+    path: Path
+    label: str
+    speaker: str
+    split: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """The clips of the requested classes in one directory, plus its background noise files."""
+
+    root: Path
+    classes: tuple[str, ...]
+    clips: tuple[Clip, ...]
+    background_noise: tuple[Path, ...] = ()
+
+    def split(self, name: str) -> tuple[Clip, ...]:
+        """The clips of one split: 'train', 'validation' or 'test'."""
+        if name not in SPLITS:
+            raise TunerAppError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return tuple(clip for clip in self.clips if clip.split == name)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{class: {split: number of clips}} with every class and split present (zeros too)."""
+        tally = Counter((clip.label, clip.split) for clip in self.clips)
+        return {label: {split: tally[label, split] for split in SPLITS} for label in self.classes}
+
+    def fingerprint(self) -> str:
+        """See `fingerprint`."""
+        return fingerprint(self.clips)
+
+
+def speaker_of(name: str | Path) -> str:
+    """Speaker id of a file name: the part before `_nohash_` (or the stem when there is none)."""
+    base = Path(name).name
+    return _NOHASH.sub("", base) if "_nohash_" in base else Path(base).stem
+
+
+def which_set(name: str | Path, validation_pct: float = 10, testing_pct: float = 10) -> str:
+    """Split of a file by the Speech Commands hash rule; depends only on the speaker part.
+
+    Same arithmetic as the dataset README's `which_set`, but returns this module's split
+    names ('train', 'validation', 'test').
+    """
+    hash_name = _NOHASH.sub("", Path(name).name)
+    hashed = int(hashlib.sha1(hash_name.encode("utf-8")).hexdigest(), 16)
+    percentage = (hashed % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if percentage < validation_pct:
+        return "validation"
+    if percentage < validation_pct + testing_pct:
+        return "test"
+    return "train"
+
+
+def fingerprint(clips: Iterable[Clip]) -> str:
+    """sha256 over the sorted `folder/file`, size, label and split of every clip.
+
+    Uses the path relative to the corpus root, so moving the corpus keeps the fingerprint.
+    """
+    rows = sorted(
+        f"{clip.path.parent.name}/{clip.path.name}\t{clip.path.stat().st_size}\t{clip.label}\t{clip.split}"
+        for clip in clips
+    )
+    return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
+
+
+def scan(root: str | Path, classes: Sequence[str] | None = None, unknown: bool = False) -> Corpus:
+    """Read a Speech Commands style directory.
+
+    `classes` defaults to the seed words that have a folder here (FSDD has only the digits);
+    a class asked for by name must have one.
+
+    Folders outside `classes` are ignored, or labelled `UNKNOWN` when `unknown` is true;
+    folders starting with `_` are never classes. Splits follow the list files when either
+    exists (files in neither are train), else the `which_set` hash rule.
+    """
+    root = _existing_dir(root)
+    folders = _class_folders(root)
+    if classes is None:
+        classes = [word for word in SEED_WORDS if word in folders]
+        if not classes:
+            raise TunerAppError(f"{root}: no folder for any of the 16 seed words; name the classes")
+    classes = _checked_classes(classes)
+    missing = [name for name in classes if name not in folders]
+    if missing:
+        raise TunerAppError(f"{root}: no folder with audio for class {missing[0]!r}")
+    assign = _list_splitter(root) or (lambda key: which_set(key))
+    clips = []
+    for folder in sorted(folders):
+        label = folder if folder in classes else (UNKNOWN if unknown else None)
+        if label is not None:
+            clips += [_clip(path, label, assign) for path in folders[folder]]
+    return Corpus(root, classes + ((UNKNOWN,) if unknown else ()), tuple(clips), _noise_files(root))
+
+
+def _clip(path: Path, label: str, assign: Callable[[str], str]) -> Clip:
+    return Clip(path, label, speaker_of(path.name), assign(f"{path.parent.name}/{path.name}"))
+
+
+def _existing_dir(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise TunerAppError(f"not a directory: {path}")
+    siblings = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, siblings, n=1)
+    hint = f" (did you mean {path.parent / close[0]}?)" if close else ""
+    raise TunerAppError(f"no such directory: {path}{hint}")
+
+
+def _checked_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    classes = tuple(classes)
+    if not classes:
+        raise TunerAppError("the class list is empty")
+    for name in classes:
+        if not name or name.startswith("_") or "/" in name:
+            raise TunerAppError(f"invalid class name {name!r}: names cannot be empty, contain '/' or start with '_'")
+    duplicates = [name for name, n in Counter(classes).items() if n > 1]
+    if duplicates:
+        raise TunerAppError(f"class {duplicates[0]!r} is listed twice")
+    return classes
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def _class_folders(root: Path) -> dict[str, list[Path]]:
+    """{folder name: its audio files} for every non-underscore folder holding audio."""
+    folders = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        files = _audio_files(folder)
+        if files:
+            folders[folder.name] = files
+    if not folders:
+        raise TunerAppError(f"{root}: no class folders with audio files (empty corpus directory?)")
+    return folders
+
+
+def _list_splitter(root: Path) -> Callable[[str], str] | None:
+    """Split lookup from the list files, or None when the directory has neither list."""
+    lists = {split: root / name for split, name in LIST_FILES.items()}
+    if not any(path.is_file() for path in lists.values()):
+        return None
+    split_of = {}
+    for split, path in lists.items():
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            split_of.update((line.strip(), split) for line in lines if line.strip())
+    return lambda key: split_of.get(key, "train")
+
+
+def _noise_files(root: Path) -> tuple[Path, ...]:
+    folder = root / BACKGROUND_NOISE
+    return tuple(_audio_files(folder)) if folder.is_dir() else ()
+
+
+def import_fsdd(src: str | Path, out: str | Path) -> Corpus:
+    """Copy the Free Spoken Digit Dataset into the Speech Commands layout at `out`.
+
+    `src` is the dataset root or its `recordings/` folder. Digit d goes to folder
+    DIGIT_WORDS[d] as `<speaker>_nohash_<index>.wav` (still 8 kHz; the pipeline resamples).
+    Takes 0-4 are the dataset's official test split (testing_list.txt); takes 5-9 become
+    validation (validation_list.txt): with only 6 speakers a speaker-disjoint split would
+    cost a whole speaker, so FSDD splits are by take and speakers do appear in every split.
+    """
+    recordings = _fsdd_recordings(src)
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TunerAppError(f"output directory is not empty: {out}")
+    lists: dict[str, list[str]] = {"validation": [], "test": []}
+    for path, digit, speaker, take in recordings:
+        key = f"{DIGIT_WORDS[digit]}/{speaker}_nohash_{take}.wav"
+        (out / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out / key)
+        split = "test" if take < 5 else "validation" if take < 10 else None
+        if split:
+            lists[split].append(key)
+    for split, keys in lists.items():
+        (out / LIST_FILES[split]).write_text("".join(f"{key}\n" for key in sorted(keys)), encoding="utf-8")
+    _write_fsdd_source(out, recordings[0][0].parent)
+    return scan(out, classes=[word for word in DIGIT_WORDS if (out / word).is_dir()])
+
+
+def _fsdd_recordings(src: str | Path) -> list[tuple[Path, int, str, int]]:
+    """(path, digit, speaker, take) of every `{digit}_{speaker}_{index}.wav` in the dataset."""
+    src = _existing_dir(src)
+    folder = src / "recordings" if (src / "recordings").is_dir() else src
+    found = []
+    for path in sorted(folder.glob("*.wav")):
+        match = _FSDD_NAME.match(path.name)
+        if match:
+            found.append((path, int(match[1]), match[2], int(match[3])))
+    if not found:
+        raise TunerAppError(f"{src}: no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) here or in recordings/")
+    return found
+
+
+def _write_fsdd_source(out: Path, recordings: Path) -> None:
+    # CC BY-SA 4.0 asks for attribution; keep the origin next to the copied files.
+    out.joinpath("SOURCE.txt").write_text(_FSDD_SOURCE.format(recordings=recordings), encoding="utf-8")
+
+
+def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
+    """Counts per class and split, sample-rate histogram, durations and unreadable files.
+
+    `describe(path) -> AudioInfo` defaults to `tuner_app.audio.describe` (imported here,
+    because it pulls in TensorFlow).
+    """
+    if describe is None:
+        from tuner_app.audio import describe
+    rates: Counter = Counter()
+    durations, unreadable = [], []
+    for clip in corpus.clips:
+        try:
+            info = describe(clip.path)
+        except TunerAppError as err:
+            unreadable.append({"path": str(clip.path), "error": str(err)})
+            continue
+        rates[int(info.rate)] += 1
+        durations.append(float(info.duration))
+    return {
+        "root": str(corpus.root),
+        "classes": list(corpus.classes),
+        "fingerprint": corpus.fingerprint(),
+        "clips": len(corpus.clips),
+        "counts": corpus.counts(),
+        "sample_rates": {str(rate): n for rate, n in sorted(rates.items())},
+        "duration_seconds": _summary(durations),
+        "background_noise": [str(path) for path in corpus.background_noise],
+        "unreadable": unreadable,
+    }
+
+
+def _summary(values: list[float]) -> dict[str, float | None]:
+    found = bool(values)
+    return {"min": round(min(values), 4) if found else None, "max": round(max(values), 4) if found else None,
+            "mean": round(sum(values) / len(values), 4) if found else None}
+
+
+def format_stats(report: dict, as_json: bool = False) -> str:
+    """`stats` output as a readable table, or as JSON."""
+    if as_json:
+        return json.dumps(report, indent=2)
+    width = max(len(name) for name in [*report["counts"], "total"])
+
+    def row(name: str, cells: Iterable) -> str:
+        return f"{name:<{width}}  " + "  ".join(f"{cell:>10}" for cell in cells)
+
+    totals = Counter()
+    lines = [f"corpus {report['root']}: {report['clips']} clips, fingerprint {report['fingerprint'][:12]}",
+             row("class", (*SPLITS, "total"))]
+    for label, per_split in report["counts"].items():
+        totals.update(per_split)
+        lines.append(row(label, [*per_split.values(), sum(per_split.values())]))
+    lines.append(row("total", [*(totals[split] for split in SPLITS), sum(totals.values())]))
+    rates = ", ".join(f"{rate} Hz: {n}" for rate, n in report["sample_rates"].items()) or "none"
+    span = report["duration_seconds"]
+    lines += [f"sample rates: {rates}",
+              f"durations (s): min {span['min']}, mean {span['mean']}, max {span['max']}",
+              f"background noise files: {len(report['background_noise'])}",
+              f"unreadable files: {len(report['unreadable'])}"]
+    return "\n".join(lines + [f"  {item['path']}: {item['error']}" for item in report["unreadable"]])
