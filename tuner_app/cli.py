@@ -109,14 +109,16 @@ def data_import_fsdd(src: Path, out: Path) -> None:
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Corpus directory (default: the built-in synthetic corpus).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True)
 @click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
-def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool) -> None:
+@click.option("--classes", multiple=True, help="Comma-separated class folders (default: the seed words present).")
+@click.option("--unknown", is_flag=True, help="Map other word folders to the _unknown_ class.")
+def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: tuple[str, ...], unknown: bool) -> None:
     """Decode a corpus once into the cache every trial reads, and print its counts."""
     from tuner_app import corpus, pipeline, synth
 
     if data_dir is None:
         click.echo(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).")
         data_dir = synth.default_corpus(cache_dir)
-    found = corpus.scan(data_dir)
+    found = corpus.scan(data_dir, _class_list(classes), unknown=unknown)
     decoded = pipeline.decode_corpus(found, cache_dir, strict=strict)
     for split, clips in decoded.items():
         click.echo(f"{split:>10}: {len(clips)} clips decoded, {len(clips.skipped)} skipped")
