@@ -8,6 +8,7 @@ shuffles, augments, computes features with `frontend.features`, batches and pref
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -205,10 +206,18 @@ def make_dataset(
 def decode_corpus(corpus, cache_dir: Path, strict: bool = False) -> dict[str, DecodedClips]:
     """Every split of a `corpus.Corpus`, decoded once and cached under its file-list fingerprint."""
     class_ids = {name: index for index, name in enumerate(corpus.classes)}
+    key = _cache_key(corpus)
     splits = {}
     for split in ("train", "validation", "test"):
         clips = corpus.split(split)
-        cache_file = Path(cache_dir) / "decoded" / f"{corpus.fingerprint()[:16]}-{split}.npz"
+        cache_file = Path(cache_dir) / "decoded" / f"{key}-{split}.npz"
         splits[split] = load_cached(cache_file, [str(c.path) for c in clips],
                                     [class_ids[c.label] for c in clips], strict)
     return splits
+
+
+def _cache_key(corpus) -> str:
+    # The fingerprint ignores where the corpus lives and when files changed; a cache must not.
+    newest = max((clip.path.stat().st_mtime_ns for clip in corpus.clips), default=0)
+    text = f"{corpus.fingerprint()}|{Path(corpus.root).resolve()}|{newest}|{','.join(corpus.classes)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
