@@ -174,7 +174,9 @@ def _spec_augment(cfg: AugmentConfig):
         return tf.transpose(time_by_freq)[..., tf.newaxis]
 
     def mask_batch(batch, labels):
-        return tf.map_fn(mask_one, batch), labels
+        masked = tf.map_fn(mask_one, batch)
+        masked.set_shape(batch.shape)  # tfio's masks drop the static frame count
+        return masked, labels
 
     return mask_batch
 
