@@ -1,0 +1,163 @@
+"""Search-space YAML loading: the shipped spaces and the error messages for broken files."""
+
+import pathlib
+
+import pytest
+import yaml
+
+from tuner_app import spaces
+from tuner_app.errors import TunerAppError
+
+SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def write_space(tmp_path, document, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def seed_document():
+    return yaml.safe_load((SPACES / "seed_2d.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["seed_2d", "seed_1d", "smoke"])
+def test_shipped_spaces_load(name):
+    space = spaces.load(SPACES / f"{name}.yaml")
+    assert space.source == f"{name}.yaml"
+    assert space.model == ("cnn1d" if name == "seed_1d" else "cnn2d")
+
+
+def test_seed_2d_keeps_yaml_order_and_tuner():
+    space = spaces.load(SPACES / "seed_2d.yaml")
+    assert list(space.hyperparameters)[:3] == ["conv_layers", "fc_layers", "batch_norm"]
+    assert space.tuner == {"name": "grid", "max_trials": 16}
+    assert space.training == {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0}
+
+
+def test_missing_hyperparameters_take_model_defaults(tmp_path):
+    space = spaces.load(write_space(tmp_path, {"model": "cnn1d", "frontend": {"kind": "waveform"}}))
+    fixed = {name: spec["value"] for name, spec in space.hyperparameters.items()}
+    assert fixed["kernel_size"] == 25 and fixed["pool_size"] == 4
+    assert fixed["fc_units_1"] == 1024 and fixed["learning_rate"] == 0.001
+
+
+def expect_error(tmp_path, document, message):
+    with pytest.raises(TunerAppError) as err:
+        spaces.load(write_space(tmp_path, document, "seed_2d.yaml"))
+    assert message in str(err.value)
+    return str(err.value)
+
+
+def test_wrong_type_names_file_key_and_expectation(tmp_path):
+    document = seed_document()
+    document["hyperparameters"]["conv_layers"]["max_value"] = "four"
+    expect_error(tmp_path, document,
+                 "seed_2d.yaml: hyperparameters.conv_layers.max_value: expected int, got 'four'")
+
+
+@pytest.mark.parametrize("where, key", [
+    ((), "optimizer"), (("hyperparameters",), "depth"), (("hyperparameters", "filters"), "min_value"),
+    (("training",), "epoch"), (("tuner",), "max_epochs"), (("objective",), "mode"),
+])
+def test_unknown_keys_are_rejected_at_every_level(tmp_path, where, key):
+    document = seed_document()
+    section = document
+    for part in where:
+        section = section[part]
+    section[key] = 1
+    path = ".".join([*where, key])
+    expect_error(tmp_path, document, f"seed_2d.yaml: {path}: unknown")
+
+
+def test_unknown_frontend_key(tmp_path):
+    document = seed_document()
+    document["frontend"]["hop"] = 3
+    expect_error(tmp_path, document, "seed_2d.yaml: frontend: unknown key 'hop'")
+
+
+def test_empty_int_range(tmp_path):
+    document = seed_document()
+    document["hyperparameters"]["conv_layers"] = {"type": "int", "min_value": 4, "max_value": 1}
+    expect_error(tmp_path, document, "hyperparameters.conv_layers: empty range: min_value 4 > max_value 1")
+
+
+def test_empty_choice(tmp_path):
+    document = seed_document()
+    document["hyperparameters"]["head"] = {"type": "choice", "values": []}
+    expect_error(tmp_path, document, "hyperparameters.head.values: expected a non-empty list")
+
+
+def test_bad_choice_value(tmp_path):
+    document = seed_document()
+    document["hyperparameters"]["head"] = {"type": "choice", "values": ["flatten", "attention"]}
+    expect_error(tmp_path, document, "hyperparameters.head.values[1]: expected one of ['flatten', 'gap']")
+
+
+def test_unknown_tuner(tmp_path):
+    document = seed_document()
+    document["tuner"] = {"name": "annealing"}
+    expect_error(tmp_path, document, "seed_2d.yaml: tuner.name: expected one of")
+
+
+def test_unknown_model(tmp_path):
+    document = seed_document()
+    document["model"] = "rnn"
+    expect_error(tmp_path, document, "seed_2d.yaml: model: expected one of ['cnn1d', 'cnn2d'], got 'rnn'")
+
+
+def test_model_frontend_mismatch(tmp_path):
+    document = seed_document()
+    document["model"] = "cnn1d"
+    expect_error(tmp_path, document, "frontend.kind: model cnn1d needs waveform")
+
+
+def test_unknown_hyperparameter_type(tmp_path):
+    document = seed_document()
+    document["hyperparameters"]["dropout"] = {"type": "normal", "value": 0.1}
+    expect_error(tmp_path, document, "hyperparameters.dropout.type: expected one of")
+
+
+def test_missing_fc_units_for_deeper_fc(tmp_path):
+    document = seed_document()
+    document["hyperparameters"]["fc_layers"]["max_value"] = 3
+    expect_error(tmp_path, document, "seed_2d.yaml: hyperparameters.fc_units_3: missing")
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    text = "model: cnn2d\nhyperparameters:\n  conv_layers: {type: int, min_value: 1\n"
+    message = expect_error(tmp_path, text, "seed_2d.yaml: malformed YAML at line")
+    assert "line 4" in message or "line 3" in message
+
+
+def test_declare_creates_every_hyperparameter():
+    import keras_tuner
+
+    space = spaces.load(SPACES / "seed_2d.yaml")
+    hp = keras_tuner.HyperParameters()
+    spaces.declare(hp, space)
+    assert [item.name for item in hp.space] == list(space.hyperparameters)
+    assert hp.get("conv_layers") == 1 and hp.get("fc_units_2") == 512
+
+
+@pytest.mark.parametrize("name, spec, message", [
+    ("dropout", {"type": "fixed", "value": 1.0}, "hyperparameters.dropout: values must be in [0.0, 1.0)"),
+    ("kernel_size", {"type": "choice", "values": [0, 3]}, "hyperparameters.kernel_size: values must be >= 1"),
+    ("batch_norm", {"type": "int", "min_value": 0, "max_value": 1}, "batch_norm.type: this hyperparameter takes bool"),
+    ("fc_units_1", {"type": "int", "min_value": 8}, "hyperparameters.fc_units_1.max_value: missing"),
+])
+def test_hyperparameter_values_are_checked(tmp_path, name, spec, message):
+    document = seed_document()
+    document["hyperparameters"][name] = spec
+    expect_error(tmp_path, document, message)
+
+
+def test_unknown_hyperparameter_name(tmp_path):
+    document = seed_document()
+    document["hyperparameters"]["depthwise"] = {"type": "boolean"}
+    expect_error(tmp_path, document, "seed_2d.yaml: hyperparameters.depthwise: unknown hyperparameter")
+
+
+def test_unused_fc_units_defaults_are_dropped():
+    smoke = spaces.load(SPACES / "smoke.yaml")
+    assert "fc_units_1" in smoke.hyperparameters and "fc_units_2" not in smoke.hyperparameters
