@@ -1,6 +1,8 @@
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
@@ -8,6 +10,8 @@ from conftest import tone, write_wav
 
 from tuner_app import __version__
 from tuner_app.cli import cli
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 
 def _corpus(root):
@@ -56,3 +60,16 @@ def test_tensorflow_start_up_noise_is_hidden_unless_verbose(tmp_path):
     assert "oneDNN" not in quiet and "cuda" not in quiet.lower() and "TensorRT" not in quiet
     assert "1 unreadable" in quiet  # our own warning still reaches the user
     assert "oneDNN" in stderr_of("--verbose")
+
+
+def test_search_dry_run_lists_the_seed_grid_with_exact_counts():
+    result = CliRunner().invoke(cli, ["search", "--space", str(SPACES / "seed_2d.yaml"), "--dry-run", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    no_bn = [row["params"] for row in rows if not row["hyperparameters"]["batch_norm"]]
+    assert no_bn == [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
+
+
+def test_search_without_dry_run_says_what_is_missing():
+    result = CliRunner().invoke(cli, ["search", "--space", str(SPACES / "smoke.yaml")])
+    assert result.exit_code == 2 and "--dry-run" in result.output

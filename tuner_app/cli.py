@@ -125,6 +125,40 @@ def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: 
     click.echo(f"Corpus {found.root} ({len(found.classes)} classes), decoded cache in {cache_dir / 'decoded'}")
 
 
+def _varying(rows: list[dict]) -> list[str]:
+    """Hyperparameter names whose value differs between configurations: the table's columns."""
+    names = list(rows[0]["hyperparameters"]) if rows else []
+    return [n for n in names if len({repr(r["hyperparameters"][n]) for r in rows}) > 1] or names[:3]
+
+
+def _echo_dry_run(rows: list[dict]) -> None:
+    columns = _varying(rows)
+    click.echo("  ".join(f"{name:>14}" for name in columns) + f"  {'params':>12}")
+    for row in rows:
+        cells = "  ".join(f"{str(row['hyperparameters'][name]):>14}" for name in columns)
+        size = f"{row['params']:>12,}" if row["params"] is not None else f"  infeasible: {row['infeasible']}"
+        click.echo(f"{cells}  {size}")
+    feasible = sum(1 for row in rows if row["params"] is not None)
+    click.echo(f"{len(rows)} configurations, {feasible} feasible")
+
+
+@cli.command()
+@click.option("--space", "space_file", type=click.Path(path_type=Path), default=Path("search_spaces/smoke.yaml"),
+              show_default=True, help="Search space YAML.")
+@click.option("--dry-run", is_flag=True, help="Train nothing: list every configuration with its parameter count.")
+@click.option("--trials", type=click.IntRange(min=1), help="With --dry-run on a sampled space: how many to sample.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling configurations.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def search(space_file: Path, dry_run: bool, trials: int | None, seed: int, output_format: str) -> None:
+    """Search a YAML space. So far only --dry-run: the training loop is not built yet."""
+    from tuner_app import hypermodel, spaces
+
+    if not dry_run:
+        raise TunerAppError("training trials is not built yet (issue 3); use --dry-run to list configurations")
+    rows = hypermodel.dry_run(spaces.load(space_file), trials=trials, seed=seed)
+    _echo_json(rows) if output_format == "json" else _echo_dry_run(rows)
+
+
 def main() -> None:
     cli(prog_name="tuner-app")
 
