@@ -56,8 +56,9 @@ def test_flac_and_ogg_decode(tmp_path):
 @pytest.mark.parametrize(
     "content,message",
     [
-        (b"", "not WAV, FLAC or Ogg Vorbis"),
-        (b"ID3\x03\x00 mp3-ish", "MP3"),
+        (b"", "not WAV, FLAC, Ogg Vorbis or MP3"),
+        (b"text, not audio", "not WAV, FLAC, Ogg Vorbis or MP3"),
+        (b"ID3\x03\x00 a broken mp3", "unreadable audio"),
         (b"RIFF\x00\x00\x00\x00WAVEjunk", "WAV has no fmt chunk"),
     ],
 )
@@ -83,3 +84,14 @@ def test_truncated_wav_keeps_the_samples_present(tmp_path):
     clip = audio.read(path)
     np.testing.assert_allclose(clip[:7499], tone()[:7499], atol=1e-4)
     assert np.count_nonzero(clip[7499:]) == 0
+
+
+def test_mp3_decodes_when_an_encoder_exists_to_make_one(tmp_path):
+    samples = tf.constant(tone(seconds=1.0, rate=22050)[:, None].astype(np.float32))
+    try:
+        encoded = tfio.audio.encode_mp3(samples, 22050).numpy()
+    except tf.errors.OpError:
+        pytest.skip("no libmp3lame on this machine to make an MP3 (decoding needs none)")
+    (tmp_path / "a.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x04tag!" + encoded)
+    assert audio.describe(tmp_path / "a.mp3").rate == 22050
+    assert dominant_hz(audio.read(tmp_path / "a.mp3")) == pytest.approx(440, abs=2)

@@ -5,7 +5,7 @@ and inside the exported SavedModel's `serve_bytes` signature (serving).
 
 WAV is parsed here rather than by tensorflow-io: tfio needs the sample type up front, does not
 return the sample rate from bytes, and reinterprets 32-bit integer PCM as float32.
-FLAC and Ogg Vorbis are decoded by tensorflow-io; its resampler brings every rate to 16 kHz.
+FLAC, Ogg Vorbis and MP3 (tfio's built-in minimp3) are decoded by tensorflow-io; its resampler brings every rate to 16 kHz.
 """
 
 from __future__ import annotations
@@ -128,9 +128,30 @@ def _decode_vorbis(contents):
     return tfio.audio.decode_vorbis(contents), _uint(contents, header + 12, 4)
 
 
+def _mp3_frame_offset(contents):
+    # An ID3v2 tag (10-byte header, "syncsafe" 7-bit size) may precede the first frame.
+    size = tf.add_n([_uint(contents, 6 + i, 1) * 128 ** (3 - i) for i in range(4)])
+    return tf.where(tf.strings.substr(contents, 0, 3) == "ID3", 10 + size, tf.constant(0, tf.int64))
+
+
+def _decode_mp3(contents):
+    offset = _mp3_frame_offset(contents)
+    version = (_uint(contents, offset + 1, 1) // 8) % 4  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+    rate_index = tf.minimum((_uint(contents, offset + 2, 1) // 4) % 4, 2)
+    divisor = tf.where(version == 3, 1, tf.where(version == 2, 2, 4))
+    rate = tf.gather(tf.constant([44100, 48000, 32000], tf.int64), rate_index) // tf.cast(divisor, tf.int64)
+    return tfio.audio.decode_mp3(contents), rate
+
+
+def _is_mp3(contents):
+    first = _uint(contents, 0, 1)
+    frame_sync = tf.logical_and(first == 255, _uint(contents, 1, 1) >= 224)
+    return tf.logical_or(tf.strings.substr(contents, 0, 3) == "ID3", frame_sync)
+
+
 def _unsupported(contents):
+    message = "not WAV, FLAC, Ogg Vorbis or MP3 audio"
     # A data-dependent condition, so the assert fires when the branch runs, not when it is traced.
-    message = "not WAV, FLAC or Ogg Vorbis audio (MP3 and others: convert first)"
     tf.debugging.assert_equal(tf.strings.length(contents), -1, message=message)
     return tf.zeros([0, 1], tf.float32), tf.constant(SAMPLE_RATE, tf.int64)
 
@@ -138,9 +159,10 @@ def _unsupported(contents):
 def decode_any(contents):
     """Encoded bytes -> (samples float32 [frames, channels] in [-1, 1], sample rate int64)."""
     magic = tf.strings.substr(contents, 0, 4)
-    index = tf.where(magic == "RIFF", 0, tf.where(magic == "fLaC", 1, tf.where(magic == "OggS", 2, 3)))
-    branches = [lambda f=f: f(contents) for f in (_decode_wav, _decode_flac, _decode_vorbis, _unsupported)]
-    return tf.switch_case(index, branches)
+    index = tf.where(magic == "RIFF", 0, tf.where(magic == "fLaC", 1, tf.where(magic == "OggS", 2, 4)))
+    index = tf.where(tf.logical_and(index == 4, _is_mp3(contents)), 3, index)
+    decoders = (_decode_wav, _decode_flac, _decode_vorbis, _decode_mp3, _unsupported)
+    return tf.switch_case(index, [lambda f=f: f(contents) for f in decoders])
 
 
 def to_mono_16k(samples, rate):
@@ -207,5 +229,5 @@ def describe(path: str | Path) -> AudioInfo:
         samples, rate = _decode_any_graph(tf.constant(contents))
     except tf.errors.OpError as err:
         raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
-    kind = {b"RIFF": "wav", b"fLaC": "flac", b"OggS": "ogg"}.get(contents[:4], "unknown")
+    kind = {b"RIFF": "wav", b"fLaC": "flac", b"OggS": "ogg"}.get(contents[:4], "mp3")
     return AudioInfo(kind, int(rate), int(samples.shape[1]), int(samples.shape[0]))
