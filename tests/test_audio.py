@@ -47,7 +47,11 @@ def test_flac_and_ogg_decode(tmp_path):
     (tmp_path / "a.flac").write_bytes(tfio.audio.encode_flac(samples, 8000).numpy())
     stereo = tf.constant(np.stack([tone(rate=44100)] * 2, 1).astype(np.float32))
     (tmp_path / "a.ogg").write_bytes(tfio.audio.encode_vorbis(stereo, 44100).numpy())
+    deep = tf.constant((tone(rate=22050)[:, None] * 2**23).astype(np.int32))
+    (tmp_path / "a24.flac").write_bytes(tfio.audio.encode_flac(deep, 22050).numpy())
     assert audio.describe(tmp_path / "a.flac") == audio.AudioInfo("flac", 8000, 1, 4000)
+    assert audio.describe(tmp_path / "a24.flac") == audio.AudioInfo("flac", 22050, 1, 11025)
+    assert np.abs(audio.read(tmp_path / "a24.flac")).max() == pytest.approx(0.5, abs=0.01)
     assert audio.describe(tmp_path / "a.ogg").rate == 44100
     for name in ("a.flac", "a.ogg"):
         assert dominant_hz(audio.read(tmp_path / name)[:8000]) == pytest.approx(440, abs=3)

@@ -116,10 +116,15 @@ def _decode_flac(contents):
     b18, b19, b20, b21 = (_uint(contents, offset, 1) for offset in (18, 19, 20, 21))
     rate = b18 * 4096 + b19 * 16 + b20 // 16
     bits = (b20 % 2) * 16 + b21 // 16 + 1
-    sixteen = tf.debugging.assert_equal(bits, tf.constant(16, tf.int64), message="only 16-bit FLAC is supported")
-    with tf.control_dependencies([sixteen]):
-        samples = tfio.audio.decode_flac(contents, dtype=tf.int16)
-    return tf.cast(samples, tf.float32) / 32768.0, rate
+    supported = tf.debugging.assert_equal(
+        tf.logical_or(bits == 16, bits == 24), True, message="only 16- and 24-bit FLAC is supported")
+    with tf.control_dependencies([supported]):
+        samples = tf.cond(
+            bits == 24,  # tfio returns 24-bit samples unscaled in int32
+            lambda: tf.cast(tfio.audio.decode_flac(contents, dtype=tf.int32), tf.float32) / 2.0**23,
+            lambda: tf.cast(tfio.audio.decode_flac(contents, dtype=tf.int16), tf.float32) / 32768.0,
+        )
+    return samples, rate
 
 
 def _decode_vorbis(contents):
