@@ -18,7 +18,7 @@ import click
 from tuner_app import __version__
 from tuner_app.errors import TunerAppError
 
-DEFAULT_CACHE = Path(os.environ.get("TUNER_APP_CACHE", Path.home() / ".cache" / "tuner-app"))
+DEFAULT_CACHE = Path("~/.cache/tuner-app")
 
 
 def _quiet_tensorflow() -> None:
@@ -107,7 +107,8 @@ def data_import_fsdd(src: Path, out: Path) -> None:
 
 @data.command("prepare")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Corpus directory (default: the built-in synthetic corpus).")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
+              envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
 @click.option("--strict", is_flag=True, help="Fail on unreadable files instead of skipping them.")
 @click.option("--classes", multiple=True, help="Comma-separated class folders (default: the seed words present).")
 @click.option("--unknown", is_flag=True, help="Map other word folders to the _unknown_ class.")
@@ -115,6 +116,7 @@ def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: 
     """Decode a corpus once into the cache every trial reads, and print its counts."""
     from tuner_app import corpus, pipeline, synth
 
+    cache_dir = cache_dir.expanduser()
     if data_dir is None:
         click.echo(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).")
         data_dir = synth.default_corpus(cache_dir)
