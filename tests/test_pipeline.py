@@ -56,3 +56,20 @@ def test_dataset_batches_features_and_augments(files):
 def test_bad_augment_key_is_named():
     with pytest.raises(TunerAppError, match="augment: unknown key 'shift'"):
         pipeline.AugmentConfig.from_dict({"shift": 3})
+
+
+def test_spec_augment_masks_bands_to_the_clip_mean(files):
+    decoded = pipeline.decode_clips(files, list(range(7)))
+    augment = pipeline.AugmentConfig(freq_mask=60)
+    dataset = pipeline.make_dataset(decoded, FrontendConfig(), batch_size=5, training=True, augment=augment, seed=0)
+    batch = next(dataset.as_numpy_iterator())[0][..., 0]
+    flat_rows = [np.flatnonzero(example.std(axis=1) < 1e-6) for example in batch]
+    masked = [(example, rows) for example, rows in zip(batch, flat_rows) if len(rows)]
+    assert masked, "no frequency band was masked"
+    for example, rows in masked:
+        assert np.all(np.diff(rows) == 1)  # one contiguous band
+        band_value = example[rows[0], 0]
+        np.testing.assert_array_equal(example[rows], np.full_like(example[rows], band_value))
+        unmasked = np.delete(example, rows, axis=0)
+        # The clip's mean lies inside its range; tfio's raw zero would be louder than any bin here.
+        assert unmasked.min() < band_value < min(unmasked.max(), 0.0)

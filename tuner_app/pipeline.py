@@ -166,12 +166,14 @@ def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):
 
 def _spec_augment(cfg: AugmentConfig):
     def mask_one(spectrogram):
-        time_by_freq = tf.transpose(spectrogram[..., 0])  # tfio masks expect [time, freq]
+        # tfio masks write zeros, which on a log scale is a loud band; centring first masks to the mean.
+        mean = tf.reduce_mean(spectrogram)
+        time_by_freq = tf.transpose(spectrogram[..., 0] - mean)  # tfio masks expect [time, freq]
         if cfg.freq_mask > 0:
             time_by_freq = tfio.audio.freq_mask(time_by_freq, param=cfg.freq_mask)
         if cfg.time_mask > 0:
             time_by_freq = tfio.audio.time_mask(time_by_freq, param=cfg.time_mask)
-        return tf.transpose(time_by_freq)[..., tf.newaxis]
+        return tf.transpose(time_by_freq)[..., tf.newaxis] + mean
 
     def mask_batch(batch, labels):
         masked = tf.map_fn(mask_one, batch)
