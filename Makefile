@@ -14,7 +14,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	$(BIN)/tuner-app data prepare
+	$(BIN)/tuner-app search
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -70,6 +70,18 @@ def test_search_dry_run_lists_the_seed_grid_with_exact_counts():
     assert no_bn == [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
 
 
-def test_search_without_dry_run_says_what_is_missing():
-    result = CliRunner().invoke(cli, ["search", "--space", str(SPACES / "smoke.yaml")])
-    assert result.exit_code == 2 and "--dry-run" in result.output
+def test_search_trains_the_smoke_space_and_resumes(tmp_path):
+    data = _corpus(tmp_path / "data")
+    for word in ("zero", "one"):
+        for i in range(2, 8):
+            write_wav(data / word / f"spk{i}_nohash_0.wav", tone(freq=200 + 40 * i))
+    (data / "validation_list.txt").write_text("zero/spk2_nohash_0.wav\none/spk3_nohash_0.wav\n")
+    (data / "testing_list.txt").write_text("zero/spk4_nohash_0.wav\none/spk5_nohash_0.wav\n")
+    args = ["search", "--space", str(SPACES / "smoke.yaml"), "--data", str(data), "--cache-dir",
+            str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--format", "json"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    rows = json.loads(first.stdout)
+    assert [row["status"] for row in rows] == ["COMPLETED", "COMPLETED"]
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and "Trial 3" not in again.output  # both trials were kept, none retrained

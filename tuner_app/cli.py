@@ -6,6 +6,7 @@ decided how quiet TensorFlow's start-up should be.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -144,21 +145,61 @@ def _echo_dry_run(rows: list[dict]) -> None:
     click.echo(f"{len(rows)} configurations, {feasible} feasible")
 
 
+def _echo_trials(rows: list[dict]) -> None:
+    columns = _varying(rows)
+    click.echo("  ".join(f"{name:>14}" for name in ["trial", "status", *columns, "params", "val_acc", "test_acc"]))
+    for row in rows:
+        scores = [f"{row[key]:.4f}" if row[key] is not None else "-" for key in ("val_accuracy", "test_accuracy")]
+        cells = [row["trial_id"], row["status"], *(row["hyperparameters"].get(n) for n in columns),
+                 f"{row['params']:,}" if row["params"] is not None else "-", *scores]
+        click.echo("  ".join(f"{str(cell):>14}" for cell in cells))
+
+
 @cli.command()
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=Path("search_spaces/smoke.yaml"),
               show_default=True, help="Search space YAML.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Corpus directory (default: the built-in synthetic corpus).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
+              envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Where the tuner keeps its trials (resume reads them back).")
+@click.option("--tuner", "tuner_name", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+              help="Override the space's tuner.")
+@click.option("--max-params", type=click.IntRange(min=1), help="Size budget: larger configurations are never trained.")
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming the same search.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: list every configuration with its parameter count.")
 @click.option("--trials", type=click.IntRange(min=1), help="With --dry-run on a sampled space: how many to sample.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling configurations.")
+@click.option("--seed", type=int, help="Seed for sampling and weight initialisation (default: the space's).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def search(space_file: Path, dry_run: bool, trials: int | None, seed: int, output_format: str) -> None:
-    """Search a YAML space. So far only --dry-run: the training loop is not built yet."""
+def search(space_file: Path, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
+           max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,
+           output_format: str) -> None:
+    """Search a YAML space; trials are resumed unless --fresh."""
     from tuner_app import hypermodel, spaces
 
-    if not dry_run:
-        raise TunerAppError("training trials is not built yet (issue 3); use --dry-run to list configurations")
-    rows = hypermodel.dry_run(spaces.load(space_file), trials=trials, seed=seed)
-    _echo_json(rows) if output_format == "json" else _echo_dry_run(rows)
+    space = spaces.load(space_file)
+    if dry_run:
+        rows = hypermodel.dry_run(space, trials=trials, seed=seed or 0)
+        return _echo_json(rows) if output_format == "json" else _echo_dry_run(rows)
+    # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        rows = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name, max_params, fresh, seed)
+    _echo_json(rows) if output_format == "json" else _echo_trials(rows)
+    click.echo(f"Trials and their weights: {runs_dir.resolve()}", err=True)
+
+
+def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed) -> list[dict]:
+    from tuner_app import corpus, pipeline, search, synth
+
+    if data_dir is None:
+        print(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).")
+        data_dir = synth.default_corpus(cache_dir)
+    found = corpus.scan(data_dir)
+    splits = pipeline.decode_corpus(found, cache_dir)
+    noise = pipeline.noise_bank(found.background_noise)
+    tuner = search.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
+                              fresh=fresh, seed=seed, noise=noise, verbose=2, n_classes=len(found.classes))
+    return search.summary_rows(tuner)
 
 
 def main() -> None:

@@ -1,0 +1,102 @@
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tuner_app import search, spaces
+from tuner_app.errors import TunerAppError
+from tuner_app.pipeline import DecodedClips, make_dataset
+
+SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
+N_CLASSES = 16
+
+
+def _clips(seed: int, per_class: int = 1) -> DecodedClips:
+    """One quiet tone per class (frequency = class) plus noise: learnable, and no audio files needed."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(N_CLASSES), per_class).astype(np.int64)
+    t = np.arange(16000) / 16000
+    tones = 0.3 * np.sin(2 * np.pi * (200 + 150 * labels[:, None]) * t)
+    waveforms = (tones + 0.05 * rng.standard_normal(tones.shape)).astype(np.float32)
+    return DecodedClips(waveforms, labels, tuple(f"clip{i}.wav" for i in range(len(labels))))
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {"train": _clips(1, 2), "validation": _clips(2), "test": _clips(3)}
+
+
+def _space(**tuner):
+    space = spaces.load(SMOKE)
+    return dataclasses.replace(space, tuner={**space.tuner, **tuner})
+
+
+def _completed(tuner):
+    return [row for row in search.summary_rows(tuner) if row["status"] == "COMPLETED"]
+
+
+def test_random_search_completes_two_trials_with_scores(splits, tmp_path):
+    tuner = search.run_search(_space(), splits, tmp_path, verbose=0)
+    rows = _completed(tuner)
+    assert len(rows) == 2
+    for row in rows:
+        assert 0.0 <= row["val_accuracy"] <= 1.0 and 0.0 <= row["test_accuracy"] <= 1.0
+        assert row["params"] in (184, 288, 1056, 1128)
+        assert row["val_loss"] > 0
+    assert [row["trial_id"] for row in rows] == sorted(row["trial_id"] for row in rows)
+    # The saved weights are the kept (minimum val_loss) ones the scores were computed with.
+    best = tuner.oracle.get_best_trials(1)[0]
+    val_ds = make_dataset(splits["validation"], tuner.space.frontend, 8)
+    loss, _ = tuner.load_model(best).evaluate(val_ds, verbose=0)
+    assert loss == pytest.approx(best.metrics.get_last_value("val_loss"), rel=1e-4)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("bayesian", {"max_trials": 1, "num_initial_points": 1}),
+    ("hyperband", {"max_epochs": 2, "factor": 2, "hyperband_iterations": 1}),
+    ("grid", {"max_trials": 1}),
+])
+def test_each_tuner_runs_a_trial(splits, tmp_path, name, options):
+    tuner = search.run_search(_space(name=name, **options), splits, tmp_path, verbose=0)
+    assert type(tuner) is search.TUNERS[name]
+    rows = search.summary_rows(tuner)
+    assert len(_completed(tuner)) >= 1
+    assert {row["status"] for row in rows} == {"COMPLETED"}  # hyperband's continued trials too
+
+
+def test_tuner_name_overrides_the_space(splits, tmp_path):
+    tuner = search.run_search(_space(), splits, tmp_path, tuner_name="hyperband", verbose=0)
+    assert type(tuner) is search.Hyperband and tuner.oracle.max_epochs == 1
+    assert len(_completed(tuner)) >= 1
+
+
+def test_budget_rejects_without_spending_trials(splits, tmp_path):
+    # Only the two one-conv-layer configurations (184 and 288 params) fit.
+    tuner = search.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, verbose=0, seed=2)
+    rows = _completed(tuner)
+    assert sorted(row["params"] for row in rows) == [184, 288]
+    assert len(tuner.rejected) >= 1  # with seed 2 the random oracle draws a two-layer net early
+    assert all(entry["params"] > 300 for entry in tuner.rejected)
+    assert tuner.oracle.max_trials == 2 + len(tuner.rejected)
+    rejected_rows = [row for row in search.summary_rows(tuner) if row["status"] == "REJECTED"]
+    assert [row["params"] for row in rejected_rows] == [entry["params"] for entry in tuner.rejected]
+
+
+def test_resume_trains_only_new_trials(splits, tmp_path, monkeypatch):
+    calls = []
+    original = search.TrialMixin.run_trial
+    monkeypatch.setattr(search.TrialMixin, "run_trial",
+                        lambda self, trial, *args, **kwargs: calls.append(trial.trial_id)
+                        or original(self, trial, *args, **kwargs))
+    search.run_search(_space(max_trials=1), splits, tmp_path, verbose=0)
+    tuner = search.run_search(_space(max_trials=2), splits, tmp_path, verbose=0)
+    assert len(calls) == 2 and len(set(calls)) == 2
+    assert len(_completed(tuner)) == 2
+    fresh = search.run_search(_space(max_trials=1), splits, tmp_path, fresh=True, verbose=0)
+    assert len(_completed(fresh)) == 1
+
+
+def test_impossible_budget_is_a_user_error(splits, tmp_path):
+    with pytest.raises(TunerAppError, match="no configuration of the space fits the budget of 100 params"):
+        search.run_search(_space(name="grid", max_trials=2), splits, tmp_path, max_params=100, verbose=0)
