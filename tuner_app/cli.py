@@ -115,14 +115,8 @@ def data_import_fsdd(src: Path, out: Path) -> None:
 @click.option("--unknown", is_flag=True, help="Map other word folders to the _unknown_ class.")
 def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: tuple[str, ...], unknown: bool) -> None:
     """Decode a corpus once into the cache every trial reads, and print its counts."""
-    from tuner_app import corpus, pipeline, synth
-
     cache_dir = cache_dir.expanduser()
-    if data_dir is None:
-        click.echo(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).")
-        data_dir = synth.default_corpus(cache_dir)
-    found = corpus.scan(data_dir, _class_list(classes), unknown=unknown)
-    decoded = pipeline.decode_corpus(found, cache_dir, strict=strict)
+    found, decoded = _decoded_corpus(data_dir, cache_dir, _class_list(classes), unknown, strict)
     for split, clips in decoded.items():
         click.echo(f"{split:>10}: {len(clips)} clips decoded, {len(clips.skipped)} skipped")
     click.echo(f"Corpus {found.root} ({len(found.classes)} classes), decoded cache in {cache_dir / 'decoded'}")
@@ -188,14 +182,21 @@ def search(space_file: Path, data_dir: Path | None, cache_dir: Path, runs_dir: P
     click.echo(f"Trials and their weights: {runs_dir.resolve()}", err=True)
 
 
-def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed) -> list[dict]:
-    from tuner_app import corpus, pipeline, search, synth
+def _decoded_corpus(data_dir: Path | None, cache_dir: Path, classes=None, unknown=False, strict=False):
+    """(corpus, decoded splits) of --data, or of the built-in corpus made once into the cache."""
+    from tuner_app import corpus, pipeline, synth
 
     if data_dir is None:
-        print(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).")
+        click.echo(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).", err=True)
         data_dir = synth.default_corpus(cache_dir)
-    found = corpus.scan(data_dir)
-    splits = pipeline.decode_corpus(found, cache_dir)
+    found = corpus.scan(data_dir, classes, unknown=unknown)
+    return found, pipeline.decode_corpus(found, cache_dir, strict=strict)
+
+
+def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed) -> list[dict]:
+    from tuner_app import pipeline, search
+
+    found, splits = _decoded_corpus(data_dir, cache_dir)
     noise = pipeline.noise_bank(found.background_noise)
     tuner = search.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
                               fresh=fresh, seed=seed, noise=noise, verbose=2, n_classes=len(found.classes))
