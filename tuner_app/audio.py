@@ -215,13 +215,18 @@ def _op_message(err: tf.errors.OpError) -> str:
     return lines[-1].split("}}")[-1].strip() if lines else type(err).__name__
 
 
-def read(path: str | Path) -> np.ndarray:
-    """Decode one file eagerly to a float32 [16000] clip; TunerAppError names the file on failure."""
+def _decode_file(decoder, path: str | Path):
+    """(file bytes, decoder output); any decoding failure becomes a TunerAppError naming the file."""
     contents = _read_bytes(Path(path))
     try:
-        clip, frames = _decode_graph(tf.constant(contents))
+        return contents, decoder(tf.constant(contents))
     except tf.errors.OpError as err:
         raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
+
+
+def read(path: str | Path) -> np.ndarray:
+    """Decode one file eagerly to a float32 [16000] clip; TunerAppError names the file on failure."""
+    _, (clip, frames) = _decode_file(_decode_graph, path)
     if int(frames) == 0:
         raise TunerAppError(f"{path}: empty audio (no samples)")
     return clip.numpy()
@@ -229,10 +234,6 @@ def read(path: str | Path) -> np.ndarray:
 
 def describe(path: str | Path) -> AudioInfo:
     """Format, rate, channels and length of one file, decoding it to be sure it is readable."""
-    contents = _read_bytes(Path(path))
-    try:
-        samples, rate = _decode_any_graph(tf.constant(contents))
-    except tf.errors.OpError as err:
-        raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
+    contents, (samples, rate) = _decode_file(_decode_any_graph, path)
     kind = {b"RIFF": "wav", b"fLaC": "flac", b"OggS": "ogg"}.get(contents[:4], "mp3")
     return AudioInfo(kind, int(rate), int(samples.shape[1]), int(samples.shape[0]))

@@ -79,8 +79,9 @@ def _decode_path(index, path):
 
 def decode_files(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decode files in parallel; returns (indices that decoded to a non-empty clip, clips)."""
+    nothing = np.zeros([0], np.int64), np.zeros([0, CLIP_SAMPLES], np.float32)
     if not paths:
-        return np.zeros([0], np.int64), np.zeros([0, CLIP_SAMPLES], np.float32)
+        return nothing
     dataset = (
         tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
         .map(_decode_path, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -91,7 +92,7 @@ def decode_files(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     )
     parts = list(dataset.as_numpy_iterator())
     if not parts:
-        return np.zeros([0], np.int64), np.zeros([0, CLIP_SAMPLES], np.float32)
+        return nothing
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
