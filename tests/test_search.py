@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuner_app import search, spaces
+from tuner_app import results, search, spaces
 from tuner_app.errors import TunerAppError
 from tuner_app.pipeline import DecodedClips, make_dataset
 
@@ -33,7 +33,7 @@ def _space(**tuner):
 
 
 def _completed(tuner):
-    return [row for row in search.summary_rows(tuner) if row["status"] == "COMPLETED"]
+    return [row for row in results.summary_rows(tuner) if row["status"] == "COMPLETED"]
 
 
 def test_random_search_completes_two_trials_with_scores(splits, tmp_path):
@@ -60,7 +60,7 @@ def test_random_search_completes_two_trials_with_scores(splits, tmp_path):
 def test_each_tuner_runs_a_trial(splits, tmp_path, name, options):
     tuner = search.run_search(_space(name=name, **options), splits, tmp_path, verbose=0)
     assert type(tuner) is search.TUNERS[name]
-    rows = search.summary_rows(tuner)
+    rows = results.summary_rows(tuner)
     assert len(_completed(tuner)) >= 1
     assert {row["status"] for row in rows} == {"COMPLETED"}  # hyperband's continued trials too
 
@@ -79,7 +79,7 @@ def test_budget_rejects_without_spending_trials(splits, tmp_path):
     assert len(tuner.rejected) >= 1  # with seed 2 the random oracle draws a two-layer net early
     assert all(entry["params"] > 300 for entry in tuner.rejected)
     assert tuner.oracle.max_trials == 2 + len(tuner.rejected)
-    rejected_rows = [row for row in search.summary_rows(tuner) if row["status"] == "REJECTED"]
+    rejected_rows = [row for row in results.summary_rows(tuner) if row["status"] == "REJECTED"]
     assert [row["params"] for row in rejected_rows] == [entry["params"] for entry in tuner.rejected]
 
 

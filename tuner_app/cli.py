@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -40,6 +41,9 @@ class _Group(click.Group):
         except TunerAppError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,13 +198,29 @@ def _decoded_corpus(data_dir: Path | None, cache_dir: Path, classes=None, unknow
 
 
 def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed) -> list[dict]:
-    from tuner_app import pipeline, search
+    from tuner_app import pipeline, progress, results, search
 
     found, splits = _decoded_corpus(data_dir, cache_dir)
     noise = pipeline.noise_bank(found.background_noise)
-    tuner = search.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
-                              fresh=fresh, seed=seed, noise=noise, verbose=2, n_classes=len(found.classes))
-    return search.summary_rows(tuner)
+    data = {"path": str(found.root), "fingerprint": found.fingerprint(), "counts": found.counts()}
+    with _sigterm_interrupts():
+        tuner = search.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
+                                  fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
+                                  observers=[progress.ProgressReporter()])
+    return results.summary_rows(tuner)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """`kill` ends a search like Ctrl-C does: the running trial is marked KILLED, finished ones stay."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:

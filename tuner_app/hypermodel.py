@@ -72,6 +72,21 @@ def count_params(space: SearchSpace, values: Mapping[str, Any], n_classes: int =
             "params_conv": conv + batch_norm, "params_fc": fc}
 
 
+def count_macs(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N_CLASSES) -> int:
+    """Multiply-accumulates per clip of the convolutions and Dense layers (pooling, BN, ReLU left out)."""
+    shapes = feature_shapes(space, values)
+    taps = values["kernel_size"] ** (len(shapes[0]) - 1)
+    macs = 0
+    for before, after in zip(shapes, shapes[1:]):
+        conv_outputs = math.prod(size - values["kernel_size"] + 1 for size in before[:-1])
+        macs += conv_outputs * taps * before[-1] * after[-1]
+    width = math.prod(shapes[-1]) if values["head"] == "flatten" else shapes[-1][-1]
+    for units in [*_fc_units(values), n_classes]:
+        macs += width * units
+        width = units
+    return macs
+
+
 def _fc_units(values: Mapping[str, Any]) -> list[int]:
     return [values[f"fc_units_{layer}"] for layer in range(1, values["fc_layers"] + 1)]
 

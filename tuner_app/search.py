@@ -7,22 +7,69 @@ so finished trials are kept and only the remaining ones run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import keras
 import keras_tuner
+import numpy as np
 
 from tuner_app.errors import TunerAppError
-from tuner_app.hypermodel import InfeasibleConfig, count_params
+from tuner_app.hypermodel import InfeasibleConfig, count_macs, count_params
 from tuner_app.pipeline import DecodedClips, make_dataset
+from tuner_app.results import REJECTED, metric, rejected_trials, write_search_record
 from tuner_app.spaces import TUNER_OPTIONS, SearchSpace
 
-REJECTED = "rejected"  # prefix of a rejected trial's message; the oracle stores it with the trial
 # Rejections cost no training, but a space where almost nothing fits the budget must still end.
 MAX_CONSECUTIVE_REJECTIONS = 500
-TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
+LATENCY_REPEATS = 10
+
+
+@dataclasses.dataclass
+class TrialOutcome:
+    """How a trial ended. status: COMPLETED, REJECTED (over budget or infeasible, never trained),
+    FAILED (raised) or KILLED (interrupted); `scores` holds the metrics run_trial returned."""
+
+    status: str
+    reason: str = ""
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    model: Any = None
+    trial_dir: str = ""
+
+
+class SearchObserver:
+    """What the search reports as it goes; progress display and MLflow tracking implement it.
+
+    Every trial gets trial_begin then trial_end, rejected and interrupted ones included.
+    """
+
+    def search_begin(self, tuner) -> None:
+        """Before the first trial (also when resuming)."""
+
+    def trial_begin(self, tuner, trial) -> None:
+        """A trial was created; trial.hyperparameters.values holds its configuration."""
+
+    def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
+        """One training epoch ended (epoch counts from 0); logs: loss, accuracy, val_loss, val_accuracy."""
+
+    def trial_end(self, tuner, trial, outcome: TrialOutcome) -> None:
+        """The trial ended, whatever the way."""
+
+    def search_end(self, tuner, status: str) -> None:
+        """FINISHED, KILLED (interrupted) or FAILED (an error ended the whole search)."""
+
+
+class _EpochRelay(keras.callbacks.Callback):
+    def __init__(self, tuner, trial):
+        super().__init__()
+        self.tuner, self.trial = tuner, trial
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.tuner.notify("epoch_end", self.trial, epoch, dict(logs or {}))
 
 
 class _Rejection(Exception):
@@ -32,28 +79,55 @@ class _Rejection(Exception):
 class TrialMixin:
     """run_trial for every tuner class: budget check, fit with early stopping on val_loss, test score."""
 
-    def _setup(self, space: SearchSpace, max_params: int | None) -> None:
+    def _setup(self, space: SearchSpace, max_params: int | None, observers: Sequence[SearchObserver] = ()) -> None:
         self.space = space
         self.max_params = max_params
+        self.observers = list(observers)
         self.rejected: list[dict[str, Any]] = []
         self._consecutive_rejections = 0
+        self._last_model = None
         # Trials rejected before a resume must not count against max_trials either.
-        for _ in _rejected_trials(self.oracle):
+        for _ in rejected_trials(self.oracle):
             self._spare_trial()
 
+    @property
+    def n_classes(self) -> int:
+        return self.hypermodel.n_classes
+
+    def notify(self, event: str, *args) -> None:
+        """Call `event` on every observer, in order."""
+        for observer in self.observers:
+            getattr(observer, event)(self, *args)
+
+    def on_search_begin(self) -> None:
+        super().on_search_begin()
+        self.notify("search_begin")
+
     def run_trial(self, trial, train_ds, val_ds, test_ds=None, **fit_kwargs) -> dict[str, float]:
-        """Train one configuration; return val_accuracy, val_loss (at the kept weights), test_accuracy, params."""
+        """Train one configuration; return the scores of the kept (minimum val_loss) weights and its sizes."""
         hp = trial.hyperparameters
-        params = self._check_budget(hp.values)
+        sizes = self.sizes(hp.values)
         model = self._try_build(hp)  # Hyperband's override loads the weights of the trial it continues
+        self._last_model = model
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.space.training["patience"],
                                              restore_best_weights=True)
-        model.fit(train_ds, validation_data=val_ds, callbacks=[stop],
+        started = time.perf_counter()
+        model.fit(train_ds, validation_data=val_ds, callbacks=[stop, _EpochRelay(self, trial)],
                   epochs=hp.values.get("tuner/epochs", self.space.training["epochs"]),
                   initial_epoch=hp.values.get("tuner/initial_epoch", 0), shuffle=False,  # the dataset shuffles
                   verbose=fit_kwargs.get("verbose", 0))
+        sizes["train_seconds"] = time.perf_counter() - started
         self.save_model(trial.trial_id, model)
-        return _scores(model, val_ds, test_ds, params)
+        sizes["model_bytes"] = os.path.getsize(self._get_checkpoint_fname(trial.trial_id))
+        sizes["latency_ms"] = _latency_ms(model, val_ds)
+        return {**_scores(model, val_ds, test_ds), **{key: float(value) for key, value in sizes.items()}}
+
+    def sizes(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """params (= params_total), params_trainable/conv/fc and macs of a configuration, without building it."""
+        space_values = {name: values[name] for name in self.space.hyperparameters}
+        counts = count_params(self.space, space_values, self.n_classes)
+        return {"params": counts["params_total"], **counts,
+                "macs": count_macs(self.space, space_values, self.n_classes)}
 
     def save_model(self, trial_id: str, model, step: int = 0) -> None:
         """Keep the trial's weights where keras-tuner (and Hyperband's continued trials) look for them."""
@@ -65,7 +139,7 @@ class TrialMixin:
     def _check_budget(self, values: Mapping[str, Any]) -> int:
         space_values = {name: values[name] for name in self.space.hyperparameters}
         try:
-            params = count_params(self.space, space_values)["params_total"]
+            params = count_params(self.space, space_values, self.n_classes)["params_total"]
         except InfeasibleConfig as err:
             raise self._reject(space_values, None, str(err)) from None
         if self.max_params is not None and params > self.max_params:
@@ -77,6 +151,7 @@ class TrialMixin:
         return _Rejection(f"{REJECTED}: {reason}")
 
     def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs) -> None:
+        self.notify("trial_begin", trial)
         # Rejections end as STOPPED, not FAILED: they must not trip max_consecutive_failed_trials, and
         # keras-tuner would print a traceback for each failed trial.
         try:
@@ -85,9 +160,38 @@ class TrialMixin:
             trial.status, trial.message = "STOPPED", str(rejection)  # keras_tuner TrialStatus values
             self._spare_trial()
             self._consecutive_rejections += 1
-            return
+            return self._end(trial, "REJECTED", str(rejection).removeprefix(f"{REJECTED}: "))
         self._consecutive_rejections = 0
-        super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        self._last_model = None
+        try:
+            super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        except BaseException as interruption:  # KeyboardInterrupt, SystemExit, or keras-tuner's FatalError
+            self._end(trial, "KILLED" if not isinstance(interruption, Exception) else "FAILED",
+                      _reason(interruption))
+            raise
+        if trial.status == "COMPLETED":
+            return self._end(trial, "COMPLETED", "")
+        self._end(trial, "FAILED", _last_line(trial.message))
+
+    def _end(self, trial, status: str, reason: str) -> None:
+        scores = {name: metric(trial, name) for name in trial.metrics.metrics}
+        outcome = TrialOutcome(status, reason, {k: v for k, v in scores.items() if v is not None},
+                               self._last_model if status == "COMPLETED" else None,
+                               self.get_trial_dir(trial.trial_id))
+        self.notify("trial_end", trial, outcome)
+
+    def planned_trials(self) -> int | None:
+        """How many trials this search trains in all (None if the oracle cannot say)."""
+        oracle = self.oracle
+        if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
+            return _hyperband_trials(oracle)
+        planned = None if oracle.max_trials is None else oracle.max_trials - len(rejected_trials(oracle))
+        if isinstance(oracle, keras_tuner.oracles.GridSearchOracle):
+            from tuner_app.hypermodel import configurations, is_grid
+
+            grid = len(configurations(self.space)) if is_grid(self.space) else None
+            planned = grid if planned is None else min(filter(None, (planned, grid)), default=planned)
+        return planned
 
     def pre_create_trial(self) -> None:
         """Stop a search where (almost) nothing fits the budget, after the last rejection was recorded."""
@@ -101,17 +205,41 @@ class TrialMixin:
             self.oracle.max_trials += 1
 
 
-def _scores(model, val_ds, test_ds, params: int) -> dict[str, float]:
+def _reason(error: BaseException) -> str:
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+
+
+def _last_line(message: str | None) -> str:
+    lines = [line for line in str(message or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "failed"
+
+
+def _hyperband_trials(oracle) -> int:
+    # keras-tuner's own bracket arithmetic: every round of every bracket, per iteration.
+    brackets = range(oracle._get_num_brackets())
+    per_iteration = sum(oracle._get_size(bracket, round_) for bracket in brackets
+                        for round_ in range(oracle._get_num_rounds(bracket)))
+    return per_iteration * oracle.hyperband_iterations
+
+
+def _latency_ms(model, val_ds) -> float:
+    """Median wall time of one single-clip forward pass (features in, probabilities out)."""
+    features = next(iter(val_ds))[0][:1]
+    model(features, training=False)  # the first call traces
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        started = time.perf_counter()
+        model(features, training=False)
+        times.append(time.perf_counter() - started)
+    return 1000 * float(np.median(times))
+
+
+def _scores(model, val_ds, test_ds) -> dict[str, float]:
     val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
-    scores = {"val_accuracy": float(val_accuracy), "val_loss": float(val_loss), "params": float(params)}
+    scores = {"val_accuracy": float(val_accuracy), "val_loss": float(val_loss)}
     if test_ds is not None:
         scores["test_accuracy"] = float(model.evaluate(test_ds, verbose=0)[1])
     return scores
-
-
-def _rejected_trials(oracle) -> list:
-    return [trial for trial in oracle.trials.values()
-            if trial.status == "STOPPED" and str(trial.message or "").startswith(REJECTED)]
 
 
 class RandomSearch(TrialMixin, keras_tuner.RandomSearch):
@@ -134,7 +262,8 @@ TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband":
 
 
 def make_tuner(space: SearchSpace, hypermodel, directory: Path, project: str, tuner_name: str | None = None,
-               max_params: int | None = None, overwrite: bool = False, seed: int | None = None):
+               max_params: int | None = None, overwrite: bool = False, seed: int | None = None,
+               observers: Sequence[SearchObserver] = ()):
     """The tuner named by the space (or `tuner_name`), with the YAML's options, in directory/project."""
     name = tuner_name or space.tuner["name"]
     if name not in TUNERS:
@@ -146,23 +275,39 @@ def make_tuner(space: SearchSpace, hypermodel, directory: Path, project: str, tu
     objective = keras_tuner.Objective(space.objective["name"], space.objective["direction"])
     tuner = TUNERS[name](hypermodel, objective=objective, directory=str(directory), project_name=project,
                          overwrite=overwrite, **options)
-    tuner._setup(space, max_params)
+    tuner._setup(space, max_params, observers)
     return tuner
 
 
 def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: Path, *,
                tuner_name: str | None = None, max_params: int | None = None, fresh: bool = False,
-               seed: int | None = None, noise=None, verbose: int = 1, n_classes: int = 16):
-    """Run (or resume) the search on the train/validation/test splits; returns the tuner."""
-    from tuner_app.hypermodel import CnnHyperModel
+               seed: int | None = None, noise=None, verbose: int = 0, class_names: Sequence[str] | None = None,
+               observers: Sequence[SearchObserver] = (), data: Mapping[str, Any] | None = None):
+    """Run (or resume) the search on the train/validation/test splits; returns the tuner.
 
+    `class_names` name the label ids (default: 16 anonymous classes); `data` describes the corpus for
+    the search record. Observers hear every trial; on an interrupt they hear search_end("KILLED").
+    """
+    from tuner_app.hypermodel import N_CLASSES, CnnHyperModel
+
+    class_names = list(class_names or (f"class_{index}" for index in range(N_CLASSES)))
     seed = seed if seed is not None else space.training["seed"]
     keras.utils.set_random_seed(seed)
-    tuner = make_tuner(space, CnnHyperModel(space, n_classes), Path(directory), _project_name(space, tuner_name),
-                       tuner_name=tuner_name, max_params=max_params, overwrite=fresh, seed=seed)
+    tuner = make_tuner(space, CnnHyperModel(space, len(class_names)), Path(directory),
+                       _project_name(space, tuner_name), tuner_name=tuner_name, max_params=max_params,
+                       overwrite=fresh, seed=seed, observers=observers)
+    write_search_record(tuner, class_names, data or {})
     train_ds, val_ds, test_ds = _datasets(space, splits, noise, seed)
-    tuner.search(train_ds, val_ds, test_ds, verbose=verbose)
-    _check_some_completed(tuner)
+    status = "FAILED"
+    try:
+        tuner.search(train_ds, val_ds, test_ds, verbose=verbose)
+        _check_some_completed(tuner)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tuner.notify("search_end", status)
     return tuner
 
 
@@ -189,30 +334,3 @@ def _check_some_completed(tuner) -> None:
                             f"{tuner.max_params} params ({len(tuner.rejected)} rejected)")
 
 
-def summary_rows(tuner) -> list[dict[str, Any]]:
-    """One row per trial, by trial id: trial_id, status, hyperparameters, params, val/test scores."""
-    rows = []
-    for trial in sorted(tuner.oracle.trials.values(), key=lambda trial: int(trial.trial_id)):
-        rejected = trial.status == "STOPPED" and str(trial.message or "").startswith(REJECTED)
-        row = {"trial_id": trial.trial_id, "status": "REJECTED" if rejected else trial.status,
-               "hyperparameters": dict(trial.hyperparameters.values)}
-        for metric in TRIAL_METRICS:
-            row[metric] = _metric(trial, metric)
-        row["params"] = int(row["params"]) if row["params"] is not None else _params(tuner.space, row)
-        rows.append(row)
-    return rows
-
-
-def _params(space: SearchSpace, row: Mapping[str, Any]) -> int | None:
-    # Rejected trials report no metrics; their size is still worth showing next to the budget.
-    values = {name: row["hyperparameters"].get(name) for name in space.hyperparameters}
-    try:
-        return count_params(space, values)["params_total"]
-    except (InfeasibleConfig, KeyError, TypeError):
-        return None
-
-
-def _metric(trial, name: str) -> float | None:
-    if not trial.metrics.exists(name):
-        return None
-    return trial.metrics.get_last_value(name)

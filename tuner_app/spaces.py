@@ -297,3 +297,10 @@ def declare(hp, space: SearchSpace) -> None:
     for name, spec in space.hyperparameters.items():
         arguments = {key: value for key, value in spec.items() if key != "type"}
         getattr(hp, HP_METHODS[spec["type"]])(name, **arguments)
+
+
+def resolved(space: SearchSpace) -> dict[str, Any]:
+    """The space with every default filled in, as a plain document that `from_dict` reads back."""
+    return {"model": space.model, "frontend": dataclasses.asdict(space.frontend),
+            "augment": dataclasses.asdict(space.augment), "hyperparameters": space.hyperparameters,
+            "tuner": space.tuner, "training": space.training, "objective": space.objective}

@@ -1,0 +1,94 @@
+"""Progress a person can follow: one header per trial (number of total, searched hyperparameters,
+parameter count), one line per epoch, and how the trial ended with an ETA for the rest."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Mapping, TextIO
+
+from tuner_app.hypermodel import InfeasibleConfig
+from tuner_app.search import SearchObserver, TrialOutcome
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class ProgressReporter(SearchObserver):
+    """Writes the search's progress to `stream` (stderr by default), one line per event."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.trained_seconds: list[float] = []
+        self.finished = 0
+        self.planned: int | None = None
+        self._trial_started = self._epoch_started = 0.0
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def search_begin(self, tuner) -> None:
+        self.planned = tuner.planned_trials()
+        self.finished = sum(1 for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED")
+        resumed = f", {self.finished} already done (resuming)" if self.finished else ""
+        self._say(f"Search {tuner.project_name}: {type(tuner).__name__}, "
+                  f"{self.planned if self.planned is not None else '?'} trials{resumed}")
+
+    def trial_begin(self, tuner, trial) -> None:
+        self._trial_started = self._epoch_started = time.perf_counter()
+        searched = [name for name, spec in tuner.space.hyperparameters.items() if spec["type"] != "fixed"]
+        values = trial.hyperparameters.values
+        settings = " ".join(f"{name}={_value(values[name])}" for name in searched if name in values)
+        self._say(f"[{self._number()}] trial {trial.trial_id}: {settings or '(fixed configuration)'}, "
+                  f"{_params_text(tuner, values)}")
+
+    def _number(self) -> str:
+        total = self.planned if self.planned is not None else "?"
+        return f"{self.finished + 1}/{total}"
+
+    def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
+        now = time.perf_counter()
+        epochs = trial.hyperparameters.values.get("tuner/epochs", tuner.space.training["epochs"])
+        self._say(f"    epoch {epoch + 1}/{epochs}  loss {logs.get('loss', float('nan')):.4f} "
+                  f"acc {logs.get('accuracy', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f} "
+                  f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  ({now - self._epoch_started:.1f} s)")
+        self._epoch_started = now
+
+    def trial_end(self, tuner, trial, outcome: TrialOutcome) -> None:
+        if outcome.status == "REJECTED":
+            return self._say(f"    rejected, not trained: {outcome.reason}")
+        seconds = time.perf_counter() - self._trial_started
+        if outcome.status != "COMPLETED":
+            return self._say(f"    {outcome.status}: {outcome.reason}")
+        self.finished += 1
+        self.trained_seconds.append(seconds)
+        scores = outcome.scores
+        test = f", test_acc {scores['test_accuracy']:.4f}" if "test_accuracy" in scores else ""
+        self._say(f"    done in {_duration(seconds)}: val_acc {scores.get('val_accuracy', float('nan')):.4f}"
+                  f"{test}{self._eta()}")
+
+    def _eta(self) -> str:
+        if self.planned is None or not self.trained_seconds:
+            return ""
+        remaining = max(self.planned - self.finished, 0)
+        mean = sum(self.trained_seconds) / len(self.trained_seconds)
+        return f"; {remaining} to go, ETA {_duration(remaining * mean)}" if remaining else ""
+
+    def search_end(self, tuner, status: str) -> None:
+        if status == "KILLED":
+            self._say(f"Interrupted: {self.finished} finished trial(s) kept in {tuner.project_dir}; "
+                      "run the same command again to resume.")
+
+
+def _params_text(tuner, values: Mapping[str, Any]) -> str:
+    try:
+        return f"{tuner.sizes(values)['params']:,} params"
+    except InfeasibleConfig:  # the header still shows; the rejection line says why
+        return "infeasible"
