@@ -14,6 +14,12 @@ FSDD = os.path.join(SHARED_DATA, "free-spoken-digit-dataset")
 
 
 @pytest.fixture(autouse=True)
+def _tracking_store(tmp_path, monkeypatch):
+    """Searches in tests log to a store of their own, never to the project's ./mlruns."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+
+
+@pytest.fixture(autouse=True)
 def _seeded():
     random.seed(0)
     np.random.seed(0)

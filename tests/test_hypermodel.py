@@ -6,6 +6,7 @@ import keras_tuner
 import pytest
 
 from tuner_app import hypermodel, spaces
+from tuner_app.errors import TunerAppError
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -24,17 +25,20 @@ def without_batch_norm(rows):
 
 @pytest.mark.parametrize("name, expected", [("seed_2d", SEED_2D), ("seed_1d", SEED_1D)])
 def test_dry_run_reproduces_seed_counts(name, expected):
-    rows = without_batch_norm(hypermodel.dry_run(load(name)))
+    rows = [row for row in without_batch_norm(hypermodel.dry_run(load(name))) if not row["infeasible"]]
     assert [row["params"] for row in rows] == expected
     assert [(row["hyperparameters"]["conv_layers"], row["hyperparameters"]["fc_layers"]) for row in rows][:3] == [
         (1, 1), (1, 2), (2, 1)]
     assert all(row["params_conv"] + row["params_fc"] == row["params"] for row in rows)
 
 
-def test_seed_2d_grid_has_16_configurations():
+def test_seed_2d_grid_has_the_seeds_20_configurations_4_infeasible():
     rows = hypermodel.dry_run(load("seed_2d"))
-    assert len(rows) == 4 * 2 * 2
-    assert all(row["infeasible"] is None for row in rows)
+    assert len(rows) == 5 * 2 * 2
+    infeasible = [row for row in rows if row["infeasible"]]
+    assert [row["hyperparameters"]["conv_layers"] for row in infeasible] == [5, 5, 5, 5]
+    assert all(row["params"] is None for row in infeasible)
+    assert infeasible[0]["infeasible"] == "conv layer 5: 5x5 kernel does not fit the 13x3 feature map"
 
 
 def test_batch_norm_adds_four_params_per_conv_channel():
@@ -51,16 +55,6 @@ def test_five_conv_2d_is_reported_infeasible():
         hypermodel.count_params(space, values)
     with pytest.raises(hypermodel.InfeasibleConfig):
         hypermodel.build_model(space, values)
-
-
-def test_dry_run_lists_infeasible_rows(tmp_path):
-    text = (SPACES / "seed_2d.yaml").read_text().replace("max_value: 4", "max_value: 5")
-    path = tmp_path / "five.yaml"
-    path.write_text(text)
-    rows = hypermodel.dry_run(spaces.load(path))
-    infeasible = [row for row in rows if row["infeasible"]]
-    assert len(rows) == 20 and len(infeasible) == 4
-    assert all(row["params"] is None and row["hyperparameters"]["conv_layers"] == 5 for row in infeasible)
 
 
 def test_sampled_dry_run_is_seeded():
@@ -129,3 +123,25 @@ def test_other_oracles_build_a_model(tmp_path, tuner_class, options):
     hp.values.update(trials[0])
     model = tuner.hypermodel.build(hp)
     assert model.output_shape == (None, 16)
+
+
+def test_macs_of_the_smallest_smoke_model_by_hand():
+    values = {**hypermodel.configurations(load("smoke"))[0], "conv_layers": 1, "fc_layers": 0}
+    # 253x95 valid 5x5 outputs x 25 taps x 1 -> 4 channels, then GAP (4) -> Dense 16.
+    assert hypermodel.count_macs(load("smoke"), values) == 253 * 95 * 25 * 4 + 4 * 16
+
+
+def test_smallest_configuration_and_budget_check():
+    params, values = hypermodel.smallest_configuration(load("seed_2d"))
+    assert params == 2_640_848 and (values["conv_layers"], values["fc_layers"]) == (4, 1)
+    hypermodel.check_budget(load("seed_2d"), 2_640_848)  # exactly at the budget: fine
+    with pytest.raises(TunerAppError, match=r"seed_2d.yaml: no configuration fits --max-params 1,000,000; "
+                                            r"the smallest has 2,640,848 params \(conv_layers=4, fc_layers=1, "
+                                            r"batch_norm=False\)"):
+        hypermodel.check_budget(load("seed_2d"), 1_000_000)
+
+
+def test_wide_spaces_reach_far_below_the_seed():
+    smallest_2d, _ = hypermodel.smallest_configuration(load("cnn2d"))
+    smallest_1d, _ = hypermodel.smallest_configuration(load("cnn1d"))
+    assert smallest_2d < 1_000 and smallest_1d < 1_000  # the seed's smallest: 1,338,448 (1D)

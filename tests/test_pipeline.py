@@ -54,7 +54,7 @@ def test_dataset_batches_features_and_augments(files):
 
 
 def test_bad_augment_key_is_named():
-    with pytest.raises(TunerAppError, match="augment: unknown key 'shift'"):
+    with pytest.raises(TunerAppError, match="augment.shift: unknown key"):
         pipeline.AugmentConfig.from_dict({"shift": 3})
 
 

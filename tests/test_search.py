@@ -1,10 +1,12 @@
 import dataclasses
+import io
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tuner_app import results, search, spaces
+from tuner_app import observers, progress, results, search, spaces
 from tuner_app.errors import TunerAppError
 from tuner_app.pipeline import DecodedClips, make_dataset
 
@@ -62,6 +64,7 @@ def test_each_tuner_runs_a_trial(splits, tmp_path, name, options):
     assert type(tuner) is search.TUNERS[name]
     rows = results.summary_rows(tuner)
     assert len(_completed(tuner)) >= 1
+    assert tuner.planned_trials() == len(rows)  # what the progress line announces as the total
     assert {row["status"] for row in rows} == {"COMPLETED"}  # hyperband's continued trials too
 
 
@@ -98,5 +101,62 @@ def test_resume_trains_only_new_trials(splits, tmp_path, monkeypatch):
 
 
 def test_impossible_budget_is_a_user_error(splits, tmp_path):
-    with pytest.raises(TunerAppError, match="no configuration of the space fits the budget of 100 params"):
+    with pytest.raises(TunerAppError, match=r"smoke.yaml: no configuration fits --max-params 100; the smallest has 184 params \(conv_layers=1, fc_layers=0\)"):
         search.run_search(_space(name="grid", max_trials=2), splits, tmp_path, max_params=100, verbose=0)
+
+
+class Recorder(observers.SearchObserver):
+    def __init__(self):
+        self.events = []
+
+    def trial_begin(self, tuner, trial):
+        self.events.append(("begin", trial.trial_id))
+
+    def epoch_end(self, tuner, trial, epoch, logs):
+        self.events.append(("epoch", trial.trial_id, epoch, sorted(logs)))
+
+    def trial_end(self, tuner, trial, outcome):
+        self.events.append(("end", trial.trial_id, outcome.status, outcome.reason, sorted(outcome.scores)))
+
+    def search_end(self, tuner, status):
+        self.events.append(("search_end", status))
+
+
+def test_observers_hear_every_trial_rejected_ones_too(splits, tmp_path):
+    recorder = Recorder()
+    tuner = search.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, seed=2, observers=[recorder])
+    ends = [event for event in recorder.events if event[0] == "end"]
+    assert [event[2] for event in ends].count("COMPLETED") == 2
+    assert [event[2] for event in ends].count("REJECTED") == len(tuner.rejected) >= 1
+    rejected = next(event for event in ends if event[2] == "REJECTED")
+    assert re.fullmatch(r"\d+ params > budget 300", rejected[3]) and rejected[4] == []
+    completed = next(event for event in ends if event[2] == "COMPLETED")
+    assert completed[4] == sorted(["val_accuracy", "val_loss", "test_accuracy", "params", "params_total",
+                                   "params_trainable", "params_conv", "params_fc", "macs", "train_seconds",
+                                   "model_bytes", "latency_ms"])
+    first = completed[1]
+    assert ("epoch", first, 0, ["accuracy", "loss", "val_accuracy", "val_loss"]) in recorder.events
+    assert [event[0] for event in recorder.events].count("begin") == len(ends)
+    assert recorder.events[-1] == ("search_end", "FINISHED")
+
+
+def test_progress_shows_trial_of_total_params_epochs_and_eta(splits, tmp_path):
+    stream = io.StringIO()
+    search.run_search(_space(), splits, tmp_path, observers=[progress.ProgressReporter(stream)])
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "Search smoke-random: RandomSearch, 2 trials"
+    assert re.fullmatch(r"\[1/2\] trial 0: conv_layers=[12] fc_layers=[01], [\d,]+ params", lines[1])
+    assert re.fullmatch(r"    epoch 1/1  loss [\d.]+ acc [\d.]+  val_loss [\d.]+ val_acc [\d.]+  \([\d.]+ s\)", lines[2])
+    assert re.fullmatch(r"    done in 0:00:\d\d: val_acc [\d.]+, test_acc [\d.]+; 1 to go, ETA 0:00:\d\d", lines[3])
+    assert lines[4].startswith("[2/2] trial 1: ") and len(lines) == 7
+
+
+def test_a_one_dimensional_smoke_search(splits, tmp_path):
+    document = spaces.resolved(spaces.load(SMOKE))
+    document.update(model="cnn1d", frontend={"kind": "waveform"})
+    document["hyperparameters"].update(kernel_size={"type": "fixed", "value": 25},
+                                       pool_size={"type": "fixed", "value": 4})
+    space = spaces.from_dict(document, "smoke_1d")
+    tuner = search.run_search(space, splits, tmp_path)
+    rows = _completed(tuner)
+    assert len(rows) == 2 and tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters).input_shape == (None, 16000, 1)

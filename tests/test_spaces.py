@@ -1,6 +1,7 @@
 """Search-space YAML loading: the shipped spaces and the error messages for broken files."""
 
 import pathlib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -31,7 +32,7 @@ def test_shipped_spaces_load(name):
 def test_seed_2d_keeps_yaml_order_and_tuner():
     space = spaces.load(SPACES / "seed_2d.yaml")
     assert list(space.hyperparameters)[:3] == ["conv_layers", "fc_layers", "batch_norm"]
-    assert space.tuner == {"name": "grid", "max_trials": 16}
+    assert space.tuner == {"name": "grid"}
     assert space.training == {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0}
 
 
@@ -73,7 +74,7 @@ def test_unknown_keys_are_rejected_at_every_level(tmp_path, where, key):
 def test_unknown_frontend_key(tmp_path):
     document = seed_document()
     document["frontend"]["hop"] = 3
-    expect_error(tmp_path, document, "seed_2d.yaml: frontend: unknown key 'hop'")
+    expect_error(tmp_path, document, "seed_2d.yaml: frontend.hop: unknown key")
 
 
 def test_empty_int_range(tmp_path):
@@ -161,3 +162,22 @@ def test_unknown_hyperparameter_name(tmp_path):
 def test_unused_fc_units_defaults_are_dropped():
     smoke = spaces.load(SPACES / "smoke.yaml")
     assert "fc_units_1" in smoke.hyperparameters and "fc_units_2" not in smoke.hyperparameters
+
+
+def test_locate_finds_a_space_by_name_or_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./search_spaces here: the source tree's folder answers
+    assert spaces.locate("cnn2d") == SPACES.resolve() / "cnn2d.yaml"
+    mine = tmp_path / "search_spaces" / "cnn2d.yaml"
+    mine.parent.mkdir()
+    mine.write_text("model: cnn2d\n")
+    assert spaces.locate("cnn2d").resolve() == mine  # the working directory's own spaces come first
+    assert spaces.locate("elsewhere/x.yaml") == Path("elsewhere/x.yaml")
+    with pytest.raises(TunerAppError, match=r"--space nope: no such file, and no space of that name \(known: .*seed_2d"):
+        spaces.locate("nope")
+
+
+@pytest.mark.parametrize("name", ["cnn2d", "cnn1d", "default"])
+def test_wide_and_default_spaces_load(name):
+    space = spaces.load(SPACES / f"{name}.yaml")
+    assert space.model == ("cnn1d" if name == "cnn1d" else "cnn2d")
+    assert space.hyperparameters["head"]["type"] in ("choice", "fixed")

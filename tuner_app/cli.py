@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -126,36 +125,9 @@ def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: 
     click.echo(f"Corpus {found.root} ({len(found.classes)} classes), decoded cache in {cache_dir / 'decoded'}")
 
 
-def _varying(rows: list[dict]) -> list[str]:
-    """Hyperparameter names whose value differs between configurations: the table's columns."""
-    names = list(rows[0]["hyperparameters"]) if rows else []
-    return [n for n in names if len({repr(r["hyperparameters"][n]) for r in rows}) > 1] or names[:3]
-
-
-def _echo_dry_run(rows: list[dict]) -> None:
-    columns = _varying(rows)
-    click.echo("  ".join(f"{name:>14}" for name in columns) + f"  {'params':>12}")
-    for row in rows:
-        cells = "  ".join(f"{str(row['hyperparameters'][name]):>14}" for name in columns)
-        size = f"{row['params']:>12,}" if row["params"] is not None else f"  infeasible: {row['infeasible']}"
-        click.echo(f"{cells}  {size}")
-    feasible = sum(1 for row in rows if row["params"] is not None)
-    click.echo(f"{len(rows)} configurations, {feasible} feasible")
-
-
-def _echo_trials(rows: list[dict]) -> None:
-    columns = _varying(rows)
-    click.echo("  ".join(f"{name:>14}" for name in ["trial", "status", *columns, "params", "val_acc", "test_acc"]))
-    for row in rows:
-        scores = [f"{row[key]:.4f}" if row[key] is not None else "-" for key in ("val_accuracy", "test_accuracy")]
-        cells = [row["trial_id"], row["status"], *(row["hyperparameters"].get(n) for n in columns),
-                 f"{row['params']:,}" if row["params"] is not None else "-", *scores]
-        click.echo("  ".join(f"{str(cell):>14}" for cell in cells))
-
-
 @cli.command()
-@click.option("--space", "space_file", type=click.Path(path_type=Path), default=Path("search_spaces/smoke.yaml"),
-              show_default=True, help="Search space YAML.")
+@click.option("--space", "space_file", default="default", show_default=True,
+              help="Search space: a YAML file, or the name of one in search_spaces/ (default, cnn2d, seed_2d, ...).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Corpus directory (default: the built-in synthetic corpus).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
               envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
@@ -169,21 +141,204 @@ def _echo_trials(rows: list[dict]) -> None:
 @click.option("--trials", type=click.IntRange(min=1), help="With --dry-run on a sampled space: how many to sample.")
 @click.option("--seed", type=int, help="Seed for sampling and weight initialisation (default: the space's).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def search(space_file: Path, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+              help="MLflow store: a tracking server or database URI (default: SQLite in ./mlruns).")
+@click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment of the runs.")
+def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
            max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,
-           output_format: str) -> None:
-    """Search a YAML space; trials are resumed unless --fresh."""
-    from tuner_app import hypermodel, spaces
+           output_format: str, tracking_uri: str | None, experiment: str) -> None:
+    """Search a YAML space; trials are resumed unless --fresh. Ends with the Pareto analysis."""
+    from tuner_app import hypermodel, results, spaces
 
-    space = spaces.load(space_file)
+    space = spaces.load(spaces.locate(space_file))
     if dry_run:
-        rows = hypermodel.dry_run(space, trials=trials, seed=seed or 0)
-        return _echo_json(rows) if output_format == "json" else _echo_dry_run(rows)
+        rows = hypermodel.dry_run(space, trials=trials, seed=seed or 0, max_params=max_params)
+        if output_format == "json":
+            return _echo_json(rows)
+        click.echo(results.format_dry_run(rows, max_params))
+        return hypermodel.check_budget(space, max_params)  # sampled rows may all miss; say if the space does
+    tracker = _tracker(tracking_uri, experiment, spaces.locate(space_file), tuner_name, max_params, seed)
     # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
     with contextlib.redirect_stdout(sys.stderr):
-        rows = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name, max_params, fresh, seed)
-    _echo_json(rows) if output_format == "json" else _echo_trials(rows)
-    click.echo(f"Trials and their weights: {runs_dir.resolve()}", err=True)
+        rows, project_dir = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name, max_params,
+                                        fresh, seed, tracker)
+    _echo_json(rows) if output_format == "json" else click.echo(results.format_trials(rows))
+    click.echo(f"Trials and their weights: {project_dir.resolve()}", err=True)
+    if tracker.parent_run_id and any(row["status"] == "COMPLETED" for row in rows):
+        analysis = _pareto(tracker.tracking_uri, experiment, tracker.parent_run_id, project_dir / "pareto",
+                           "params_total", "val", "seed")
+        click.echo(f"MLflow: {tracker.tracking_uri}, experiment {experiment!r}, run {tracker.parent_run_id} "
+                   f"(browse with `tuner-app ui`)\nPareto front: {analysis.csv_path}, {analysis.png_path}", err=True)
+
+
+def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_dir: Path, x: str, y: str,
+            reference: str | None):
+    """Analyse the runs of an experiment (or of one search), tag them, log the CSV and PNG, print the front."""
+    from tuner_app import pareto, tracking
+
+    rows = tracking.trial_runs(tracking_uri, experiment, parent)
+    analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference)
+    tracking.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
+                        [row["run_id"] for row in analysis.all_rows])
+    parents = {row["parent_run_id"] for row in analysis.all_rows}
+    if parent or len(parents) == 1:
+        tracking.log_artifacts(tracking_uri, parent or parents.pop(), [analysis.csv_path, analysis.png_path])
+    click.echo(pareto.format_table(analysis), err=True)
+    return analysis
+
+
+@cli.command("pareto")
+@click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment to read.")
+@click.option("--parent", "parent_run_id", help="Only the trials of this search (its parent run id).")
+@click.option("--x", "x_axis", type=click.Choice(["params_total", "macs", "model_bytes"]), default="params_total",
+              show_default=True, help="Size axis (log scale).")
+@click.option("--y", "y_axis", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="Accuracy shown; the front is always chosen on validation accuracy.")
+@click.option("--reference", type=click.Choice(["seed"]), help="Overlay the seed study's published points.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("pareto"), show_default=True,
+              help="Directory for pareto.csv and pareto.png.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
+def pareto_command(experiment: str, parent_run_id: str | None, x_axis: str, y_axis: str, reference: str | None,
+                   out_dir: Path, tracking_uri: str | None) -> None:
+    """Pareto front of accuracy against size, read back from MLflow; tags runs pareto=true/false."""
+    analysis = _pareto(tracking_uri, experiment, parent_run_id, out_dir, x_axis, y_axis, reference)
+    click.echo(f"Wrote {analysis.csv_path} and {analysis.png_path}", err=True)
+
+
+REPRESENTATIVE_CLIPS = 100  # int8 calibration sample (training clips)
+CHECK_CLIPS = 500  # float vs TFLite accuracy sample (test clips, else validation)
+
+
+def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | None, tracking_uri: str | None,
+                     experiment: str, parent: str | None) -> tuple[Path, str | None, dict | None]:
+    """(trial directory, MLflow run id, metrics) of the trial to export: --trial-dir, --run-id or --select."""
+    from tuner_app import pareto, tracking
+
+    given = [name for name, value in (("--trial-dir", trial_dir), ("--run-id", run_id), ("--select", select)) if value]
+    if len(given) != 1:
+        raise TunerAppError(f"export: give exactly one of --trial-dir, --run-id, --select (got {', '.join(given) or 'none'})")
+    if trial_dir is not None:
+        return trial_dir, None, None
+    if run_id is not None:
+        row = tracking.run_info(tracking_uri, run_id)
+    else:
+        row = pareto.select(tracking.trial_runs(tracking_uri, experiment, parent), select)
+        click.echo(f"--select {select}: trial {row['trial_id']} (run {row['run_id']}), "
+                   f"{int(row['metrics']['params_total']):,} params, "
+                   f"val_acc {row['metrics']['best_val_accuracy']:.4f}", err=True)
+    if row.get("outcome") != "COMPLETED":
+        raise TunerAppError(f"run {row['run_id']}: trial {row['trial_id']} did not finish ({row.get('outcome')}); "
+                            "nothing to export")
+    return Path(row["trial_dir"]), row["run_id"], row["metrics"]
+
+
+def _export_samples(data_dir: Path | None, cache_dir: Path, class_names: list[str]):
+    """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite)."""
+    import numpy as np
+
+    found, splits = _decoded_corpus(data_dir, cache_dir)
+    train = splits["train"]
+    picked = np.random.default_rng(0).choice(len(train), min(REPRESENTATIVE_CLIPS, len(train)), replace=False)
+    check = splits["test"] if len(splits["test"]) else splits["validation"]
+    model_ids = {name: index for index, name in enumerate(class_names)}
+    labels = np.array([model_ids.get(name, -1) for name in found.classes])[check.labels]  # by name
+    known = np.flatnonzero(labels >= 0)[:CHECK_CLIPS]
+    return train.waveforms[picked], (check.waveforms[known], labels[known])
+
+
+def _echo_export(result) -> None:
+    saved_model = sum(f.stat().st_size for f in [result.path / "saved_model.pb", *(result.path / "variables").iterdir()])
+    click.echo(f"Wrote {result.path}: {result.metadata['model']}, {result.metadata['params']:,} params, "
+               f"SavedModel {saved_model:,} bytes")
+    for entry in result.tflite.values():
+        flex = ", ".join(entry["ops"].get("flex", []))
+        click.echo(f"  {entry['path'].name}: {entry['bytes']:,} bytes" + (f" (TF Select ops: {flex})" if flex else ""))
+    if result.quantization:
+        click.echo(f"  quantization: {result.quantization}")
+    if result.accuracy and result.accuracy.get("clips"):
+        scores = ", ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items() if name != "clips")
+        click.echo(f"  accuracy on {result.accuracy['clips']} check clips: {scores}")
+
+
+@cli.command("export")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Directory to create: the SavedModel, tuner_app.json and any .tflite files.")
+@click.option("--trial-dir", type=click.Path(path_type=Path), help="The trial to export: <runs-dir>/<project>/trial_<id>.")
+@click.option("--run-id", help="The MLflow run of the trial to export.")
+@click.option("--select", help="Pick the trial from MLflow by validation accuracy: best | smallest-within:D | knee.")
+@click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment --select reads.")
+@click.option("--parent", help="With --select: only the trials of this search (its parent run id).")
+@click.option("--register", metavar="NAME", help="Also register the export in the MLflow model registry.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
+@click.option("--force", is_flag=True, help="Replace an existing --out directory.")
+@click.option("--tflite", is_flag=True, help="Also write model.tflite (waveform input).")
+@click.option("--quantize", type=click.Choice(["int8"]), help="Also write model_int8.tflite, calibrated on training clips.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path),
+              help="Corpus for the calibration and check clips (default: the built-in synthetic corpus).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
+              envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
+def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: str | None, experiment: str,
+                 parent: str | None, register: str | None, tracking_uri: str | None, force: bool, tflite: bool,
+                 quantize: str | None, data_dir: Path | None, cache_dir: Path) -> None:
+    """Export a trained trial (its checkpointed weights, no retraining) as a SavedModel that takes audio."""
+    from tuner_app import export, results, tracking
+
+    trial_dir, run_id, metrics = _trial_to_export(trial_dir, run_id, select, tracking_uri, experiment, parent)
+    if register and not run_id:
+        raise TunerAppError("--register needs the trial's MLflow run: use --run-id or --select")
+    samples = {}
+    if tflite or quantize:
+        class_names = results.read_search_record(trial_dir.expanduser().parent).get("class_names", [])
+        representative, check = _export_samples(data_dir, cache_dir.expanduser(), class_names)
+        samples = {"representative": representative if quantize else None, "check": check}
+    result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
+                                 quantize=quantize, **samples)
+    _echo_export(result)
+    if run_id:
+        uri = tracking.log_model_dir(tracking_uri, run_id, result.path)
+        click.echo(f"Logged to MLflow run {run_id}: {uri}")
+    if register:
+        version = tracking.register_model(tracking_uri, run_id, "exported_model", register)
+        click.echo(f"Registered as {register!r} version {version}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Labels per file.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def predict(model: Path, files: tuple[Path, ...], top_k: int, output_format: str) -> None:
+    """Top-k labels of each audio FILE (WAV/FLAC/OGG/MP3, any rate) with an exported MODEL directory."""
+    from tuner_app import inference
+
+    entries = inference.predict_files(inference.load(model), files, top_k)
+    for entry in entries:
+        if "error" in entry:
+            click.echo(f"Error: {entry['error']}", err=True)
+    if output_format == "json":
+        _echo_json(entries)
+    elif any("top" in entry for entry in entries):
+        click.echo(inference.format_predictions(entries))
+    if any("error" in entry for entry in entries):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@click.option("--classes", multiple=True, help="Comma-separated class folders (default: the model's classes present).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("confusion.png"), show_default=True,
+              help="Where to write the confusion matrix PNG.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], out: Path, output_format: str) -> None:
+    """Accuracy, per-class precision and recall and the confusion matrix of MODEL on a corpus split."""
+    from tuner_app import inference
+
+    evaluation = inference.evaluate(inference.load(model), data_dir, split, _class_list(classes))
+    inference.write_confusion_png(evaluation, out)
+    _echo_json(evaluation.to_dict()) if output_format == "json" else click.echo(inference.format_evaluation(evaluation))
+    click.echo(f"Confusion matrix: {out.resolve()}", err=True)
 
 
 def _decoded_corpus(data_dir: Path | None, cache_dir: Path, classes=None, unknown=False, strict=False):
@@ -197,30 +352,41 @@ def _decoded_corpus(data_dir: Path | None, cache_dir: Path, classes=None, unknow
     return found, pipeline.decode_corpus(found, cache_dir, strict=strict)
 
 
-def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed) -> list[dict]:
+def _tracker(tracking_uri: str | None, experiment: str, space_path: Path, tuner_name, max_params, seed):
+    """The MLflow observer of a search, with the command line's choices as parent-run params."""
+    from tuner_app import tracking
+
+    return tracking.MLflowTracker(tracking_uri, experiment, space_path,
+                                  {"tuner": tuner_name, "max_params": max_params, "seed": seed})
+
+
+def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed, tracker):
+    """(summary rows, project directory) of the search, run or resumed."""
     from tuner_app import pipeline, progress, results, search
 
     found, splits = _decoded_corpus(data_dir, cache_dir)
     noise = pipeline.noise_bank(found.background_noise)
     data = {"path": str(found.root), "fingerprint": found.fingerprint(), "counts": found.counts()}
-    with _sigterm_interrupts():
-        tuner = search.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
-                                  fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
-                                  observers=[progress.ProgressReporter()])
-    return results.summary_rows(tuner)
+    tuner = search.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
+                              fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
+                              observers=[progress.ProgressReporter(), tracker])
+    return results.summary_rows(tuner), Path(tuner.project_dir)
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """`kill` ends a search like Ctrl-C does: the running trial is marked KILLED, finished ones stay."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to show (default: SQLite in ./mlruns).")
+def ui(host: str, port: int, tracking_uri: str | None) -> None:
+    """Start the MLflow UI on the project's runs; Ctrl-C stops it."""
+    from tuner_app import tracking
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    command = tracking.ui_command(tracking_uri, host, port)  # a bad --tracking-uri fails before the banner
+    click.echo(f"MLflow UI of {tracking_uri or tracking.default_tracking_uri()} on http://{host}:{port} "
+               "(Ctrl-C stops it)")
+    code = tracking.serve_ui(command)
+    if code > 0:
+        sys.exit(code)
 
 
 def main() -> None:

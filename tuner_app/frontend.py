@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from tuner_app.config import checked_fields
 from tuner_app.errors import TunerAppError
 
 SAMPLE_RATE = 16000
@@ -37,14 +38,7 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None, where: str = "frontend") -> "FrontendConfig":
-        values = dict(values or {})
-        known = sorted(f.name for f in dataclasses.fields(cls))
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise TunerAppError(f"{where}: unknown key {unknown[0]!r}; expected one of {known}")
-        for key, value in values.items():
-            if not _has_type(value, getattr(cls, key)):
-                raise TunerAppError(f"{where}.{key}: expected {type(getattr(cls, key)).__name__}, got {value!r}")
+        values = checked_fields(cls, values, where)
         try:
             return cls(**values)
         except TunerAppError as err:
@@ -52,14 +46,6 @@ class FrontendConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _has_type(value: Any, default: Any) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, type(default))
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    return isinstance(value, type(default))
 
 
 def _config_problem(cfg: FrontendConfig) -> str | None:
@@ -98,7 +84,7 @@ def features(waveforms, cfg: FrontendConfig):
 
     waveforms = tf.convert_to_tensor(waveforms, tf.float32)
     if cfg.kind == "waveform":
-        return waveforms[..., tf.newaxis]
+        return tf.expand_dims(waveforms, -1)  # TFLite has no builtin for [..., tf.newaxis] (a StridedSlice)
     magnitude = tf.abs(
         tf.signal.stft(waveforms, cfg.frame_length, cfg.frame_step, cfg.fft_length, pad_end=False)
     )
@@ -108,7 +94,7 @@ def features(waveforms, cfg: FrontendConfig):
         spectral = _log_mel(magnitude, cfg)
         if cfg.kind == "mfcc":
             spectral = tf.signal.mfccs_from_log_mel_spectrograms(spectral)[..., : cfg.num_mfccs]
-    return tf.transpose(spectral, [0, 2, 1])[..., tf.newaxis]
+    return tf.expand_dims(tf.transpose(spectral, [0, 2, 1]), -1)
 
 
 def _log_mel(magnitude, cfg: FrontendConfig):

@@ -21,6 +21,7 @@ from tuner_app.frontend import output_shape
 from tuner_app.spaces import SearchSpace, candidate_values, declare
 
 N_CLASSES = 16
+MAX_ENUMERATED = 1_000_000  # sizes are cheap arithmetic: a million configurations take a few seconds
 
 
 class InfeasibleConfig(TunerAppError):
@@ -166,8 +167,56 @@ def _sample(space: SearchSpace, trials: int, seed: int) -> list[dict[str, Any]]:
     return [{item.name: item.random_sample(rng.randrange(2**31)) for item in hp.space} for _ in range(trials)]
 
 
-def dry_run(space: SearchSpace, trials: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """One row per configuration: hyperparameters, params (None if infeasible), params_conv/fc, infeasible."""
+def _size_candidates(spec: Mapping[str, Any]) -> list:
+    values = candidate_values(spec)
+    if values is not None:
+        return values
+    if spec["type"] == "int":  # log-sampled ints still take every step
+        return list(range(spec["min_value"], spec["max_value"] + 1, spec.get("step") or 1))
+    return [spec["min_value"]]  # floats (dropout, learning rate) do not change the size
+
+
+def smallest_configuration(space: SearchSpace, n_classes: int = N_CLASSES) -> tuple[int, dict] | None:
+    """(params, values) of the smallest feasible configuration; None if none is feasible.
+
+    Raises TunerAppError if the space is too large to enumerate (more than MAX_ENUMERATED sizes).
+    """
+    names = list(space.hyperparameters)
+    grids = [_size_candidates(space.hyperparameters[name]) for name in names]
+    if math.prod(len(grid) for grid in grids) > MAX_ENUMERATED:
+        raise TunerAppError(f"{space.source}: too many configurations to find the smallest")
+    best = None
+    for combo in itertools.product(*grids):
+        values = dict(zip(names, combo))
+        try:
+            params = count_params(space, values, n_classes)["params_total"]
+        except InfeasibleConfig:
+            continue
+        if best is None or params < best[0]:
+            best = (params, values)
+    return best
+
+
+def check_budget(space: SearchSpace, max_params: int | None, n_classes: int = N_CLASSES) -> None:
+    """Raise TunerAppError, before any training, if no configuration of the space fits the budget."""
+    try:
+        smallest = smallest_configuration(space, n_classes)
+    except TunerAppError:
+        return  # too large to enumerate: the search itself reports a budget nothing meets
+    if smallest is None:
+        raise TunerAppError(f"{space.source}: every configuration of the space is infeasible")
+    params, values = smallest
+    if max_params is not None and params > max_params:
+        searched = ", ".join(f"{name}={values[name]}" for name, spec in space.hyperparameters.items()
+                             if spec["type"] not in ("fixed", "float"))
+        raise TunerAppError(f"{space.source}: no configuration fits --max-params {max_params:,}; the smallest "
+                            f"has {params:,} params ({searched})")
+
+
+def dry_run(space: SearchSpace, trials: int | None = None, seed: int = 0,
+            max_params: int | None = None) -> list[dict[str, Any]]:
+    """One row per configuration: hyperparameters, params (None if infeasible), params_conv/fc, infeasible,
+    and with a budget, over_budget."""
     rows = []
     for values in configurations(space, trials, seed):
         try:
@@ -178,4 +227,7 @@ def dry_run(space: SearchSpace, trials: int | None = None, seed: int = 0) -> lis
         except InfeasibleConfig as err:
             rows.append({"hyperparameters": values, "params": None, "params_conv": None,
                          "params_fc": None, "infeasible": str(err)})
+    if max_params is not None:
+        for row in rows:
+            row["over_budget"] = row["params"] is not None and row["params"] > max_params
     return rows

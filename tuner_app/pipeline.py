@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_io as tfio
 
 from tuner_app import audio
+from tuner_app.config import checked_fields
 from tuner_app.errors import TunerAppError
 from tuner_app.frontend import CLIP_SAMPLES, SAMPLE_RATE, FrontendConfig, features
 
@@ -38,14 +39,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None, where: str = "augment") -> "AugmentConfig":
-        values = dict(values or {})
-        known = sorted(f.name for f in dataclasses.fields(cls))
-        for key, value in values.items():
-            if key not in known:
-                raise TunerAppError(f"{where}: unknown key {key!r}; expected one of {known}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TunerAppError(f"{where}.{key}: expected a number, got {value!r}")
-        cfg = cls(**values)
+        cfg = cls(**checked_fields(cls, values, where))
         if not 0 <= cfg.noise_probability <= 1 or cfg.snr_db_min > cfg.snr_db_max:
             raise TunerAppError(f"{where}: need 0 <= noise_probability <= 1 and snr_db_min <= snr_db_max")
         return cfg

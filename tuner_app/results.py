@@ -71,3 +71,41 @@ def metric(trial, name: str) -> float | None:
     if not trial.metrics.exists(name):
         return None
     return trial.metrics.get_last_value(name)
+
+
+def _varying(rows: list[dict]) -> list[str]:
+    """Hyperparameter names whose value differs between configurations: the table's columns."""
+    names = list(rows[0]["hyperparameters"]) if rows else []
+    return [n for n in names if len({repr(r["hyperparameters"][n]) for r in rows}) > 1] or names[:3]
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_dry_run(rows: list[dict], max_params: int | None) -> str:
+    """The dry run as a table: varying hyperparameters, params (or why infeasible), budget."""
+    columns = _varying(rows)
+    lines = ["  ".join(f"{name:>14}" for name in columns) + f"  {'params':>12}"]
+    for row in rows:
+        cells = "  ".join(f"{_cell(row['hyperparameters'][name]):>14}" for name in columns)
+        size = f"{row['params']:>12,}" if row["params"] is not None else f"  infeasible: {row['infeasible']}"
+        lines.append(f"{cells}  {size}{'  over budget' if row.get('over_budget') else ''}")
+    feasible = [row for row in rows if row["params"] is not None]
+    summary = f"{len(rows)} configurations, {len(feasible)} feasible"
+    if max_params is not None:
+        fitting = sum(1 for row in feasible if not row["over_budget"])
+        summary += f", {fitting or 'none'} within --max-params {max_params:,}"
+    return "\n".join([*lines, summary])
+
+
+def format_trials(rows: list[dict]) -> str:
+    """The search's summary table: one line per trial with its varying hyperparameters and scores."""
+    columns = _varying(rows)
+    lines = ["  ".join(f"{name:>14}" for name in ["trial", "status", *columns, "params", "val_acc", "test_acc"])]
+    for row in rows:
+        scores = [f"{row[key]:.4f}" if row[key] is not None else "-" for key in ("val_accuracy", "test_accuracy")]
+        cells = [row["trial_id"], row["status"], *(_cell(row["hyperparameters"].get(n)) for n in columns),
+                 f"{row['params']:,}" if row["params"] is not None else "-", *scores]
+        lines.append("  ".join(f"{str(cell):>14}" for cell in cells))
+    return "\n".join(lines)

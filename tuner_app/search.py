@@ -7,7 +7,6 @@ so finished trials are kept and only the remaining ones run.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -18,8 +17,10 @@ import keras
 import keras_tuner
 import numpy as np
 
+from tuner_app import interrupts
 from tuner_app.errors import TunerAppError
 from tuner_app.hypermodel import InfeasibleConfig, count_macs, count_params
+from tuner_app.observers import SearchObserver, TrialOutcome
 from tuner_app.pipeline import DecodedClips, make_dataset
 from tuner_app.results import REJECTED, metric, rejected_trials, write_search_record
 from tuner_app.spaces import TUNER_OPTIONS, SearchSpace
@@ -29,40 +30,6 @@ MAX_CONSECUTIVE_REJECTIONS = 500
 LATENCY_REPEATS = 10
 
 
-@dataclasses.dataclass
-class TrialOutcome:
-    """How a trial ended. status: COMPLETED, REJECTED (over budget or infeasible, never trained),
-    FAILED (raised) or KILLED (interrupted); `scores` holds the metrics run_trial returned."""
-
-    status: str
-    reason: str = ""
-    scores: dict[str, float] = dataclasses.field(default_factory=dict)
-    model: Any = None
-    trial_dir: str = ""
-
-
-class SearchObserver:
-    """What the search reports as it goes; progress display and MLflow tracking implement it.
-
-    Every trial gets trial_begin then trial_end, rejected and interrupted ones included.
-    """
-
-    def search_begin(self, tuner) -> None:
-        """Before the first trial (also when resuming)."""
-
-    def trial_begin(self, tuner, trial) -> None:
-        """A trial was created; trial.hyperparameters.values holds its configuration."""
-
-    def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
-        """One training epoch ended (epoch counts from 0); logs: loss, accuracy, val_loss, val_accuracy."""
-
-    def trial_end(self, tuner, trial, outcome: TrialOutcome) -> None:
-        """The trial ended, whatever the way."""
-
-    def search_end(self, tuner, status: str) -> None:
-        """FINISHED, KILLED (interrupted) or FAILED (an error ended the whole search)."""
-
-
 class _EpochRelay(keras.callbacks.Callback):
     def __init__(self, tuner, trial):
         super().__init__()
@@ -70,6 +37,10 @@ class _EpochRelay(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.tuner.notify("epoch_end", self.trial, epoch, dict(logs or {}))
+        interrupts.check_stop()
+
+    def on_train_batch_end(self, batch, logs=None):
+        interrupts.check_stop()
 
 
 class _Rejection(Exception):
@@ -89,6 +60,10 @@ class TrialMixin:
         # Trials rejected before a resume must not count against max_trials either.
         for _ in rejected_trials(self.oracle):
             self._spare_trial()
+        # keras-tuner saves a just-ended trial as still ongoing until the next one starts, and reload
+        # queues ongoing trials for retry: a kill in between would retrain a finished trial.
+        self.oracle._retry_queue = [trial_id for trial_id in self.oracle._retry_queue
+                                    if self.oracle.trials[trial_id].status not in ("COMPLETED", "STOPPED")]
 
     @property
     def n_classes(self) -> int:
@@ -101,7 +76,13 @@ class TrialMixin:
 
     def on_search_begin(self) -> None:
         super().on_search_begin()
+        self.save()  # keras-tuner only reloads a project whose tuner file exists; it first writes it after a trial
         self.notify("search_begin")
+
+    def on_trial_end(self, trial) -> None:
+        with interrupts.signals_to(interrupts.note_stop):  # a half-written oracle.json could not be resumed
+            super().on_trial_end(trial)
+        interrupts.check_stop()
 
     def run_trial(self, trial, train_ds, val_ds, test_ds=None, **fit_kwargs) -> dict[str, float]:
         """Train one configuration; return the scores of the kept (minimum val_loss) weights and its sizes."""
@@ -196,6 +177,7 @@ class TrialMixin:
     def pre_create_trial(self) -> None:
         """Stop a search where (almost) nothing fits the budget, after the last rejection was recorded."""
         super().pre_create_trial()
+        interrupts.check_stop()
         if self._consecutive_rejections >= MAX_CONSECUTIVE_REJECTIONS:
             raise TunerAppError(f"{self.space.source}: {self._consecutive_rejections} configurations in a row "
                                 f"exceed the budget of {self.max_params} params; raise --max-params")
@@ -288,9 +270,10 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     `class_names` name the label ids (default: 16 anonymous classes); `data` describes the corpus for
     the search record. Observers hear every trial; on an interrupt they hear search_end("KILLED").
     """
-    from tuner_app.hypermodel import N_CLASSES, CnnHyperModel
+    from tuner_app.hypermodel import N_CLASSES, CnnHyperModel, check_budget
 
     class_names = list(class_names or (f"class_{index}" for index in range(N_CLASSES)))
+    check_budget(space, max_params, len(class_names))
     seed = seed if seed is not None else space.training["seed"]
     keras.utils.set_random_seed(seed)
     tuner = make_tuner(space, CnnHyperModel(space, len(class_names)), Path(directory),
@@ -299,8 +282,10 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     write_search_record(tuner, class_names, data or {})
     train_ds, val_ds, test_ds = _datasets(space, splits, noise, seed)
     status = "FAILED"
+    interrupts.stop_requested.clear()
     try:
-        tuner.search(train_ds, val_ds, test_ds, verbose=verbose)
+        with interrupts.signals_to(interrupts.request_stop):
+            tuner.search(train_ds, val_ds, test_ds, verbose=verbose)
         _check_some_completed(tuner)
         status = "FINISHED"
     except KeyboardInterrupt:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from tuner_app.config import check_type, reject_unknown
 from tuner_app.errors import TunerAppError
 from tuner_app.frontend import FrontendConfig
 from tuner_app.pipeline import AugmentConfig
@@ -68,6 +70,26 @@ class SearchSpace:
     objective: dict[str, str]
 
 
+def search_dirs() -> list[Path]:
+    """Where a space given by name is looked for: ./search_spaces, $TUNER_APP_SPACES, the source tree's."""
+    dirs = [Path("search_spaces")]
+    if os.environ.get("TUNER_APP_SPACES"):
+        dirs.append(Path(os.environ["TUNER_APP_SPACES"]))
+    return [*dirs, Path(__file__).resolve().parents[1] / "search_spaces"]
+
+
+def locate(space: str | os.PathLike) -> Path:
+    """The file of a space given as a path, or as a name like `cnn2d` (see search_dirs)."""
+    path = Path(space)
+    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path  # a path: load() names it if it is missing
+    for folder in search_dirs():
+        if (folder / f"{space}.yaml").is_file():
+            return folder / f"{space}.yaml"
+    known = sorted({file.stem for folder in search_dirs() if folder.is_dir() for file in folder.glob("*.yaml")})
+    raise TunerAppError(f"--space {space}: no such file, and no space of that name (known: {', '.join(known)})")
+
+
 def load(path: str | os.PathLike) -> SearchSpace:
     """Read and validate one search-space YAML file."""
     name = os.path.basename(os.fspath(path))
@@ -91,7 +113,7 @@ def _yaml_location(err: yaml.YAMLError) -> str:
 def from_dict(document: Any, source: str = "<space>") -> SearchSpace:
     """Validate an already-parsed YAML document; `source` names it in error messages."""
     document = _mapping(document if document is not None else {}, source, "")
-    _reject_unknown(document, TOP_KEYS, source, "")
+    reject_unknown(document, TOP_KEYS, f"{source}:")
     model = document.get("model", "cnn2d")
     if model not in MODELS:
         raise TunerAppError(f"{source}: model: expected one of {list(MODELS)}, got {model!r}")
@@ -121,21 +143,6 @@ def _mapping(value: Any, source: str, where: str) -> dict:
     if not isinstance(value, Mapping):
         raise TunerAppError(f"{source}: {where or 'top level'}: expected a mapping, got {value!r}")
     return dict(value)
-
-
-def _reject_unknown(values: Mapping, known, source: str, where: str) -> None:
-    for key in values:
-        if key not in known:
-            at = f"{where}.{key}" if where else str(key)
-            raise TunerAppError(f"{source}: {at}: unknown key; expected one of {sorted(known)}")
-
-
-def _check_type(value: Any, expected: type, source: str, where: str) -> None:
-    ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
-    if expected is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok:
-        raise TunerAppError(f"{source}: {where}: expected {expected.__name__}, got {value!r}")
 
 
 def _model_defaults(model: str) -> dict[str, Any]:
@@ -169,7 +176,7 @@ def _hp_spec(spec: Any, value_type: type, source: str, where: str) -> dict[str, 
     if kind not in HP_TYPE_KEYS:
         raise TunerAppError(f"{source}: {where}.type: expected one of {sorted(HP_TYPE_KEYS)}, got {kind!r}")
     allowed, required = HP_TYPE_KEYS[kind]
-    _reject_unknown({k: v for k, v in spec.items() if k != "type"}, allowed, source, where)
+    reject_unknown({k: v for k, v in spec.items() if k != "type"}, allowed, f"{source}: {where}")
     missing = sorted(required - set(spec))
     if missing:
         raise TunerAppError(f"{source}: {where}.{missing[0]}: missing (required for type {kind})")
@@ -189,11 +196,11 @@ def _check_hp_values(spec: dict, kind: str, value_type: type, source: str, where
     if kind == "choice":
         _check_choice(spec, value_type, source, where)
     if "ordered" in spec:
-        _check_type(spec["ordered"], bool, source, f"{where}.ordered")
+        check_type(spec["ordered"], bool, f"{source}: {where}.ordered")
 
 
 def _check_value(value: Any, value_type: type, source: str, where: str) -> None:
-    _check_type(value, value_type, source, where)
+    check_type(value, value_type, f"{source}: {where}")
     if value_type is str and value not in HEADS:
         raise TunerAppError(f"{source}: {where}: expected one of {list(HEADS)}, got {value!r}")
 
@@ -265,17 +272,17 @@ def _tuner(section: Any, source: str) -> dict[str, Any]:
         raise TunerAppError(f"{source}: tuner.name: expected one of {sorted(TUNER_OPTIONS)}, got {name!r}")
     options = TUNER_OPTIONS[name]
     options_given = {k: v for k, v in tuner.items() if k != "name"}
-    _reject_unknown(options_given, ["name", *options], source, "tuner")
+    reject_unknown(options_given, ["name", *options], f"{source}: tuner")
     for key, value in options_given.items():
-        _check_type(value, options[key], source, f"tuner.{key}")
+        check_type(value, options[key], f"{source}: tuner.{key}")
     return {"name": name, **options_given}
 
 
 def _section(section: Any, defaults: Mapping[str, Any], source: str, where: str) -> dict:
     values = _mapping(section, source, where)
-    _reject_unknown(values, defaults, source, where)
+    reject_unknown(values, defaults, f"{source}: {where}")
     for key, value in values.items():
-        _check_type(value, type(defaults[key]), source, f"{where}.{key}")
+        check_type(value, type(defaults[key]), f"{source}: {where}.{key}")
         if value < (0 if key in ("patience", "seed") else 1):
             raise TunerAppError(f"{source}: {where}.{key}: expected a positive number, got {value!r}")
     return {**defaults, **values}
@@ -283,9 +290,9 @@ def _section(section: Any, defaults: Mapping[str, Any], source: str, where: str)
 
 def _objective(section: Any, source: str) -> dict[str, str]:
     values = _mapping(section, source, "objective")
-    _reject_unknown(values, OBJECTIVE_DEFAULTS, source, "objective")
+    reject_unknown(values, OBJECTIVE_DEFAULTS, f"{source}: objective")
     objective = {**OBJECTIVE_DEFAULTS, **values}
-    _check_type(objective["name"], str, source, "objective.name")
+    check_type(objective["name"], str, f"{source}: objective.name")
     if objective["direction"] not in ("min", "max"):
         raise TunerAppError(f"{source}: objective.direction: expected 'min' or 'max', "
                             f"got {objective['direction']!r}")

@@ -1,0 +1,89 @@
+"""A search stopped by Ctrl-C (SIGINT), `kill` (SIGTERM) or `kill -9` resumes without retraining finished trials."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import tone, write_wav
+
+SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
+TRIALS = 3
+
+
+def _corpus(root: Path) -> Path:
+    for word in ("zero", "one"):
+        for index in range(8):
+            write_wav(root / word / f"spk{index}_nohash_0.wav", tone(freq=200 + 300 * (word == "one") + 10 * index))
+    (root / "validation_list.txt").write_text("zero/spk0_nohash_0.wav\none/spk1_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("zero/spk2_nohash_0.wav\none/spk3_nohash_0.wav\n")
+    return root
+
+
+def _space(path: Path) -> Path:
+    document = yaml.safe_load(SMOKE.read_text())
+    document["tuner"]["max_trials"] = TRIALS
+    document["training"].update(epochs=4, patience=4)  # long enough to be caught mid-trial
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _completed(runs: Path) -> dict[str, float]:
+    """{trial_id: mtime of its kept weights} for every trial keras-tuner recorded as COMPLETED."""
+    done = {}
+    for trial_file in runs.glob("*/trial_*/trial.json"):
+        try:
+            trial = json.loads(trial_file.read_text())
+        except ValueError:  # being written
+            continue
+        if trial["status"] == "COMPLETED":
+            done[trial["trial_id"]] = (trial_file.parent / "checkpoint.weights.h5").stat().st_mtime
+    return done
+
+
+def _search(tmp_path: Path) -> list[str]:
+    return [sys.executable, "-m", "tuner_app.cli", "search", "--space", str(_space(tmp_path / "space.yaml")),
+            "--data", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
+            "--runs-dir", str(tmp_path / "runs"), "--format", "json"]
+
+
+def _wait_for_first_trial(process: subprocess.Popen, runs: Path) -> dict[str, float]:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        done = _completed(runs)
+        if done:
+            return done
+        time.sleep(0.05)
+    raise AssertionError(f"no trial finished (exit {process.poll()}): {process.communicate()[1][-2000:]}")
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["int", "term", "kill"])
+def test_interrupted_search_resumes_without_retraining(tmp_path, how):
+    _corpus(tmp_path / "data")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(_search(tmp_path), env=env, cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    before = _wait_for_first_trial(process, tmp_path / "runs")
+    process.send_signal(how)
+    _, stderr = process.communicate(timeout=120)
+    if how == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == 130, stderr[-2000:]
+        assert "run the same command again to resume" in stderr
+    interrupted = _completed(tmp_path / "runs")
+    assert 1 <= len(interrupted) < TRIALS, "the search ended before the signal: make the trials longer"
+
+    resumed = subprocess.run(_search(tmp_path), env=env, cwd=tmp_path, text=True, capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{len(interrupted)} already done (resuming)" in resumed.stderr
+    rows = json.loads(resumed.stdout)
+    assert [row["status"] for row in rows] == ["COMPLETED"] * TRIALS
+    after = _completed(tmp_path / "runs")
+    assert {trial_id: after[trial_id] for trial_id in interrupted} == interrupted  # never retrained
+    assert set(before) <= set(interrupted)

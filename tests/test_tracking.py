@@ -1,0 +1,261 @@
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import tone, write_wav
+
+from tuner_app import search, spaces, tracking
+from tuner_app.cli import cli
+from tuner_app.errors import TunerAppError
+from tuner_app.pipeline import DecodedClips
+
+SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
+N_CLASSES = 16
+EXPERIMENT = "test-exp"
+FINAL_METRICS = {"best_val_accuracy", "best_val_loss", "test_accuracy", "params_total", "params_trainable",
+                 "params_conv", "params_fc", "macs", "model_bytes", "train_seconds", "latency_ms"}
+DATA = {"path": "/corpus", "fingerprint": "abc123",
+        "counts": {"zero": {"train": 2, "validation": 1, "test": 1}, "one": {"train": 3, "validation": 0, "test": 1}}}
+
+
+def _clips(seed: int, per_class: int = 1) -> DecodedClips:
+    """One quiet tone per class (frequency = class) plus noise: learnable, and no audio files needed."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(N_CLASSES), per_class).astype(np.int64)
+    t = np.arange(16000) / 16000
+    tones = 0.3 * np.sin(2 * np.pi * (200 + 150 * labels[:, None]) * t)
+    waveforms = (tones + 0.05 * rng.standard_normal(tones.shape)).astype(np.float32)
+    return DecodedClips(waveforms, labels, tuple(f"clip{i}.wav" for i in range(len(labels))))
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {"train": _clips(1, 2), "validation": _clips(2), "test": _clips(3)}
+
+
+def _space(**tuner):
+    space = spaces.load(SMOKE)
+    return dataclasses.replace(space, tuner={**space.tuner, **tuner})
+
+
+def _uri(directory: Path) -> str:
+    return f"sqlite:///{directory / 'mlruns' / 'm.db'}"
+
+
+def _search(splits, directory: Path, space=None, **options):
+    tracker = tracking.MLflowTracker(_uri(directory), EXPERIMENT, SMOKE, {"tuner": "random", "seed": 0})
+    search.run_search(space or _space(), splits, directory / "runs", observers=[tracker], data=DATA, **options)
+    return tracker
+
+
+def _runs(directory: Path) -> tuple[list, list]:
+    """(parents, children) of the test experiment."""
+    client = mlflow.MlflowClient(_uri(directory))
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    return [run for run in runs if run not in children], children
+
+
+@pytest.fixture(scope="module")
+def smoke(splits, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("smoke")
+    tracker = _search(splits, directory)
+    return directory, tracker
+
+
+def test_smoke_search_logs_one_parent_and_a_child_per_trial(smoke):
+    directory, tracker = smoke
+    parents, children = _runs(directory)
+    assert len(parents) == 1 and len(children) == 2
+    client = mlflow.MlflowClient(_uri(directory))
+    yaml_names = set(yaml.safe_load(SMOKE.read_text())["hyperparameters"])
+    for child in children:
+        tags, params = child.data.tags, child.data.params
+        assert child.info.status == "FINISHED" and tags["tuner_app.outcome"] == "COMPLETED"
+        assert tags["mlflow.parentRunId"] == parents[0].info.run_id == tracker.parent_run_id
+        assert Path(tags["trial_dir"]).is_dir() and Path(tags["trial_dir"]).name == f"trial_{tags['trial_id']}"
+        assert tags["model"] == "cnn2d" and child.info.run_name == f"trial_{tags['trial_id']}"
+        assert set(params) == yaml_names
+        assert params["head"] == "gap" and params["batch_norm"] == "false" and params["conv_layers"] in ("1", "2")
+        assert FINAL_METRICS <= set(child.data.metrics)
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert [m.step for m in client.get_metric_history(child.info.run_id, name)] == [0]
+        assert child.data.metrics["params_total"] in (184, 288, 1056, 1128)
+        summary = Path(client.download_artifacts(child.info.run_id, "model_summary.txt", str(directory)))
+        assert "Total params" in summary.read_text()
+
+
+def test_parent_holds_space_tuner_and_data(smoke):
+    directory, _ = smoke
+    (parent,), _ = _runs(directory)
+    params = parent.data.params
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["tuner_app.project_dir"] == str((directory / "runs" / "smoke-random").resolve())
+    assert params["frontend.kind"] == "stft" and params["hyperparameters.conv_layers.max_value"] == "2"
+    assert params["training.epochs"] == "1" and params["tuner_class"] == "RandomSearch" and params["tuner"] == "random"
+    assert params["data.train.one"] == "3" and params["data.validation.total"] == "1"
+    assert params["data.fingerprint"] == "abc123" and params["data.path"] == "/corpus"
+    client = mlflow.MlflowClient(_uri(directory))
+    assert {item.path for item in client.list_artifacts(parent.info.run_id)} == {"smoke.yaml", "data.json"}
+
+
+def test_read_back_api(smoke):
+    directory, tracker = smoke
+    uri = _uri(directory)
+    rows = tracking.trial_runs(uri, EXPERIMENT)
+    assert tracking.latest_parent(uri, EXPERIMENT) == tracker.parent_run_id
+    assert rows == tracking.trial_runs(uri, EXPERIMENT, tracker.parent_run_id)
+    for row in rows:  # the oracle's own values, read back with their Python types
+        trial = json.loads((Path(row["trial_dir"]) / "trial.json").read_text())
+        assert row["hyperparameters"] == trial["hyperparameters"]["values"]
+        assert row["trial_id"] == trial["trial_id"]
+    assert [row["outcome"] for row in rows] == ["COMPLETED", "COMPLETED"]
+    assert tracking.run_info(uri, rows[1]["run_id"]) == rows[1]
+    tracking.tag_pareto(uri, [rows[0]["run_id"]], [row["run_id"] for row in rows])
+    tags = {run.info.run_id: run.data.tags["pareto"] for run in _runs(directory)[1]}
+    assert tags == {rows[0]["run_id"]: "true", rows[1]["run_id"]: "false"}
+    with pytest.raises(TunerAppError, match="experiment 'nope' not found"):
+        tracking.trial_runs(uri, "nope")
+    with pytest.raises(TunerAppError, match="not found"):
+        tracking.run_info(uri, "0123abcd")
+
+
+def test_artifacts_and_model_registry(smoke):
+    directory, tracker = smoke
+    uri = _uri(directory)
+    model_dir = directory / "export"
+    (model_dir / "variables").mkdir(parents=True)
+    (model_dir / "saved_model.pb").write_bytes(b"pb")
+    (model_dir / "variables" / "variables.index").write_bytes(b"index")
+    (directory / "front.csv").write_text("a,b\n")
+    run_id = tracking.trial_runs(uri, EXPERIMENT)[0]["run_id"]
+    tracking.log_artifacts(uri, tracker.parent_run_id, [directory / "front.csv"])
+    assert tracking.log_model_dir(uri, run_id, model_dir) == f"runs:/{run_id}/exported_model"
+    assert [tracking.register_model(uri, run_id, "exported_model", "kws") for _ in range(2)] == ["1", "2"]
+    client = mlflow.MlflowClient(uri)
+    assert "front.csv" in {item.path for item in client.list_artifacts(tracker.parent_run_id)}
+    assert [item.path for item in client.list_artifacts(run_id, "exported_model/variables")] == [
+        "exported_model/variables/variables.index"]
+
+
+def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path):
+    first = _search(splits, tmp_path, _space(max_trials=1))
+    second = _search(splits, tmp_path, _space(max_trials=2))
+    parents, children = _runs(tmp_path)
+    assert [parent.info.run_id for parent in parents] == [first.parent_run_id] == [second.parent_run_id]
+    assert sorted(child.data.tags["trial_id"] for child in children) == ["0", "1"]
+    assert json.loads(parents[0].data.tags["tuner_app.changed_on_resume"]) == {"tuner.max_trials": "2"}
+    _search(splits, tmp_path, _space(max_trials=1), fresh=True)
+    parents, children = _runs(tmp_path)
+    assert len(parents) == 2 and len(children) == 3  # --fresh starts a new parent
+
+
+def test_rejected_trials_end_killed_with_reason_and_size(splits, tmp_path):
+    _search(splits, tmp_path, _space(max_trials=1), max_params=300, seed=2)
+    _, children = _runs(tmp_path)
+    rejected = [child for child in children if child.data.tags["tuner_app.outcome"] == "REJECTED"]
+    assert len(rejected) >= 1 and len(children) == 1 + len(rejected)
+    for child in rejected:
+        assert child.info.status == "KILLED"
+        assert child.data.tags["tuner_app.reason"] == f"{int(child.data.metrics['params_total'])} params > budget 300"
+
+
+def test_a_failing_trial_ends_failed_with_its_reason(splits, tmp_path, monkeypatch):
+    def fail(self, epoch, logs=None):
+        raise RuntimeError("boom in fit")
+
+    monkeypatch.setattr(search._EpochRelay, "on_epoch_end", fail)
+    with pytest.raises(RuntimeError, match="consecutive failures"):  # keras-tuner gives up: the search fails
+        _search(splits, tmp_path, _space(max_trials=2, max_consecutive_failed_trials=1))
+    (parent,), (child,) = _runs(tmp_path)
+    assert child.info.status == "FAILED" and child.data.tags["tuner_app.reason"] == "RuntimeError: boom in fit"
+    assert parent.info.status == "FAILED" and parent.data.tags["tuner_app.reason"] == "the search failed"
+
+
+def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp_path, monkeypatch):
+    def interrupt(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(search._EpochRelay, "on_epoch_end", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            _search(splits, tmp_path, _space(max_trials=1))
+    (parent,), (child,) = _runs(tmp_path)
+    assert (parent.info.status, child.info.status) == ("KILLED", "KILLED")
+    assert child.data.tags["tuner_app.reason"] == "interrupted"
+    _search(splits, tmp_path, _space(max_trials=1))
+    (parent,), children = _runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert sorted((run.data.tags["trial_id"], run.info.status) for run in children) == [
+        (child.data.tags["trial_id"], "FINISHED"), (child.data.tags["trial_id"], "KILLED")]  # retried, new child
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_serves_the_store_on_localhost(tmp_path):
+    uri = _uri(tmp_path)
+    mlflow.MlflowClient(uri).create_experiment("ui-exp", artifact_location=tracking.artifact_root(uri))
+    port = _free_port()
+    log = tmp_path / "ui.log"
+    with log.open("w") as stream:
+        server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "ui", "--port", str(port),
+                                   "--tracking-uri", uri], stdout=stream, stderr=subprocess.STDOUT)
+    try:
+        body = _poll(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10", server)
+        assert "ui-exp" in [experiment["name"] for experiment in json.loads(body)["experiments"]]
+    finally:
+        server.terminate()
+        assert server.wait(timeout=60) == 0
+    text = log.read_text()
+    assert f"on http://127.0.0.1:{port}" in text and f"Uvicorn running on http://127.0.0.1:{port}" in text
+    with pytest.raises(OSError):  # the server went with it
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+
+
+def _poll(url: str, server, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    for word in ("zero", "one"):
+        for i in range(6):
+            write_wav(data / word / f"spk{i}_nohash_0.wav", tone(freq=200 + 40 * i + 300 * (word == "one")))
+    (data / "validation_list.txt").write_text("zero/spk2_nohash_0.wav\none/spk3_nohash_0.wav\n")
+    (data / "testing_list.txt").write_text("zero/spk4_nohash_0.wav\none/spk5_nohash_0.wav\n")
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    space = tmp_path / "one.yaml"
+    space.write_text(SMOKE.read_text().replace("max_trials: 2", "max_trials: 1"))
+    result = CliRunner().invoke(cli, ["search", "--space", str(space), "--data", str(data), "--cache-dir",
+                                      str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"),
+                                      "--tracking-uri", uri, "--experiment", "cli-exp"])
+    assert result.exit_code == 0, result.output
+    rows = tracking.trial_runs(uri, "cli-exp")
+    assert [row["outcome"] for row in rows] == ["COMPLETED"]
+    parent = mlflow.MlflowClient(uri).get_run(rows[0]["parent_run_id"])
+    assert parent.data.params["data.train.zero"] == "4" and parent.data.params["data.test.total"] == "2"
+    assert not (tmp_path / "mlruns").exists()  # nothing went to the default store

@@ -1,0 +1,304 @@
+"""Export a trained trial as a TensorFlow SavedModel that takes audio, not features.
+
+Layout of an export directory DIR (`tuner-app predict DIR` and `tf.saved_model.load(DIR)` both take DIR):
+  DIR/saved_model.pb, DIR/variables/   the SavedModel itself, front-end inside;
+  DIR/tuner_app.json                   hyperparameters, front-end, class names, metrics, versions;
+  DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8".
+
+The serving graph calls `frontend.features` and `audio.decode`, the very functions the training pipeline
+uses, so training and serving share one front-end. `serve_bytes` holds tensorflow-io ops: load an export
+with `inference.load`, which registers them first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+import tuner_app
+from tuner_app import audio, frontend, hypermodel, results, spaces
+from tuner_app.errors import TunerAppError
+from tuner_app.frontend import CLIP_SAMPLES
+
+METADATA = "tuner_app.json"
+TFLITE_FLOAT = "model.tflite"
+TFLITE_INT8 = "model_int8.tflite"
+CHECKPOINT = "checkpoint.weights.h5"
+TRIAL_FILE = "trial.json"
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What export_trial wrote. `tflite`: {"float"/"int8": {"path", "bytes", "ops"}}; `accuracy`: on
+    the check sample, {"clips", "saved_model", "tflite", "tflite_int8"} (None without one); `quantization`
+    says what the int8 file holds."""
+
+    path: Path
+    metadata: dict[str, Any]
+    tflite: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    accuracy: dict[str, float] | None = None
+    quantization: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """A trial rebuilt from its directory: the space, its values, class names and trained Keras model."""
+
+    directory: Path
+    space: spaces.SearchSpace
+    values: dict[str, Any]
+    class_names: tuple[str, ...]
+    model: Any
+    scores: dict[str, float]
+
+
+class AudioClassifier(tf.Module):
+    """The Keras model behind the shared front-end, with the class names inside."""
+
+    def __init__(self, model, frontend_config: frontend.FrontendConfig, class_names):
+        super().__init__(name="tuner_app")
+        self.model = model
+        self.frontend_config = frontend_config
+        self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string, name="class_names")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, CLIP_SAMPLES], tf.float32, name="waveform")])
+    def serve_waveform(self, waveform):
+        """16 kHz float32 waveforms [batch, 16000] -> probabilities, class_id, class_name."""
+        probabilities = self.model(frontend.features(waveform, self.frontend_config), training=False)
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {"probabilities": probabilities, "class_id": class_id,
+                "class_name": tf.gather(self.class_names, class_id)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="audio")])
+    def serve_bytes(self, audio_files):
+        """Encoded WAV/FLAC/OGG/MP3 files [batch] -> the same outputs as serve_waveform."""
+        waveforms = tf.map_fn(lambda contents: audio.decode(contents)[0], audio_files,
+                              fn_output_signature=tf.TensorSpec([CLIP_SAMPLES], tf.float32))
+        return self.serve_waveform(waveforms)
+
+
+def _trial_scores(trial_doc: Mapping[str, Any]) -> dict[str, float]:
+    """The last value of every metric keras-tuner recorded for the trial."""
+    scores = {}
+    for name, history in trial_doc.get("metrics", {}).get("metrics", {}).items():
+        observations = history.get("observations") or []
+        if observations and observations[-1].get("value"):
+            scores[name] = float(observations[-1]["value"][-1])
+    return scores
+
+
+def load_trial(trial_dir: str | os.PathLike) -> Trial:
+    """Rebuild a trial's Keras model exactly as the search built it, with its checkpointed weights."""
+    trial_dir = Path(trial_dir).expanduser()
+    if not trial_dir.is_dir():
+        raise TunerAppError(f"{trial_dir}: no such trial directory")
+    record = results.read_search_record(trial_dir.parent)
+    try:
+        space = spaces.from_dict(record["space"], record["space_file"])
+        class_names = tuple(record["class_names"])
+    except (KeyError, TypeError) as err:
+        raise TunerAppError(f"{trial_dir.parent / results.SEARCH_RECORD}: missing key {err}") from None
+    values, scores = _read_trial(trial_dir / TRIAL_FILE, space)
+    model = hypermodel.build_model(space, values, len(class_names))
+    _load_weights(model, trial_dir / CHECKPOINT)
+    return Trial(trial_dir, space, values, class_names, model, scores)
+
+
+def _read_trial(path: Path, space: spaces.SearchSpace) -> tuple[dict[str, Any], dict[str, float]]:
+    """(the space's hyperparameter values, the recorded scores) from keras-tuner's trial.json."""
+    try:
+        trial_doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise TunerAppError(f"{path}: cannot read the keras-tuner trial ({err})") from None
+    stored = trial_doc.get("hyperparameters", {}).get("values", {})
+    missing = [name for name in space.hyperparameters if name not in stored]
+    if missing:
+        raise TunerAppError(f"{path}: no value for hyperparameter {missing[0]!r}")
+    return {name: stored[name] for name in space.hyperparameters}, _trial_scores(trial_doc)
+
+
+def _load_weights(model, checkpoint: Path) -> None:
+    if not checkpoint.is_file():
+        raise TunerAppError(f"{checkpoint}: no trained weights (did the trial complete?)")
+    model.optimizer.build(model.trainable_variables)  # the checkpoint holds Adam's state too
+    try:
+        model.load_weights(checkpoint)
+    except Exception as err:  # h5py and Keras raise OSError, ValueError, KeyError... on a bad file
+        raise TunerAppError(f"{checkpoint}: cannot load the weights ({type(err).__name__}: {err})") from None
+
+
+def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The tuner_app.json document written beside the SavedModel."""
+    counts = hypermodel.count_params(trial.space, trial.values, len(trial.class_names))
+    return {
+        "class_names": list(trial.class_names),
+        "model": trial.space.model,
+        "hyperparameters": dict(trial.values),
+        "frontend": dataclasses.asdict(trial.space.frontend),
+        "params": counts["params_total"],
+        "param_counts": counts,
+        "metrics": {**trial.scores, **dict(metrics or {}), "params_total": counts["params_total"]},
+        "mlflow_run_id": run_id,
+        "tensorflow_version": tf.__version__,
+        "tuner_app_version": tuner_app.__version__,
+        "trial_dir": str(trial.directory.resolve()),
+        "space_file": trial.space.source,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "signatures": {"serving_default": "waveform float32 [batch, 16000] at 16 kHz",
+                       "serve_bytes": "audio string [batch] of encoded WAV/FLAC/OGG/MP3 files"},
+    }
+
+
+def save_module(module: AudioClassifier, directory: Path) -> None:
+    """Write the SavedModel with its two signatures (the step a failed export must not leave half done)."""
+    tf.saved_model.save(module, str(directory), signatures={
+        "serving_default": module.serve_waveform.get_concrete_function(),
+        "serve_bytes": module.serve_bytes.get_concrete_function(),
+    })
+
+
+def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force: bool = False,
+                 run_id: str | None = None, metrics: Mapping[str, Any] | None = None, tflite: bool = False,
+                 quantize: str | None = None, representative: np.ndarray | None = None,
+                 check: tuple[np.ndarray, np.ndarray] | None = None) -> ExportResult:
+    """Export a trial's checkpointed weights (no retraining) as a SavedModel directory `out`, atomically.
+
+    `quantize="int8"` implies tflite and needs `representative` (float32 [n, 16000] training clips).
+    `check=(waveforms, labels)` (labels in the model's class ids) measures float vs TFLite accuracy.
+    """
+    out = Path(out).expanduser()
+    if quantize not in (None, "int8"):
+        raise TunerAppError(f"--quantize: expected int8, got {quantize!r}")
+    if quantize and (representative is None or not len(representative)):
+        raise TunerAppError("--quantize int8 needs a representative sample of training clips")
+    if out.exists() and not force:
+        raise TunerAppError(f"{out}: already exists; use --force to replace it")
+    trial = load_trial(trial_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = _staging_dir(out)
+    try:
+        result = _write_export(trial, staging, run_id, metrics, tflite or bool(quantize), quantize,
+                               representative, check)
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.path = out
+    result.tflite = {kind: {**entry, "path": out / Path(entry["path"]).name} for kind, entry in result.tflite.items()}
+    return result
+
+
+def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, quantize, representative,
+                  check) -> ExportResult:
+    module = AudioClassifier(trial.model, trial.space.frontend, trial.class_names)
+    save_module(module, staging)
+    result = ExportResult(staging, metadata(trial, run_id, metrics))
+    if tflite:
+        result.tflite, result.quantization = write_tflite(module, staging, quantize, representative)
+        result.accuracy = compare_accuracy(module, result.tflite, check) if check is not None else None
+        result.metadata["tflite"] = {kind: {"file": Path(entry["path"]).name, "bytes": entry["bytes"],
+                                            "flex_ops": entry["ops"].get("flex", [])}
+                                     for kind, entry in result.tflite.items()}
+        result.metadata["quantization"] = result.quantization
+        result.metadata["tflite_accuracy"] = result.accuracy
+    (staging / METADATA).write_text(json.dumps(result.metadata, indent=2), encoding="utf-8")
+    return result
+
+
+def _staging_dir(out: Path) -> Path:
+    """A new hidden sibling of `out` (same file system, so the final rename is atomic)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
+    return staging
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename the finished export to `out`; an existing `out` is set aside first and deleted last."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rename(out, aside / out.name)
+    try:
+        os.rename(staging, out)
+    except OSError:
+        os.rename(aside / out.name, out)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _frozen_serving_function(module: AudioClassifier):
+    # Keras 3 variable reads abort TF 2.17's TFLite converter ("missing attribute 'value'"): freeze first.
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    return convert_variables_to_constants_v2(module.serve_waveform.get_concrete_function())
+
+
+def _convert(module: AudioClassifier, calibration: np.ndarray | None = None, optimize: bool = False) -> bytes:
+    """TFLite bytes of serving_default. optimize: int8 weights; int8 activations too when calibrated on
+    `calibration` clips. TF Select is on, but the converter uses a TF kernel only where TFLite has none."""
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen_serving_function(module)], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    if optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if calibration is not None:
+        converter.representative_dataset = lambda: ([clip[np.newaxis]] for clip in calibration)
+    try:
+        return converter.convert()
+    except Exception as err:  # the converter raises its own ConverterError types
+        raise TunerAppError(f"TFLite conversion failed: {str(err).splitlines()[0]}") from None
+
+
+def write_tflite(module: AudioClassifier, directory: Path, quantize: str | None,
+                 representative: np.ndarray | None) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Write model.tflite (and model_int8.tflite); returns ({kind: {path, bytes, ops}}, quantization note).
+
+    ops: {output dtype or "flex": op names}; "flex" ops need the TF Select runtime."""
+    written = {"float": _write_blob(directory / TFLITE_FLOAT, _convert(module))}
+    if quantize != "int8":
+        return written, None
+    calibration = np.asarray(representative, np.float32)
+    try:
+        blob = _convert(module, calibration, optimize=True)
+        how = f"post-training int8, activations calibrated on {len(calibration)} training clips"
+    except TunerAppError:
+        blob = _convert(module, None, optimize=True)
+        how = "dynamic-range fallback (full int8 failed): int8 weights, float32 activations"
+    written["int8"] = _write_blob(directory / TFLITE_INT8, blob)
+    ops = written["int8"]["ops"]
+    in_float = sorted({*ops.get("float32", []), *ops.get("complex64", [])})
+    return written, (f"{how}; int8 ops: {', '.join(ops.get('int8', [])) or 'none'}; float ops (no int8 "
+                     f"kernel): {', '.join(in_float) or 'none'}; float32 input and output")
+
+
+def _write_blob(path: Path, blob: bytes) -> dict[str, Any]:
+    from tuner_app.inference import tflite_ops
+
+    path.write_bytes(blob)
+    return {"path": path, "bytes": len(blob), "ops": tflite_ops(blob)}
+
+
+def compare_accuracy(module: AudioClassifier, written: Mapping[str, Mapping[str, Any]],
+                     check: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Accuracy of the SavedModel module and of each .tflite on the labelled check sample."""
+    from tuner_app.inference import tflite_probabilities
+
+    waveforms, labels = np.asarray(check[0], np.float32), np.asarray(check[1])
+    if not len(labels):
+        return {"clips": 0}
+    scores = {"clips": len(labels),
+              "saved_model": float(np.mean(module.serve_waveform(waveforms)["class_id"].numpy() == labels))}
+    for kind, entry in written.items():
+        predicted = tflite_probabilities(Path(entry["path"]).read_bytes(), waveforms).argmax(axis=1)
+        scores["tflite" if kind == "float" else "tflite_int8"] = float(np.mean(predicted == labels))
+    return scores

@@ -1,0 +1,252 @@
+"""Use an exported model: predict files, evaluate on a corpus split, run its .tflite files.
+
+Precision of a class the model never predicted and recall of a class with no clips are 0/0: they are
+reported as None ("-" in text), not as 0, so an empty column is not mistaken for a bad one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tuner_app import audio, corpus, pipeline
+from tuner_app.errors import TunerAppError
+
+METADATA = "tuner_app.json"  # the same name export.py writes
+BATCH_SIZE = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """An exported model: the SavedModel, its tuner_app.json, and the class names in model order."""
+
+    path: Path
+    saved_model: Any
+    metadata: dict[str, Any]
+    class_names: tuple[str, ...]
+
+    def probabilities(self, waveforms: np.ndarray) -> np.ndarray:
+        """serving_default on float32 [n, 16000] 16 kHz waveforms, in batches: [n, n_classes]."""
+        serve = self.saved_model.signatures["serving_default"]
+        waveforms = np.asarray(waveforms, np.float32)
+        parts = [serve(waveform=tf.constant(waveforms[start:start + BATCH_SIZE]))["probabilities"].numpy()
+                 for start in range(0, len(waveforms), BATCH_SIZE)]
+        return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
+
+
+def _register_io_ops() -> None:
+    """serve_bytes holds tensorflow-io ops; they must be registered before the SavedModel loads."""
+    from tensorflow_io.python.ops import core_ops
+
+    core_ops.io_audio_resample  # noqa: B018 -- touching the lazy loader loads tensorflow-io's op library
+
+
+def load(model_dir: str | os.PathLike) -> Loaded:
+    """Load an export directory written by `tuner-app export`; TunerAppError names the path otherwise."""
+    path = Path(model_dir).expanduser()
+    if not (path / METADATA).is_file() or not (path / "saved_model.pb").is_file():
+        raise TunerAppError(f"{path}: not a tuner-app export (needs {METADATA} and saved_model.pb)")
+    try:
+        metadata = json.loads((path / METADATA).read_text(encoding="utf-8"))
+        class_names = tuple(metadata["class_names"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise TunerAppError(f"{path / METADATA}: cannot read the export's metadata ({err})") from None
+    _register_io_ops()
+    try:
+        saved_model = tf.saved_model.load(str(path))
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        raise TunerAppError(f"{path}: cannot load the SavedModel ({str(err).splitlines()[0]})") from None
+    return Loaded(path, saved_model, metadata, class_names)
+
+
+def predict_files(loaded: Loaded, paths: Sequence[str | os.PathLike], top_k: int = 3) -> list[dict[str, Any]]:
+    """Per file, in order: {"file", "top": [{"label", "probability"}, ...]} or {"file", "error": one line}."""
+    entries, clips, readable = [], [], []
+    for path in paths:
+        entries.append({"file": str(path)})
+        try:
+            clips.append(audio.read(path))
+            readable.append(len(entries) - 1)
+        except TunerAppError as err:
+            entries[-1]["error"] = " ".join(str(err).split())
+    probabilities = loaded.probabilities(np.stack(clips)) if clips else []
+    for index, row in zip(readable, probabilities):
+        best = np.argsort(-row, kind="stable")[:top_k]
+        entries[index]["top"] = [{"label": loaded.class_names[i], "probability": float(row[i])} for i in best]
+    return entries
+
+
+def format_predictions(entries: Sequence[dict[str, Any]]) -> str:
+    """One line per answered file: `file: label 0.912, label 0.051, ...` (errors go to stderr)."""
+    lines = []
+    for entry in entries:
+        if "top" in entry:
+            labels = ", ".join(f"{item['label']} {item['probability']:.3f}" for item in entry["top"])
+            lines.append(f"{entry['file']}: {labels}")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Scores of a model on one split. confusion[true, predicted] counts clips, in the model's class order.
+
+    `unknown` counts clips of classes the model does not know (not scored); `skipped` names unreadable files.
+    """
+
+    data_dir: str
+    split: str
+    class_names: list[str]
+    confusion: np.ndarray
+    unknown: dict[str, int]
+    skipped: list[str]
+
+    @property
+    def clips(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float | None:
+        return float(np.trace(self.confusion) / self.clips) if self.clips else None
+
+    def precision(self) -> list[float | None]:
+        return _ratios(np.diag(self.confusion), self.confusion.sum(axis=0))
+
+    def recall(self) -> list[float | None]:
+        return _ratios(np.diag(self.confusion), self.confusion.sum(axis=1))
+
+    def to_dict(self) -> dict[str, Any]:
+        support = self.confusion.sum(axis=1)
+        per_class = [{"label": name, "precision": p, "recall": r, "support": int(n)}
+                     for name, p, r, n in zip(self.class_names, self.precision(), self.recall(), support)]
+        return {"data": self.data_dir, "split": self.split, "clips": self.clips, "accuracy": self.accuracy,
+                "per_class": per_class, "class_names": self.class_names,
+                "confusion": self.confusion.tolist(), "unknown_classes": self.unknown, "skipped": self.skipped}
+
+
+def _ratios(numerators: np.ndarray, denominators: np.ndarray) -> list[float | None]:
+    return [float(n / d) if d else None for n, d in zip(numerators, denominators)]
+
+
+def _model_classes_present(data_dir: Path, class_names: Sequence[str]) -> list[str]:
+    """The model's classes that have a folder with audio in data_dir."""
+    def has_audio(folder: Path) -> bool:
+        return folder.is_dir() and any(p.suffix.lower() in corpus.AUDIO_SUFFIXES for p in folder.iterdir())
+
+    present = [name for name in class_names if has_audio(data_dir / name)]
+    if not present:
+        raise TunerAppError(f"{data_dir}: no folder with audio for any of the model's classes "
+                            f"({', '.join(class_names)})")
+    return present
+
+
+def evaluate(loaded: Loaded, data_dir: str | os.PathLike, split: str = "test",
+             classes: Sequence[str] | None = None) -> Evaluation:
+    """Score the model on one split of a corpus; corpus labels map to the model's classes by name.
+
+    `classes` defaults to the model's classes that have a folder in data_dir.
+    """
+    data_dir = Path(data_dir).expanduser()
+    found = corpus.scan(data_dir, classes or _model_classes_present(data_dir, loaded.class_names))
+    model_ids = {name: index for index, name in enumerate(loaded.class_names)}
+    clips = found.split(split)
+    known = [clip for clip in clips if clip.label in model_ids]
+    unknown = Counter(clip.label for clip in clips if clip.label not in model_ids)
+    decoded = pipeline.decode_clips([str(clip.path) for clip in known], [model_ids[clip.label] for clip in known])
+    predicted = loaded.probabilities(decoded.waveforms).argmax(axis=1)
+    return Evaluation(str(data_dir), split, list(loaded.class_names),
+                      confusion_matrix(decoded.labels, predicted, len(loaded.class_names)),
+                      dict(sorted(unknown.items())), list(decoded.skipped))
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[true, predicted] as int64 [n_classes, n_classes]."""
+    counts = np.zeros([n_classes, n_classes], np.int64)
+    np.add.at(counts, (np.asarray(labels, np.int64), np.asarray(predicted, np.int64)), 1)
+    return counts
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_evaluation(evaluation: Evaluation) -> str:
+    """Accuracy, per-class precision/recall/support and the confusion matrix as text."""
+    names, matrix = evaluation.class_names, evaluation.confusion
+    width = max(len(name) for name in names)
+    lines = [f"{evaluation.split} split of {evaluation.data_dir}: {evaluation.clips} clips, "
+             f"accuracy {_score(evaluation.accuracy)}"]
+    if evaluation.unknown:
+        lines.append("not scored, class unknown to the model: "
+                     + ", ".join(f"{label} ({n} clips)" for label, n in evaluation.unknown.items()))
+    if evaluation.skipped:
+        lines.append(f"skipped {len(evaluation.skipped)} unreadable file(s): {', '.join(evaluation.skipped)}")
+    lines.append(f"{'class':<{width}}  precision  recall  support")
+    for name, precision, recall, support in zip(names, evaluation.precision(), evaluation.recall(), matrix.sum(1)):
+        lines.append(f"{name:<{width}}  {_score(precision):>9}  {_score(recall):>6}  {support:>7}")
+    lines.append("confusion matrix (rows: true class, columns: predicted class, numbered as the rows)")
+    lines.append(" " * (width + 4) + "".join(f"{index:>5}" for index in range(len(names))))
+    for index, (name, row) in enumerate(zip(names, matrix)):
+        lines.append(f"{index:>2} {name:<{width}} " + "".join(f"{count:>5}" for count in row))
+    return "\n".join(lines)
+
+
+def write_confusion_png(evaluation: Evaluation, path: str | os.PathLike) -> Path:
+    """The confusion matrix as a labelled heat map with the count in every cell."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg: no display needed
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    names, matrix = evaluation.class_names, evaluation.confusion
+    size = 2 + 0.45 * len(names)
+    figure = Figure(figsize=(size + 1, size))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes, label="clips").ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xticks(range(len(names)), names, rotation=90)
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(f"{evaluation.split}: accuracy {_score(evaluation.accuracy)} on {evaluation.clips} clips")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                      color="white" if count > threshold else "black")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def tflite_probabilities(model: bytes, waveforms: np.ndarray) -> np.ndarray:
+    """Run a .tflite exported by export.py (serving_default, one clip at a time): [n, n_classes]."""
+    runner = tf.lite.Interpreter(model_content=model).get_signature_runner()
+    rows = []
+    for clip in np.asarray(waveforms, np.float32):
+        outputs = runner(waveform=clip[np.newaxis])
+        # Freezing the graph renames the outputs to output_0...; the probabilities are the float one.
+        rows.append(next(value for value in outputs.values() if value.dtype == np.float32)[0])
+    return np.stack(rows) if rows else np.zeros([0, 0], np.float32)
+
+
+def tflite_ops(model: bytes) -> dict[str, list[str]]:
+    """Op names of a .tflite by the type they compute in ("int8", "float32", ...), plus "flex": the TF
+    Select ops, which need TensorFlow's kernels at run time. Quantize/dequantize steps are left out."""
+    interpreter = tf.lite.Interpreter(model_content=model)
+    dtypes = {detail["index"]: np.dtype(detail["dtype"]).name for detail in interpreter.get_tensor_details()}
+    groups: dict[str, set[str]] = {}
+    for op in interpreter._get_ops_details():  # no public API lists the ops
+        name = op["op_name"]
+        if name in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
+            continue
+        kind = "flex" if name.startswith("Flex") else dtypes.get(op["outputs"][0], "?") if len(op["outputs"]) else "?"
+        groups.setdefault(kind, set()).add(name)
+    return {kind: sorted(names) for kind, names in sorted(groups.items())}

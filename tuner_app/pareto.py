@@ -1,0 +1,338 @@
+"""Pareto analysis of accuracy against size: the front, hypervolume, knee, model selection, CSV, plot, table.
+
+Size x (params_total, macs or model_bytes) is minimised on a log scale, accuracy y maximised. The front is
+always chosen on validation accuracy (best_val_accuracy); test accuracy is shown beside it, never used to choose.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.resources
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from tuner_app.errors import TunerAppError
+
+log = logging.getLogger(__name__)
+
+Point = tuple[float, float]
+SIZE_AXES = {"params_total": "parameters", "macs": "MACs per clip", "model_bytes": "serialized model bytes"}
+SIZE_HEADERS = {"params_total": "Params", "macs": "MACs", "model_bytes": "Bytes"}
+ACCURACY_METRICS = {"val": "best_val_accuracy", "test": "test_accuracy"}
+ACCURACY_LABELS = {"val": "validation accuracy", "test": "test accuracy"}
+REFERENCES = (None, "seed")
+RULES_HELP = "best, smallest-within:D (D a fraction of accuracy, e.g. smallest-within:0.01 = 1 point) or knee"
+CSV_SIZES = ("params_total", "params_conv", "params_fc", "macs", "model_bytes")
+CSV_ACCURACIES = ("best_val_accuracy", "test_accuracy")
+SEED_CSV = "seed_reference.csv"
+SEED_TYPES = {"conv_layers": int, "fc_layers": int, "params": int, "accuracy": float,
+              "batch_norm": "true".__eq__, "params_published": "true".__eq__}
+ROUNDING = 1e-9  # accuracies are floats: 0.52 - 0.05 is 0.47000000000000003, yet must admit 0.47
+
+
+def non_dominated(points: Sequence[Point]) -> list[int]:
+    """Indices of the non-dominated points (x minimised, y maximised), by x ascending, y descending, index.
+
+    A point is dominated if another is <= in x and >= in y and strictly better in one: exact duplicates are
+    all on the front; equal x with lower y, or equal y with larger x, is dominated. Non-finite: TunerAppError.
+    """
+    if not all(math.isfinite(value) for point in points for value in point):
+        raise TunerAppError(f"Pareto points must be finite numbers: {list(points)}")
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front: list[int] = []
+    leader: Point | None = None  # the most accurate point seen so far, i.e. at the smallest x
+    for index in order:
+        point = (points[index][0], points[index][1])
+        if leader is None or point[1] > leader[1] or point == leader:
+            front.append(index)
+            leader = point
+    return front
+
+
+def default_reference(points: Sequence[Point]) -> Point:
+    """The reference point for hypervolume: x_ref = 10 x the largest x (one decade beyond the biggest
+    model on a log scale), y_ref = 0.0 accuracy. Reproducible from the points alone."""
+    if not points:
+        raise TunerAppError("no points to place a hypervolume reference point against")
+    return 10.0 * max(x for x, _ in points), 0.0
+
+
+def hypervolume(points: Sequence[Point], reference: Point, log_x: bool = True) -> float:
+    """Area dominated by the front of `points` and bounded by `reference` (x_ref, y_ref), in (log10 x, y) when
+    log_x, else (x, y): sum over the front by x of (X_ref - X_i) * (y_i - y_(i-1)), from y_ref. Points outside
+    the box (x > x_ref or y < y_ref) add nothing."""
+    x_ref, y_ref = reference
+    inside = [point for point in points if point[0] <= x_ref and point[1] >= y_ref]
+    scale = _log10 if log_x else float
+    area, floor = 0.0, y_ref
+    for index in non_dominated(inside):
+        x, y = inside[index]
+        area += (scale(x_ref) - scale(x)) * (y - floor)
+        floor = y
+    return area
+
+
+def knee(front: Sequence[Point]) -> int:
+    """Index into `front` (non-dominated points sorted by x) of its knee: in (log10 x, y) normalised to [0, 1]
+    over the front, the point farthest from the line joining its first and last points on the side of the ideal
+    corner (small, accurate); ties go to the smaller index. A front of 1 or 2 points, or one with no point
+    above that line, gives its most accurate point (the first of equals)."""
+    if not front:
+        raise TunerAppError("the knee of an empty front is undefined")
+    most_accurate = max(range(len(front)), key=lambda i: (front[i][1], -i))
+    if len(front) < 3:
+        return most_accurate
+    u = _normalised([_log10(x) for x, _ in front])
+    v = _normalised([y for _, y in front])
+    du, dv = u[-1] - u[0], v[-1] - v[0]
+    # The cross product is positive on the upper-left (ideal) side of the line from the first to the last point.
+    lift = [(du * (v[i] - v[0]) - dv * (u[i] - u[0])) / math.hypot(du, dv) for i in range(len(front))]
+    best = max(range(len(front)), key=lambda i: (lift[i], -i))
+    return best if lift[best] > ROUNDING else most_accurate
+
+
+def _normalised(values: list[float]) -> list[float]:
+    low, span = min(values), max(values) - min(values)
+    return [(value - low) / (span or 1.0) for value in values]
+
+
+def _log10(value: float) -> float:
+    if value <= 0:
+        raise TunerAppError(f"size {value} cannot go on a log scale: sizes must be positive")
+    return math.log10(value)
+
+
+def _metric(row: Mapping[str, Any], name: str) -> float | None:
+    value = (row.get("metrics") or {}).get(name)
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def _point(row: Mapping[str, Any], x: str) -> Point:
+    return _metric(row, x), _metric(row, "best_val_accuracy")
+
+
+def _check_choice(kind: str, value: Any, choices) -> None:
+    if value not in choices:
+        raise TunerAppError(f"unknown Pareto {kind} {value!r}; choose one of {', '.join(map(str, choices))}")
+
+
+def eligible_rows(rows: Sequence[Mapping[str, Any]], x: str = "params_total") -> tuple[list[dict], int]:
+    """(rows that take part, how many were left out): FINISHED rows with a finite best_val_accuracy and a
+    positive x metric, in their given order."""
+    _check_choice("size axis", x, SIZE_AXES)
+    kept = [row for row in rows if row.get("status") == "FINISHED"
+            and _metric(row, "best_val_accuracy") is not None and (_metric(row, x) or 0) > 0]
+    return kept, len(rows) - len(kept)
+
+
+def _front(rows: Sequence[dict], x: str) -> list[dict]:
+    return [rows[index] for index in non_dominated([_point(row, x) for row in rows])]
+
+
+def select(rows: Sequence[Mapping[str, Any]], rule: str, x: str = "params_total") -> dict:
+    """The eligible row chosen by `rule` on validation accuracy (test accuracy never changes the choice):
+    "best": highest best_val_accuracy, ties to the smaller x then the earlier row; "smallest-within:D":
+    smallest x among rows with best_val_accuracy >= best - D (D in [0, 1): 0.01 = 1 point), ties to the
+    higher accuracy then the earlier row; "knee": the knee of the validation front. TunerAppError for an
+    unknown rule, a malformed D, or no eligible rows."""
+    name, _, argument = rule.partition(":")
+    tolerance = _tolerance(argument) if name == "smallest-within" else None
+    if rule not in ("best", "knee") and tolerance is None:
+        raise TunerAppError(f"unknown selection rule {rule!r}; use {RULES_HELP}")
+    candidates, left_out = eligible_rows(rows, x)
+    if not candidates:
+        raise TunerAppError(f"no finished trial with best_val_accuracy and {x} to select ({left_out} left out)")
+    if rule == "knee":
+        front = _front(candidates, x)
+        return front[knee([_point(row, x) for row in front])]
+    best = max(candidates, key=lambda row: (_metric(row, "best_val_accuracy"), -_metric(row, x)))
+    if tolerance is None:
+        return best
+    floor = _metric(best, "best_val_accuracy") - tolerance - ROUNDING
+    within = [row for row in candidates if _metric(row, "best_val_accuracy") >= floor]
+    return min(within, key=lambda row: (_metric(row, x), -_metric(row, "best_val_accuracy")))
+
+
+def _tolerance(text: str) -> float:
+    try:
+        tolerance = float(text)
+    except ValueError:
+        tolerance = math.nan
+    if not 0.0 <= tolerance < 1.0:  # also rejects nan
+        raise TunerAppError(f"malformed selection rule 'smallest-within:{text}': D must be a number in [0, 1), "
+                            "a fraction of accuracy (smallest-within:0.01 = within 1 point of the best)")
+    return tolerance
+
+
+@dataclasses.dataclass
+class Analysis:
+    """front: rows on the validation front, by x; all_rows: eligible rows, by x; hypervolume: in (log10 x,
+    validation accuracy) against reference_point; notes: caveats also shown on the plot."""
+
+    front: list[dict]
+    all_rows: list[dict]
+    left_out: int
+    hypervolume: float
+    reference_point: Point
+    csv_path: Path
+    png_path: Path
+    x: str
+    y: str
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_total", y: str = "val",
+            reference: str | None = None, name: str = "pareto") -> Analysis:
+    """Front, hypervolume, `<name>.csv` and `<name>.png` in out_dir. The front and hypervolume always use
+    validation accuracy; y="test" only changes the plot's y axis. reference="seed" overlays the seed's points."""
+    _check_choice("accuracy axis", y, ACCURACY_METRICS)
+    _check_choice("reference", reference, REFERENCES)
+    kept, left_out = eligible_rows(rows, x)
+    if not kept:
+        raise TunerAppError(f"no finished trial with best_val_accuracy and {x} among {len(rows)} runs to analyse")
+    kept.sort(key=lambda row: (_metric(row, x), -_metric(row, "best_val_accuracy")))
+    points = [_point(row, x) for row in kept]
+    reference_point = default_reference(points)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    analysis = Analysis(_front(kept, x), kept, left_out, hypervolume(points, reference_point), reference_point,
+                        out_dir / f"{name}.csv", out_dir / f"{name}.png", x, y)
+    write_csv(analysis)
+    plot(analysis, reference)
+    return analysis
+
+
+def architecture(row: Mapping[str, Any]) -> str:
+    """A short readable description, e.g. "2D conv3(5x5, 8..32) fc2(1024,512) BN flatten"."""
+    values = row.get("hyperparameters") or {}
+    dims = {"cnn1d": "1D", "cnn2d": "2D"}.get(row.get("model"), row.get("model") or "?")
+    parts = [dims]
+    if "conv_layers" in values:
+        parts.append(f"conv{values['conv_layers']}{_conv_detail(values, dims)}")
+    if "fc_layers" in values:
+        units = [str(values.get(f"fc_units_{layer}", "?")) for layer in range(1, int(values["fc_layers"]) + 1)]
+        parts.append(f"fc{values['fc_layers']}" + (f"({','.join(units)})" if units else ""))
+    if str(values.get("batch_norm")).lower() == "true":
+        parts.append("BN")
+    if values.get("head"):
+        parts.append(str(values["head"]))
+    return " ".join(parts)
+
+
+def _conv_detail(values: Mapping[str, Any], dims: str) -> str:
+    if not all(key in values for key in ("kernel_size", "filters")):
+        return ""
+    kernel = f"{values['kernel_size']}x{values['kernel_size']}" if dims == "2D" else str(values["kernel_size"])
+    first = int(values["filters"])
+    last = first * int(values.get("filter_growth", 1)) ** (int(values["conv_layers"]) - 1)
+    return f"({kernel}, {first if last == first else f'{first}..{last}'})"
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+def write_csv(analysis: Analysis) -> Path:
+    """One line per eligible trial: ids, architecture, every hyperparameter, sizes, val and test accuracy,
+    and pareto (true/false)."""
+    names = list(dict.fromkeys(name for row in analysis.all_rows for name in row.get("hyperparameters") or {}))
+    on_front = {id(row) for row in analysis.front}
+    with analysis.csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run_id", "trial_id", "architecture", *names, *CSV_SIZES, *CSV_ACCURACIES, "pareto"])
+        for row in analysis.all_rows:
+            values = row.get("hyperparameters") or {}
+            sizes = [_metric(row, metric) for metric in CSV_SIZES]
+            writer.writerow([row.get("run_id"), row.get("trial_id"), architecture(row),
+                             *(_cell(values.get(name)) for name in names),
+                             *(_cell(None if size is None else int(size)) for size in sizes),
+                             *(_cell(_metric(row, metric)) for metric in CSV_ACCURACIES),
+                             _cell(id(row) in on_front)])
+    return analysis.csv_path
+
+
+def seed_points() -> list[dict]:
+    """The seed study's published points from the packaged seed_reference.csv (36: 2D conv 1-4 and 1D conv
+    1-5, x FC 1-2, x BN off/on; the 2D 5-conv rows are "X" in the seed and left out). "accuracy" is the
+    seed's TEST accuracy at the epoch of minimum validation loss. "params" is published for BN off; for BN
+    on (params_published False) it is derived as published + 4 per conv channel."""
+    text = importlib.resources.files("tuner_app").joinpath(SEED_CSV).read_text(encoding="utf-8")
+    records = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
+    return [{key: SEED_TYPES.get(key, str)(value) for key, value in record.items()} for record in records]
+
+
+def plot(analysis: Analysis, reference: str | None = None) -> Path:
+    """Write analysis.png_path with matplotlib's Agg canvas (no pyplot, no display): every trial, the front
+    as a post-step line, log-scale size; reference="seed" overlays the seed's published points."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 6))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    y_metric = ACCURACY_METRICS[analysis.y]
+    axes.scatter(*_xy(analysis.all_rows, analysis.x, y_metric), s=18, color="0.6", label="trials")
+    axes.step(*_xy(analysis.front, analysis.x, y_metric), where="post", color="tab:red", marker="o",
+              label="Pareto front (chosen on validation accuracy)")
+    if reference == "seed":
+        _overlay_seed(axes, analysis)
+    axes.set_xscale("log")
+    axes.set_xlabel(f"{SIZE_AXES[analysis.x]} (log scale)")
+    axes.set_ylabel(ACCURACY_LABELS[analysis.y])
+    title = (f"{ACCURACY_LABELS[analysis.y].capitalize()} vs {SIZE_AXES[analysis.x]}: "
+             f"{len(analysis.all_rows)} trials, {len(analysis.front)} on the front")
+    axes.set_title("\n".join([title, *analysis.notes]), fontsize="medium")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    figure.savefig(analysis.png_path, dpi=110, bbox_inches="tight")
+    return analysis.png_path
+
+
+def _xy(rows: Sequence[dict], x: str, y_metric: str) -> tuple[list[float], list[float]]:
+    # With y = test, a row without test accuracy cannot be drawn; it still counts for the front.
+    pairs = [(_metric(row, x), _metric(row, y_metric)) for row in rows if _metric(row, y_metric) is not None]
+    return [px for px, _ in pairs], [py for _, py in pairs]
+
+
+def _overlay_seed(axes, analysis: Analysis) -> None:
+    if analysis.x != "params_total":
+        note = f"seed study not shown: it publishes parameter counts only, not {analysis.x}"
+        analysis.notes.append(note)
+        log.warning(note)
+        return
+    points = seed_points()
+    for model, marker in (("cnn1d", "^"), ("cnn2d", "s")):
+        for batch_norm in (False, True):
+            group = [p for p in points if p["model"] == model and p["batch_norm"] == batch_norm]
+            label = f"seed study (published test acc): {model[-2:].upper()}"
+            label += " + BN (params derived)" if batch_norm else ""
+            axes.scatter([p["params"] for p in group], [p["accuracy"] for p in group], marker=marker, s=36,
+                         color="tab:blue" if model == "cnn1d" else "tab:green",
+                         facecolors="none" if batch_norm else None, label=label)
+
+
+def format_table(analysis: Analysis) -> str:
+    """The front as a text table in the seed's style (architecture, accuracy, params), with validation and
+    test accuracy, then a count line and the hypervolume with its reference point."""
+    header = ["Architecture", "Val Acc", "Test Acc", SIZE_HEADERS[analysis.x], "Trial"]
+    lines = [header] + [[architecture(row), _accuracy(row, "best_val_accuracy"), _accuracy(row, "test_accuracy"),
+                         f"{int(_metric(row, analysis.x)):,}", str(row.get("trial_id"))] for row in analysis.front]
+    widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
+    text = ["  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
+                      for column, (cell, width) in enumerate(zip(line, widths))).rstrip() for line in lines]
+    x_ref, y_ref = analysis.reference_point
+    text.append(f"{len(analysis.front)} of {len(analysis.all_rows)} trials on the front (chosen on validation "
+                f"accuracy); {analysis.left_out} runs left out (not FINISHED or missing metrics)")
+    text.append(f"hypervolume {analysis.hypervolume:.4f} in (log10 {analysis.x}, validation accuracy) against "
+                f"reference point ({analysis.x}={x_ref:,.0f}, validation accuracy={y_ref:.2f})")
+    return "\n".join(text)
+
+
+def _accuracy(row: Mapping[str, Any], metric: str) -> str:
+    value = _metric(row, metric)
+    return "-" if value is None else f"{value:.4f}"
