@@ -53,3 +53,34 @@ def write_wav(path, samples, rate=16000, bits=16, float_format=False):
 def tone(seconds=0.5, rate=16000, freq=440.0, amplitude=0.5):
     t = np.arange(int(seconds * rate)) / rate
     return amplitude * np.sin(2 * np.pi * freq * t)
+
+
+N_CLASSES = 16
+SMOKE_SPACE = os.path.join(os.path.dirname(__file__), "..", "search_spaces", "smoke.yaml")
+
+
+def tone_clips(seed: int, per_class: int = 1):
+    """One quiet tone per class (frequency = class) plus noise: learnable, and no audio files needed."""
+    from tuner_app.pipeline import DecodedClips
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(N_CLASSES), per_class).astype(np.int64)
+    t = np.arange(16000) / 16000
+    tones = 0.3 * np.sin(2 * np.pi * (200 + 150 * labels[:, None]) * t)
+    waveforms = (tones + 0.05 * rng.standard_normal(tones.shape)).astype(np.float32)
+    return DecodedClips(waveforms, labels, tuple(f"clip{i}.wav" for i in range(len(labels))))
+
+
+def tone_splits():
+    """train (2 per class), validation and test (1 per class) tone clips."""
+    return {"train": tone_clips(1, 2), "validation": tone_clips(2), "test": tone_clips(3)}
+
+
+def smoke_space(**tuner):
+    """search_spaces/smoke.yaml with tuner options replaced."""
+    import dataclasses
+
+    from tuner_app import spaces
+
+    space = spaces.load(SMOKE_SPACE)
+    return dataclasses.replace(space, tuner={**space.tuner, **tuner})

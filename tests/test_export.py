@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
-from conftest import write_wav
-from test_search import N_CLASSES, _clips
+from conftest import N_CLASSES, write_wav
+from conftest import tone_clips as _clips
 
 import tuner_app
 from tuner_app import corpus, export, frontend, hypermodel, search, spaces

@@ -1,37 +1,23 @@
-import dataclasses
 import io
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import smoke_space, tone_splits
 
 from tuner_app import observers, progress, results, search, spaces
 from tuner_app.errors import TunerAppError
-from tuner_app.pipeline import DecodedClips, make_dataset
+from tuner_app.pipeline import make_dataset
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
-N_CLASSES = 16
-
-
-def _clips(seed: int, per_class: int = 1) -> DecodedClips:
-    """One quiet tone per class (frequency = class) plus noise: learnable, and no audio files needed."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(N_CLASSES), per_class).astype(np.int64)
-    t = np.arange(16000) / 16000
-    tones = 0.3 * np.sin(2 * np.pi * (200 + 150 * labels[:, None]) * t)
-    waveforms = (tones + 0.05 * rng.standard_normal(tones.shape)).astype(np.float32)
-    return DecodedClips(waveforms, labels, tuple(f"clip{i}.wav" for i in range(len(labels))))
 
 
 @pytest.fixture(scope="module")
 def splits():
-    return {"train": _clips(1, 2), "validation": _clips(2), "test": _clips(3)}
+    return tone_splits()
 
 
-def _space(**tuner):
-    space = spaces.load(SMOKE)
-    return dataclasses.replace(space, tuner={**space.tuner, **tuner})
+_space = smoke_space
 
 
 def _completed(tuner):

@@ -1,4 +1,3 @@
-import dataclasses
 import json
 import socket
 import subprocess
@@ -8,19 +7,16 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import tone, write_wav
+from conftest import smoke_space, tone, tone_splits, write_wav
 
-from tuner_app import search, spaces, tracking
+from tuner_app import search, tracking
 from tuner_app.cli import cli
 from tuner_app.errors import TunerAppError
-from tuner_app.pipeline import DecodedClips
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
-N_CLASSES = 16
 EXPERIMENT = "test-exp"
 FINAL_METRICS = {"best_val_accuracy", "best_val_loss", "test_accuracy", "params_total", "params_trainable",
                  "params_conv", "params_fc", "macs", "model_bytes", "train_seconds", "latency_ms"}
@@ -28,24 +24,12 @@ DATA = {"path": "/corpus", "fingerprint": "abc123",
         "counts": {"zero": {"train": 2, "validation": 1, "test": 1}, "one": {"train": 3, "validation": 0, "test": 1}}}
 
 
-def _clips(seed: int, per_class: int = 1) -> DecodedClips:
-    """One quiet tone per class (frequency = class) plus noise: learnable, and no audio files needed."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(N_CLASSES), per_class).astype(np.int64)
-    t = np.arange(16000) / 16000
-    tones = 0.3 * np.sin(2 * np.pi * (200 + 150 * labels[:, None]) * t)
-    waveforms = (tones + 0.05 * rng.standard_normal(tones.shape)).astype(np.float32)
-    return DecodedClips(waveforms, labels, tuple(f"clip{i}.wav" for i in range(len(labels))))
-
-
 @pytest.fixture(scope="module")
 def splits():
-    return {"train": _clips(1, 2), "validation": _clips(2), "test": _clips(3)}
+    return tone_splits()
 
 
-def _space(**tuner):
-    space = spaces.load(SMOKE)
-    return dataclasses.replace(space, tuner={**space.tuner, **tuner})
+_space = smoke_space
 
 
 def _uri(directory: Path) -> str:

@@ -379,12 +379,12 @@ def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fr
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to show (default: SQLite in ./mlruns).")
 def ui(host: str, port: int, tracking_uri: str | None) -> None:
     """Start the MLflow UI on the project's runs; Ctrl-C stops it."""
-    from tuner_app import tracking
+    from tuner_app import tracking, ui as mlflow_ui
 
-    command = tracking.ui_command(tracking_uri, host, port)  # a bad --tracking-uri fails before the banner
+    command = mlflow_ui.ui_command(tracking_uri, host, port)  # a bad --tracking-uri fails before the banner
     click.echo(f"MLflow UI of {tracking_uri or tracking.default_tracking_uri()} on http://{host}:{port} "
                "(Ctrl-C stops it)")
-    code = tracking.serve_ui(command)
+    code = mlflow_ui.serve_ui(command)
     if code > 0:
         sys.exit(code)
 

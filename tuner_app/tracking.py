@@ -10,11 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -51,11 +47,11 @@ def default_tracking_uri() -> str:
 
 def artifact_root(tracking_uri: str | None) -> str | None:
     """Where new experiments keep artifacts: beside a SQLite store; the server's own choice otherwise."""
-    path = _sqlite_path(tracking_uri or default_tracking_uri())
+    path = sqlite_path(tracking_uri or default_tracking_uri())
     return (path.parent / "artifacts").as_uri() if path else None
 
 
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
     return Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve()
@@ -66,7 +62,7 @@ def _client(uri: str) -> mlflow.MlflowClient:
     # MLflow and alembic report schema set-up at INFO, which would bury the search's progress.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -380,36 +376,3 @@ def register_model(tracking_uri: str | None, run_id: str, artifact_path: str, na
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     return str(client.create_model_version(name, f"runs:/{run_id}/{artifact_path}", run_id=run_id).version)
-
-
-def ui_command(tracking_uri: str | None, host: str, port: int) -> list[str]:
-    """The `mlflow server` command line serving the UI on the store (whose folder it creates if embedded)."""
-    uri = tracking_uri or default_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        raise TunerAppError(f"--tracking-uri {uri} is a tracking server already: open it in a browser")
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
-    if _sqlite_path(uri):
-        _sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
-        command += ["--default-artifact-root", artifact_root(uri)]
-    return command
-
-
-def serve_ui(command: list[str]) -> int:
-    """Run the UI server until it exits, Ctrl-C or SIGTERM; returns its exit code."""
-    # MLflow's GenAI job runner is of no use here, and it holds up the server's exit for tens of seconds.
-    # Its own session: a Ctrl-C reaches only us and we stop it once (twice, uvicorn prints a traceback).
-    server = subprocess.Popen(command, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-                              start_new_session=True)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` must not orphan the server
-    try:
-        return server.wait()
-    except KeyboardInterrupt:
-        server.terminate()  # mlflow forwards it to its uvicorn worker
-        try:
-            return server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            return server.wait()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
