@@ -147,6 +147,7 @@ def test_tflite_float_and_int8(trial_dir, reloaded, tmp_path):
     np.testing.assert_allclose(tflite_probabilities(float_file.read_bytes(), check.waveforms[:4]), served, atol=1e-4)
     assert "CONV_2D" in result.tflite["int8"]["ops"]["int8"] and "CONV_2D" in result.tflite["float"]["ops"]["float32"]
     assert "int8 ops: " in result.quantization and "RFFT2D" in result.quantization  # the STFT stays float
+    assert "LOG" in result.tflite["int8"]["ops"]["float32"]  # so does the rest of the front-end
     assert result.accuracy["clips"] == N_CLASSES
     assert result.accuracy["saved_model"] == result.accuracy["tflite"] == 1.0
     assert result.accuracy["tflite_int8"] >= 0.75

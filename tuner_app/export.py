@@ -26,12 +26,11 @@ import tensorflow as tf
 
 import tuner_app
 from tuner_app import audio, frontend, hypermodel, results, spaces
+from tuner_app import tflite as tflite_copies
 from tuner_app.errors import TunerAppError
 from tuner_app.frontend import CLIP_SAMPLES
 
 METADATA = "tuner_app.json"
-TFLITE_FLOAT = "model.tflite"
-TFLITE_INT8 = "model_int8.tflite"
 CHECKPOINT = "checkpoint.weights.h5"
 TRIAL_FILE = "trial.json"
 
@@ -203,8 +202,8 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
     save_module(module, staging)
     result = ExportResult(staging, metadata(trial, run_id, metrics))
     if tflite:
-        result.tflite, result.quantization = write_tflite(module, staging, quantize, representative)
-        result.accuracy = compare_accuracy(module, result.tflite, check) if check is not None else None
+        result.tflite, result.quantization = tflite_copies.write_tflite(module, staging, quantize, representative)
+        result.accuracy = tflite_copies.compare_accuracy(module, result.tflite, check) if check is not None else None
         result.metadata["tflite"] = {kind: {"file": Path(entry["path"]).name, "bytes": entry["bytes"],
                                             "flex_ops": entry["ops"].get("flex", [])}
                                      for kind, entry in result.tflite.items()}
@@ -235,70 +234,3 @@ def _move_into_place(staging: Path, out: Path) -> None:
         raise
     finally:
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def _frozen_serving_function(module: AudioClassifier):
-    # Keras 3 variable reads abort TF 2.17's TFLite converter ("missing attribute 'value'"): freeze first.
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    return convert_variables_to_constants_v2(module.serve_waveform.get_concrete_function())
-
-
-def _convert(module: AudioClassifier, calibration: np.ndarray | None = None, optimize: bool = False) -> bytes:
-    """TFLite bytes of serving_default. optimize: int8 weights; int8 activations too when calibrated on
-    `calibration` clips. TF Select is on, but the converter uses a TF kernel only where TFLite has none."""
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen_serving_function(module)], module)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    if optimize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if calibration is not None:
-        converter.representative_dataset = lambda: ([clip[np.newaxis]] for clip in calibration)
-    try:
-        return converter.convert()
-    except Exception as err:  # the converter raises its own ConverterError types
-        raise TunerAppError(f"TFLite conversion failed: {str(err).splitlines()[0]}") from None
-
-
-def write_tflite(module: AudioClassifier, directory: Path, quantize: str | None,
-                 representative: np.ndarray | None) -> tuple[dict[str, dict[str, Any]], str | None]:
-    """Write model.tflite (and model_int8.tflite); returns ({kind: {path, bytes, ops}}, quantization note).
-
-    ops: {output dtype or "flex": op names}; "flex" ops need the TF Select runtime."""
-    written = {"float": _write_blob(directory / TFLITE_FLOAT, _convert(module))}
-    if quantize != "int8":
-        return written, None
-    calibration = np.asarray(representative, np.float32)
-    try:
-        blob = _convert(module, calibration, optimize=True)
-        how = f"post-training int8, activations calibrated on {len(calibration)} training clips"
-    except TunerAppError:
-        blob = _convert(module, None, optimize=True)
-        how = "dynamic-range fallback (full int8 failed): int8 weights, float32 activations"
-    written["int8"] = _write_blob(directory / TFLITE_INT8, blob)
-    ops = written["int8"]["ops"]
-    in_float = sorted({*ops.get("float32", []), *ops.get("complex64", [])})
-    return written, (f"{how}; int8 ops: {', '.join(ops.get('int8', [])) or 'none'}; float ops (no int8 "
-                     f"kernel): {', '.join(in_float) or 'none'}; float32 input and output")
-
-
-def _write_blob(path: Path, blob: bytes) -> dict[str, Any]:
-    from tuner_app.inference import tflite_ops
-
-    path.write_bytes(blob)
-    return {"path": path, "bytes": len(blob), "ops": tflite_ops(blob)}
-
-
-def compare_accuracy(module: AudioClassifier, written: Mapping[str, Mapping[str, Any]],
-                     check: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """Accuracy of the SavedModel module and of each .tflite on the labelled check sample."""
-    from tuner_app.inference import tflite_probabilities
-
-    waveforms, labels = np.asarray(check[0], np.float32), np.asarray(check[1])
-    if not len(labels):
-        return {"clips": 0}
-    scores = {"clips": len(labels),
-              "saved_model": float(np.mean(module.serve_waveform(waveforms)["class_id"].numpy() == labels))}
-    for kind, entry in written.items():
-        predicted = tflite_probabilities(Path(entry["path"]).read_bytes(), waveforms).argmax(axis=1)
-        scores["tflite" if kind == "float" else "tflite_int8"] = float(np.mean(predicted == labels))
-    return scores
