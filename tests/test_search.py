@@ -1,4 +1,5 @@
 import io
+import json
 import re
 from pathlib import Path
 
@@ -146,3 +147,18 @@ def test_a_one_dimensional_smoke_search(splits, tmp_path):
     tuner = search.run_search(space, splits, tmp_path)
     rows = _completed(tuner)
     assert len(rows) == 2 and tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters).input_shape == (None, 16000, 1)
+
+
+def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):
+    # A kill between saving a new trial (RUNNING) and saving the oracle leaves a trial no queue holds.
+    tuner = search.run_search(_space(max_trials=1), splits, tmp_path)
+    tuner.oracle.max_trials = 2
+    orphan = tuner.oracle.create_trial("tuner0")
+    assert orphan.status == "RUNNING"
+    oracle_file = Path(tuner.oracle._get_oracle_fname())
+    state = json.loads(oracle_file.read_text())
+    state["ongoing_trials"] = {}
+    oracle_file.write_text(json.dumps(state))
+    resumed = search.run_search(_space(max_trials=2), splits, tmp_path)
+    rows = results.summary_rows(resumed)
+    assert [(row["trial_id"], row["status"]) for row in rows] == [("0", "COMPLETED"), (orphan.trial_id, "COMPLETED")]

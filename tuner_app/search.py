@@ -60,10 +60,20 @@ class TrialMixin:
         # Trials rejected before a resume must not count against max_trials either.
         for _ in rejected_trials(self.oracle):
             self._spare_trial()
-        # keras-tuner saves a just-ended trial as still ongoing until the next one starts, and reload
-        # queues ongoing trials for retry: a kill in between would retrain a finished trial.
-        self.oracle._retry_queue = [trial_id for trial_id in self.oracle._retry_queue
-                                    if self.oracle.trials[trial_id].status not in ("COMPLETED", "STOPPED")]
+        self._requeue_unfinished()
+
+    def _requeue_unfinished(self) -> None:
+        """After a kill, retry exactly the trials that did not finish.
+
+        keras-tuner saves a just-ended trial as still ongoing until the next one starts, and reload queues
+        ongoing trials for retry: a kill in between would retrain a finished trial. A kill between saving a
+        new trial and saving the oracle leaves a RUNNING trial that nothing would ever retry.
+        """
+        oracle = self.oracle
+        unfinished = [trial_id for trial_id, trial in oracle.trials.items() if trial.status == "RUNNING"]
+        queued = [trial_id for trial_id in oracle._retry_queue
+                  if oracle.trials[trial_id].status not in ("COMPLETED", "STOPPED")]
+        oracle._retry_queue = queued + [trial_id for trial_id in unfinished if trial_id not in queued]
 
     @property
     def n_classes(self) -> int:
