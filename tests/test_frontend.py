@@ -40,3 +40,19 @@ def test_variants_have_the_declared_shape(values, shape):
 def test_bad_config_names_the_key(values, message):
     with pytest.raises(TunerAppError, match=message):
         FrontendConfig.from_dict(values)
+
+
+@pytest.mark.parametrize("kind", ["stft", "waveform"])
+def test_clip_normalisation_standardises_each_clip(kind):
+    rng = np.random.default_rng(1)
+    clips = np.stack([rng.normal(0, 0.01, 16000), rng.normal(0, 0.5, 16000), np.zeros(16000)]).astype(np.float32)
+    out = features(clips, FrontendConfig(kind=kind, normalize="clip")).numpy()
+    flat = out.reshape(3, -1)
+    np.testing.assert_allclose(flat[:2].mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(flat[:2].std(axis=1), 1, atol=1e-3)
+    assert np.all(np.abs(flat[2]) < 0.1)  # a silent clip stays near 0, not amplified rounding noise
+
+
+def test_unknown_normalisation_is_named():
+    with pytest.raises(TunerAppError, match="frontend: normalize 'global' is not one of \\['none', 'clip'\\]"):
+        FrontendConfig.from_dict({"normalize": "global"})

@@ -26,7 +26,7 @@ def _frozen_serving_function(module):
 
 # TFLite ops the front-end (STFT, log, mel) lowers to: left in float32 when the model is quantized to int8.
 FRONTEND_OPS = ("LOG", "MUL", "ADD", "SUB", "SQUEEZE", "PAD", "GATHER", "RESHAPE", "STRIDED_SLICE", "TRANSPOSE",
-                "EXPAND_DIMS", "CONCATENATION", "BATCH_MATMUL")
+                "EXPAND_DIMS", "CONCATENATION", "BATCH_MATMUL", "MEAN", "SQUARED_DIFFERENCE", "SQRT", "MAXIMUM", "DIV")
 
 
 def _convert(module, calibration: np.ndarray | None = None, optimize: bool = False) -> bytes:
