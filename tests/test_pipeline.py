@@ -2,6 +2,7 @@ import logging
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import tone, write_wav
 
 from tuner_app import pipeline
@@ -73,3 +74,26 @@ def test_spec_augment_masks_bands_to_the_clip_mean(files):
         unmasked = np.delete(example, rows, axis=0)
         # The clip's mean lies inside its range; tfio's raw zero would be louder than any bin here.
         assert unmasked.min() < band_value < min(unmasked.max(), 0.0)
+
+
+def test_band_limit_removes_what_lies_above_the_cutoff():
+    t = np.arange(16000) / 16000
+    low, high = np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 6000 * t)
+    limited = pipeline.band_limit(tf.constant(low + high, tf.float32), 4000.0).numpy()
+    np.testing.assert_allclose(limited, low, atol=1e-4)
+
+
+def test_lowpass_augmentation_band_limits_some_training_clips():
+    t = np.arange(16000) / 16000
+    waveforms = np.tile(np.sin(2 * np.pi * 7000 * t).astype(np.float32), (8, 1))
+    clips = pipeline.DecodedClips(waveforms, np.zeros(8, np.int64), tuple(f"{i}.wav" for i in range(8)))
+    augment = pipeline.AugmentConfig(lowpass_probability=0.5, lowpass_min_hz=3000)
+    dataset = pipeline.make_dataset(clips, FrontendConfig(kind="waveform"), 8, training=True, augment=augment, seed=0)
+    energy = np.sqrt(np.mean(next(dataset.as_numpy_iterator())[0][..., 0] ** 2, axis=1))
+    # A 7 kHz tone survives a cut-off above 7 kHz only; p = 0.5 and the cut-off leave some of each.
+    assert 0 < np.sum(energy < 0.01) < 8 and np.all((energy < 0.01) | (energy > 0.69))
+
+
+def test_lowpass_settings_are_checked():
+    with pytest.raises(TunerAppError, match="augment: need 0 <= lowpass_probability <= 1 and 0 < lowpass_min_hz <= 8000"):
+        pipeline.AugmentConfig.from_dict({"lowpass_probability": 0.5, "lowpass_min_hz": 9000})

@@ -205,10 +205,6 @@ def pareto_command(experiment: str, parent_run_id: str | None, x_axis: str, y_ax
     click.echo(f"Wrote {analysis.csv_path} and {analysis.png_path}", err=True)
 
 
-REPRESENTATIVE_CLIPS = 100  # int8 calibration sample (training clips)
-CHECK_CLIPS = 500  # float vs TFLite accuracy sample (test clips, else validation)
-
-
 def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | None, tracking_uri: str | None,
                      experiment: str, parent: str | None) -> tuple[Path, str | None, dict | None]:
     """(trial directory, MLflow run id, metrics) of the trial to export: --trial-dir, --run-id or --select."""
@@ -234,30 +230,10 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
 
 def _export_samples(data_dir: Path | None, cache_dir: Path, class_names: list[str]):
     """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite)."""
-    import numpy as np
+    from tuner_app import tflite
 
     found, splits = _decoded_corpus(data_dir, cache_dir)
-    train = splits["train"]
-    picked = np.random.default_rng(0).choice(len(train), min(REPRESENTATIVE_CLIPS, len(train)), replace=False)
-    check = splits["test"] if len(splits["test"]) else splits["validation"]
-    model_ids = {name: index for index, name in enumerate(class_names)}
-    labels = np.array([model_ids.get(name, -1) for name in found.classes])[check.labels]  # by name
-    known = np.flatnonzero(labels >= 0)[:CHECK_CLIPS]
-    return train.waveforms[picked], (check.waveforms[known], labels[known])
-
-
-def _echo_export(result) -> None:
-    saved_model = sum(f.stat().st_size for f in [result.path / "saved_model.pb", *(result.path / "variables").iterdir()])
-    click.echo(f"Wrote {result.path}: {result.metadata['model']}, {result.metadata['params']:,} params, "
-               f"SavedModel {saved_model:,} bytes")
-    for entry in result.tflite.values():
-        flex = ", ".join(entry["ops"].get("flex", []))
-        click.echo(f"  {entry['path'].name}: {entry['bytes']:,} bytes" + (f" (TF Select ops: {flex})" if flex else ""))
-    if result.quantization:
-        click.echo(f"  quantization: {result.quantization}")
-    if result.accuracy and result.accuracy.get("clips"):
-        scores = ", ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items() if name != "clips")
-        click.echo(f"  accuracy on {result.accuracy['clips']} check clips: {scores}")
+    return tflite.samples(splits, found.classes, class_names)
 
 
 @cli.command("export")
@@ -293,7 +269,7 @@ def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: 
         samples = {"representative": representative if quantize else None, "check": check}
     result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
                                  quantize=quantize, **samples)
-    _echo_export(result)
+    click.echo(export.format_result(result))
     if run_id:
         uri = tracking.log_model_dir(tracking_uri, run_id, result.path)
         click.echo(f"Logged to MLflow run {run_id}: {uri}")

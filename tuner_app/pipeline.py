@@ -36,17 +36,21 @@ class AugmentConfig:
     snr_db_max: float = 30.0
     freq_mask: int = 0
     time_mask: int = 0
+    lowpass_probability: float = 0.0  # band-limit a clip, as an 8 kHz or telephone recording is
+    lowpass_min_hz: float = 3000.0  # cut-off drawn from [lowpass_min_hz, 8000]
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None, where: str = "augment") -> "AugmentConfig":
         cfg = cls(**checked_fields(cls, values, where))
         if not 0 <= cfg.noise_probability <= 1 or cfg.snr_db_min > cfg.snr_db_max:
             raise TunerAppError(f"{where}: need 0 <= noise_probability <= 1 and snr_db_min <= snr_db_max")
+        if not 0 <= cfg.lowpass_probability <= 1 or not 0 < cfg.lowpass_min_hz <= SAMPLE_RATE / 2:
+            raise TunerAppError(f"{where}: need 0 <= lowpass_probability <= 1 and 0 < lowpass_min_hz <= 8000")
         return cfg
 
     @property
     def waveform_active(self) -> bool:
-        return self.time_shift_ms > 0 or self.noise_probability > 0
+        return self.time_shift_ms > 0 or self.noise_probability > 0 or self.lowpass_probability > 0
 
     @property
     def spectrogram_active(self) -> bool:
@@ -145,6 +149,18 @@ def _mix_noise(waveform, noise, cfg: AugmentConfig):
     return tf.where(tf.random.uniform([]) < cfg.noise_probability, mixed, waveform)
 
 
+def band_limit(waveform, cutoff_hz):
+    """Remove everything above `cutoff_hz` (a brick-wall filter in the frequency domain)."""
+    spectrum = tf.signal.rfft(waveform)
+    bins = tf.cast(tf.range(tf.shape(spectrum)[0]), tf.float32) * (SAMPLE_RATE / CLIP_SAMPLES)
+    return tf.signal.irfft(tf.where(bins <= cutoff_hz, spectrum, tf.zeros_like(spectrum)), [CLIP_SAMPLES])
+
+
+def _random_lowpass(waveform, cfg: AugmentConfig):
+    cutoff = tf.random.uniform([], cfg.lowpass_min_hz, SAMPLE_RATE / 2)
+    return tf.where(tf.random.uniform([]) < cfg.lowpass_probability, band_limit(waveform, cutoff), waveform)
+
+
 def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):
     max_shift = int(cfg.time_shift_ms * SAMPLE_RATE / 1000)
     noise_tensor = tf.constant(noise, tf.float32) if len(noise) >= CLIP_SAMPLES else None
@@ -152,6 +168,8 @@ def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):
     def augment(waveform, label):
         if max_shift > 0:
             waveform = _time_shift(waveform, max_shift)
+        if cfg.lowpass_probability > 0:  # the recording channel, before the room's noise
+            waveform = _random_lowpass(waveform, cfg)
         if noise_tensor is not None and cfg.noise_probability > 0:
             waveform = _mix_noise(waveform, noise_tensor, cfg)
         return waveform, label

@@ -15,6 +15,8 @@ from tuner_app.errors import TunerAppError
 
 TFLITE_FLOAT = "model.tflite"
 TFLITE_INT8 = "model_int8.tflite"
+REPRESENTATIVE_CLIPS = 100  # int8 calibration sample (training clips)
+CHECK_CLIPS = 500  # float vs TFLite accuracy sample (test clips, else validation)
 
 
 def _frozen_serving_function(module):
@@ -114,3 +116,17 @@ def compare_accuracy(module, written: Mapping[str, Mapping[str, Any]],
         predicted = tflite_probabilities(Path(entry["path"]).read_bytes(), waveforms).argmax(axis=1)
         scores["tflite" if kind == "float" else "tflite_int8"] = float(np.mean(predicted == labels))
     return scores
+
+
+def samples(splits: Mapping[str, Any], corpus_classes, model_classes) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(training clips to calibrate int8, (test waveforms, model label ids) to compare float and TFLite).
+
+    `splits` are decoded clips ({split: DecodedClips}); corpus labels map to the model's classes by name.
+    """
+    train = splits["train"]
+    picked = np.random.default_rng(0).choice(len(train), min(REPRESENTATIVE_CLIPS, len(train)), replace=False)
+    check = splits["test"] if len(splits["test"]) else splits["validation"]
+    model_ids = {name: index for index, name in enumerate(model_classes)}
+    labels = np.array([model_ids.get(name, -1) for name in corpus_classes])[check.labels]
+    known = np.flatnonzero(labels >= 0)[:CHECK_CLIPS]
+    return train.waveforms[picked], (check.waveforms[known], labels[known])
