@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -19,7 +18,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from tuner_app import observers, results, spaces
+from tuner_app import observers, results, run_params, spaces
 from tuner_app.errors import TunerAppError
 from tuner_app.hypermodel import InfeasibleConfig
 
@@ -37,7 +36,6 @@ FINAL_METRICS = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss
 RUN_STATUS = {"COMPLETED": "FINISHED", "REJECTED": "KILLED", "FAILED": "FAILED", "KILLED": "KILLED"}
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 MAX_TAG_CHARS = 5000
-NOT_IN_KEYS = re.compile(r"[^\w./ :-]")  # characters MLflow refuses in param names (a class folder may have them)
 
 
 def default_tracking_uri() -> str:
@@ -103,41 +101,6 @@ def _children_where(parent_run_id: str) -> str:
     if not parent_run_id.isalnum():  # run ids are hex; anything else would break the filter's quoting
         raise TunerAppError(f"{parent_run_id!r} is not an MLflow run id")
     return f"tags.{PARENT_TAG} = '{parent_run_id}'"
-
-
-def _param_value(value: Any) -> str:
-    """Strings as they are, everything else as JSON: 3, 0.001, true, [4, 8]."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """{"training": {"epochs": 1}} -> {"training.epochs": "1"}."""
-    flat: dict[str, str] = {}
-    for key, value in document.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = _param_value(value)
-    return flat
-
-
-def _data_params(data: Mapping[str, Any]) -> dict[str, str]:
-    """data.path, data.fingerprint, data.<split>.<class> clip counts and data.<split>.total."""
-    params = {f"data.{key}": str(data[key]) for key in ("path", "fingerprint") if key in data}
-    totals: dict[str, int] = {}
-    for label, per_split in data.get("counts", {}).items():
-        for split, count in per_split.items():
-            params[f"data.{split}.{NOT_IN_KEYS.sub('_', label)}"] = str(count)
-            totals[split] = totals.get(split, 0) + count
-    params.update({f"data.{split}.total": str(count) for split, count in totals.items()})
-    return params
 
 
 def _metrics(values: Mapping[str, float], step: int = 0) -> list[Metric]:
@@ -208,9 +171,9 @@ class MLflowTracker(observers.SearchObserver):
 
     def _log_parent(self, tuner, logged: Mapping[str, str]) -> None:
         record = results.read_search_record(tuner.project_dir)
-        params = {**_flatten(spaces.resolved(tuner.space)), **_data_params(record.get("data", {})),
+        params = {**run_params.flatten(spaces.resolved(tuner.space)), **run_params.data_params(record.get("data", {})),
                   "tuner_class": type(tuner).__name__, "project_name": tuner.project_name,
-                  **{key: _param_value(value) for key, value in self.parent_params.items()}}
+                  **{key: run_params.param_value(value) for key, value in self.parent_params.items()}}
         if tuner.max_params is not None:
             params["max_params"] = str(tuner.max_params)
         _log_params(self._client, self.parent_run_id, {k: v for k, v in params.items() if k not in logged})
@@ -229,7 +192,7 @@ class MLflowTracker(observers.SearchObserver):
         tags = {PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id, "model": tuner.space.model,
                 "trial_dir": str(Path(tuner.get_trial_dir(trial.trial_id)).resolve())}
         run_id = self._client.create_run(self._experiment_id, run_name=f"trial_{trial.trial_id}", tags=tags).info.run_id
-        hyperparameters = {name: _param_value(value) for name, value in trial.hyperparameters.values.items()}
+        hyperparameters = {name: run_params.param_value(value) for name, value in trial.hyperparameters.values.items()}
         _log_params(self._client, run_id, hyperparameters)
         self._open[trial.trial_id] = run_id
 
@@ -270,26 +233,6 @@ def _rejected_sizes(tuner, values: Mapping[str, Any]) -> dict[str, float]:
     return {name: sizes[name] for name in SIZE_METRICS if name in sizes}
 
 
-def _hyperparameter_specs(params: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """The parent's resolved space back from its hyperparameters.<name>.<key> params."""
-    specs: dict[str, dict[str, Any]] = {}
-    for key, text in params.items():
-        parts = key.split(".")
-        if len(parts) == 3 and parts[0] == "hyperparameters":
-            specs.setdefault(parts[1], {})[parts[2]] = _loads(text)
-    return specs
-
-
-def _typed(text: str, spec: Mapping[str, Any] | None) -> Any:
-    """A hyperparameter param back to its value: one of the space's candidates if it matches, else JSON."""
-    spec = spec or {}
-    candidates = [spec["value"]] if "value" in spec else list(spec.get("values") or ())
-    for candidate in candidates:
-        if _param_value(candidate) == text:
-            return candidate  # keeps "123" a string when the space says it is one
-    return _loads(text)
-
-
 def _row(run, specs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     tags, params = run.data.tags, run.data.params
     names = [name for name in specs if name in params] + sorted(name for name in params if name not in specs)
@@ -297,14 +240,14 @@ def _row(run, specs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
             "status": run.info.status,
             "outcome": tags.get(OUTCOME_TAG) or ("COMPLETED" if run.info.status == "FINISHED" else run.info.status),
             "trial_dir": tags.get("trial_dir"), "model": tags.get("model"),
-            "hyperparameters": {name: _typed(params[name], specs.get(name)) for name in names},
+            "hyperparameters": {name: run_params.typed(params[name], specs.get(name)) for name in names},
             "metrics": dict(run.data.metrics)}
 
 
 def _rows(client, runs: list) -> list[dict[str, Any]]:
     specs: dict[str, dict] = {}
     for parent_id in {run.data.tags.get(PARENT_TAG) for run in runs}:
-        specs[parent_id] = _hyperparameter_specs(client.get_run(parent_id).data.params) if parent_id else {}
+        specs[parent_id] = run_params.hyperparameter_specs(client.get_run(parent_id).data.params) if parent_id else {}
     return [_row(run, specs[run.data.tags.get(PARENT_TAG)]) for run in runs]
 
 
