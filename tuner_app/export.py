@@ -85,16 +85,6 @@ class AudioClassifier(tf.Module):
         return self.serve_waveform(waveforms)
 
 
-def _trial_scores(trial_doc: Mapping[str, Any]) -> dict[str, float]:
-    """The last value of every metric keras-tuner recorded for the trial."""
-    scores = {}
-    for name, history in trial_doc.get("metrics", {}).get("metrics", {}).items():
-        observations = history.get("observations") or []
-        if observations and observations[-1].get("value"):
-            scores[name] = float(observations[-1]["value"][-1])
-    return scores
-
-
 def load_trial(trial_dir: str | os.PathLike) -> Trial:
     """Rebuild a trial's Keras model exactly as the search built it, with its checkpointed weights."""
     trial_dir = Path(trial_dir).expanduser()
@@ -114,15 +104,18 @@ def load_trial(trial_dir: str | os.PathLike) -> Trial:
 
 def _read_trial(path: Path, space: spaces.SearchSpace) -> tuple[dict[str, Any], dict[str, float]]:
     """(the space's hyperparameter values, the recorded scores) from keras-tuner's trial.json."""
+    from keras_tuner.engine.trial import Trial as TunerTrial
+
     try:
-        trial_doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+        trial = TunerTrial.load(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise TunerAppError(f"{path}: cannot read the keras-tuner trial ({err})") from None
-    stored = trial_doc.get("hyperparameters", {}).get("values", {})
+    stored = trial.hyperparameters.values
     missing = [name for name in space.hyperparameters if name not in stored]
     if missing:
         raise TunerAppError(f"{path}: no value for hyperparameter {missing[0]!r}")
-    return {name: stored[name] for name in space.hyperparameters}, _trial_scores(trial_doc)
+    scores = {name: results.metric(trial, name) for name in trial.metrics.metrics}
+    return {name: stored[name] for name in space.hyperparameters}, {k: v for k, v in scores.items() if v is not None}
 
 
 def _load_weights(model, checkpoint: Path) -> None:

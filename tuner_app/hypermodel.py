@@ -61,12 +61,7 @@ def count_params(space: SearchSpace, values: Mapping[str, Any], n_classes: int =
     for before, after in zip(shapes, shapes[1:]):
         conv += taps * before[-1] * after[-1] + after[-1]
         batch_norm += 4 * after[-1] if values["batch_norm"] else 0
-    last = shapes[-1]
-    width = math.prod(last) if values["head"] == "flatten" else last[-1]
-    fc = 0
-    for units in [*_fc_units(values), n_classes]:
-        fc += width * units + units
-        width = units
+    fc = sum(inputs * units + units for inputs, units in _dense_layers(values, shapes[-1], n_classes))
     total = conv + batch_norm + fc
     # BN's moving mean and variance (half its parameters) are not trainable.
     return {"params_total": total, "params_trainable": total - batch_norm // 2,
@@ -81,11 +76,17 @@ def count_macs(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N
     for before, after in zip(shapes, shapes[1:]):
         conv_outputs = math.prod(size - values["kernel_size"] + 1 for size in before[:-1])
         macs += conv_outputs * taps * before[-1] * after[-1]
-    width = math.prod(shapes[-1]) if values["head"] == "flatten" else shapes[-1][-1]
+    return macs + sum(inputs * units for inputs, units in _dense_layers(values, shapes[-1], n_classes))
+
+
+def _dense_layers(values: Mapping[str, Any], last_shape: tuple[int, ...], n_classes: int) -> list[tuple[int, int]]:
+    """(inputs, units) of every Dense layer after the head, the softmax included."""
+    width = math.prod(last_shape) if values["head"] == "flatten" else last_shape[-1]
+    layers = []
     for units in [*_fc_units(values), n_classes]:
-        macs += width * units
+        layers.append((width, units))
         width = units
-    return macs
+    return layers
 
 
 def _fc_units(values: Mapping[str, Any]) -> list[int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from tuner_app.errors import TunerAppError
-from tuner_app.hypermodel import InfeasibleConfig, count_params
+from tuner_app.hypermodel import InfeasibleConfig
 from tuner_app.spaces import resolved
 
 REJECTED = "rejected"  # prefix of a rejected trial's message; the oracle stores it with the trial
@@ -59,9 +59,8 @@ def summary_rows(tuner) -> list[dict[str, Any]]:
 
 def _params(tuner, row: Mapping[str, Any]) -> int | None:
     # Rejected trials report no metrics; their size is still worth showing next to the budget.
-    values = {name: row["hyperparameters"].get(name) for name in tuner.space.hyperparameters}
     try:
-        return count_params(tuner.space, values, tuner.hypermodel.n_classes)["params_total"]
+        return tuner.sizes(row["hyperparameters"])["params"]
     except (InfeasibleConfig, KeyError, TypeError):
         return None
 
