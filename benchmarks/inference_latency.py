@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tuner_app import inference  # noqa: E402
+from tuner_app.serving import inference  # noqa: E402
 
 
 def median_ms(call, repeats: int) -> float:

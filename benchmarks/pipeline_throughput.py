@@ -13,8 +13,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tuner_app import audio, pipeline  # noqa: E402
-from tuner_app.frontend import FrontendConfig  # noqa: E402
+from tuner_app.data import audio, cache  # noqa: E402
+from tuner_app.features.dataset import make_dataset  # noqa: E402
+from tuner_app.features.frontend import FrontendConfig  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DIRS = [
@@ -31,10 +32,10 @@ def timed(fn):
 
 def measure(directory: Path, eager_sample: int) -> list[tuple[str, int, float]]:
     paths = sorted(str(p) for p in directory.rglob("*.wav") if "_background_noise_" not in p.parts)
-    decoded, seconds = timed(lambda: pipeline.decode_clips(paths, [0] * len(paths)))
+    decoded, seconds = timed(lambda: cache.decode_clips(paths, [0] * len(paths)))
     rows = [("decode+resample, tf.data parallel", len(decoded), seconds)]
     for kind in ("stft", "mel", "waveform"):
-        dataset = pipeline.make_dataset(decoded, FrontendConfig(kind=kind), batch_size=64)
+        dataset = make_dataset(decoded, FrontendConfig(kind=kind), batch_size=64)
         _, seconds = timed(lambda: sum(1 for _ in dataset))
         rows.append((f"features ({kind}) from the decoded cache", len(decoded), seconds))
     sample = paths[:eager_sample]

@@ -61,7 +61,7 @@ SMOKE_SPACE = os.path.join(os.path.dirname(__file__), "..", "search_spaces", "sm
 
 def tone_clips(seed: int, per_class: int = 1):
     """One quiet tone per class (frequency = class) plus noise: learnable, and no audio files needed."""
-    from tuner_app.pipeline import DecodedClips
+    from tuner_app.data.cache import DecodedClips
 
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(N_CLASSES), per_class).astype(np.int64)
@@ -80,7 +80,7 @@ def smoke_space(**tuner):
     """search_spaces/smoke.yaml with tuner options replaced."""
     import dataclasses
 
-    from tuner_app import spaces
+    from tuner_app.model import spaces
 
     space = spaces.load(SMOKE_SPACE)
     return dataclasses.replace(space, tuner={**space.tuner, **tuner})

@@ -4,7 +4,7 @@ import tensorflow as tf
 import tensorflow_io as tfio
 from conftest import tone, write_wav
 
-from tuner_app import audio
+from tuner_app.data import audio
 from tuner_app.errors import TunerAppError
 
 

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import FSDD, SPEECH_COMMANDS
 
-from tuner_app import corpus
 from tuner_app.cli import cli
-from tuner_app.corpus import UNKNOWN, Clip, scan, speaker_of, which_set
+from tuner_app.data import corpus, fsdd, stats
+from tuner_app.data.corpus import UNKNOWN, Clip, scan, speaker_of, which_set
 from tuner_app.errors import TunerAppError
 
 WORDS = ("yes", "no")
@@ -163,7 +163,7 @@ def test_real_speech_commands_sample():
 def test_import_fsdd(tmp_path):
     recordings = sorted(Path(FSDD, "recordings").glob("*.wav"))
     takes = [int(p.stem.split("_")[2]) for p in recordings]
-    imported = corpus.import_fsdd(FSDD, tmp_path / "fsdd")
+    imported = fsdd.import_fsdd(FSDD, tmp_path / "fsdd")
     assert len(recordings) == len(imported.clips) == 3000
     assert imported.classes == corpus.DIGIT_WORDS
     assert all(sum(per_split.values()) == 300 for per_split in imported.counts().values())
@@ -174,16 +174,16 @@ def test_import_fsdd(tmp_path):
     assert clip.speaker == "jackson" and clip.split == "train"
     assert clip.path.read_bytes() == Path(FSDD, "recordings", "7_jackson_32.wav").read_bytes()
     with pytest.raises(TunerAppError, match="output directory is not empty: .*fsdd"):
-        corpus.import_fsdd(Path(FSDD, "recordings"), tmp_path / "fsdd")
+        fsdd.import_fsdd(Path(FSDD, "recordings"), tmp_path / "fsdd")
     with pytest.raises(TunerAppError, match="no FSDD recordings"):
-        corpus.import_fsdd(tmp_path / "fsdd", tmp_path / "again")
+        fsdd.import_fsdd(tmp_path / "fsdd", tmp_path / "again")
 
 
 def test_import_fsdd_accepts_the_recordings_folder(tmp_path):
     src = tmp_path / "recordings"
     for name in ("3_alice_0.wav", "3_alice_7.wav", "4_bob_12.wav", "notes.wav"):
         write_clip(src / name)
-    imported = corpus.import_fsdd(src, tmp_path / "out")
+    imported = fsdd.import_fsdd(src, tmp_path / "out")
     assert splits_by_name(imported) == {"three/alice_nohash_0.wav": "test", "three/alice_nohash_7.wav": "validation",
                                         "four/bob_nohash_12.wav": "train"}
     assert imported.classes == ("three", "four")
@@ -202,17 +202,17 @@ def test_stats_logic_with_a_fake_describer(tmp_path):
             raise TunerAppError(f"{path}: unreadable audio (test)")
         return FakeInfo(8000 if path.parent.name == "no" else 16000, 0.5 if path.parent.name == "no" else 1.0)
 
-    report = corpus.stats(scan(root, WORDS), describe=describe)
+    report = stats.stats(scan(root, WORDS), describe=describe)
     assert report["clips"] == 3 and report["sample_rates"] == {"8000": 1, "16000": 1}
     assert report["duration_seconds"] == {"min": 0.5, "mean": 0.75, "max": 1.0}
     assert [item["path"] for item in report["unreadable"]] == [str(root / "yes" / "bad_nohash_0.wav")]
-    assert json.loads(corpus.format_stats(report, as_json=True)) == report
-    text = corpus.format_stats(report)
+    assert json.loads(stats.format_stats(report, as_json=True)) == report
+    text = stats.format_stats(report)
     assert "bad_nohash_0.wav" in text and "16000 Hz: 1" in text
 
 
 def test_stats_cli_on_a_tiny_tree(tmp_path):
-    pytest.importorskip("tuner_app.audio")
+    pytest.importorskip("tuner_app.data.audio")
     root = make_tree(tmp_path, {"yes": ["a_nohash_0.wav", "b_nohash_0.wav"], "no": ["c_nohash_0.wav"]})
     (root / "no" / "broken_nohash_0.wav").write_bytes(b"RIFF not really")
     result = CliRunner().invoke(cli, ["data", "stats", str(root), "--classes", "yes,no", "--format", "json"])

@@ -10,9 +10,13 @@ from conftest import N_CLASSES, write_wav
 from conftest import tone_clips as _clips
 
 import tuner_app
-from tuner_app import corpus, export, frontend, hypermodel, search, spaces
 from tuner_app.cli import cli
+from tuner_app.data import corpus
 from tuner_app.errors import TunerAppError
+from tuner_app.features import frontend
+from tuner_app.model import architecture, spaces
+from tuner_app.search import tuners
+from tuner_app.serving import export, inference
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 CLASS_NAMES = list(corpus.SEED_WORDS)
@@ -30,7 +34,7 @@ def train_trial(directory: Path) -> Path:
         hyperparameters={**space.hyperparameters, "conv_layers": _fixed(1), "fc_layers": _fixed(0),
                          "head": _fixed("flatten"), "pool_size": _fixed(4), "learning_rate": _fixed(0.003)})
     splits = {"train": _clips(1, 2), "validation": _clips(2), "test": _clips(3)}
-    tuner = search.run_search(space, splits, directory, verbose=0, class_names=CLASS_NAMES)
+    tuner = tuners.run_search(space, splits, directory, verbose=0, class_names=CLASS_NAMES)
     trial = next(t for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     return Path(tuner.get_trial_dir(trial.trial_id))
 
@@ -47,8 +51,6 @@ def exported(trial_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reloaded(exported):
-    from tuner_app import inference
-
     return inference.load(exported.path).saved_model
 
 
@@ -78,7 +80,7 @@ def test_metadata_is_complete(exported, trial_dir):
     written = json.loads((exported.path / export.METADATA).read_text())
     assert written == exported.metadata
     trial = export.load_trial(trial_dir)
-    counts = hypermodel.count_params(trial.space, trial.values, N_CLASSES)
+    counts = architecture.count_params(trial.space, trial.values, N_CLASSES)
     assert written["class_names"] == CLASS_NAMES
     assert written["hyperparameters"] == trial.values and written["model"] == "cnn2d"
     assert written["frontend"] == dataclasses.asdict(frontend.FrontendConfig())
@@ -141,7 +143,7 @@ def test_tflite_float_and_int8(trial_dir, reloaded, tmp_path):
     assert result.tflite["float"]["path"] == float_file and result.tflite["int8"]["path"] == int8_file
     assert result.tflite["float"]["bytes"] == float_file.stat().st_size > 0
     assert result.tflite["int8"]["bytes"] == int8_file.stat().st_size > 0
-    from tuner_app.inference import tflite_probabilities
+    from tuner_app.serving.tflite import tflite_probabilities
 
     served = reloaded.signatures["serving_default"](waveform=tf.constant(check.waveforms[:4]))["probabilities"]
     np.testing.assert_allclose(tflite_probabilities(float_file.read_bytes(), check.waveforms[:4]), served, atol=1e-4)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tuner_app.errors import TunerAppError
-from tuner_app.frontend import FrontendConfig, features, output_shape
+from tuner_app.features.frontend import FrontendConfig, features, output_shape
 
 
 def numpy_log_stft(signal, frame=256, step=160, fft=512, offset=1e-6):

@@ -5,8 +5,9 @@ import pathlib
 import keras_tuner
 import pytest
 
-from tuner_app import hypermodel, spaces
+from tuner_app import errors
 from tuner_app.errors import TunerAppError
+from tuner_app.model import architecture, build, configurations, spaces
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -25,7 +26,7 @@ def without_batch_norm(rows):
 
 @pytest.mark.parametrize("name, expected", [("seed_2d", SEED_2D), ("seed_1d", SEED_1D)])
 def test_dry_run_reproduces_seed_counts(name, expected):
-    rows = [row for row in without_batch_norm(hypermodel.dry_run(load(name))) if not row["infeasible"]]
+    rows = [row for row in without_batch_norm(configurations.dry_run(load(name))) if not row["infeasible"]]
     assert [row["params"] for row in rows] == expected
     assert [(row["hyperparameters"]["conv_layers"], row["hyperparameters"]["fc_layers"]) for row in rows][:3] == [
         (1, 1), (1, 2), (2, 1)]
@@ -33,7 +34,7 @@ def test_dry_run_reproduces_seed_counts(name, expected):
 
 
 def test_seed_2d_grid_has_the_seeds_20_configurations_4_infeasible():
-    rows = hypermodel.dry_run(load("seed_2d"))
+    rows = configurations.dry_run(load("seed_2d"))
     assert len(rows) == 5 * 2 * 2
     infeasible = [row for row in rows if row["infeasible"]]
     assert [row["hyperparameters"]["conv_layers"] for row in infeasible] == [5, 5, 5, 5]
@@ -42,7 +43,7 @@ def test_seed_2d_grid_has_the_seeds_20_configurations_4_infeasible():
 
 
 def test_batch_norm_adds_four_params_per_conv_channel():
-    rows = hypermodel.dry_run(load("seed_2d"))
+    rows = configurations.dry_run(load("seed_2d"))
     off, on = rows[4], rows[5]  # conv 2, fc 1: batch_norm False then True
     assert (off["hyperparameters"]["conv_layers"], on["hyperparameters"]["batch_norm"]) == (2, True)
     assert on["params"] - off["params"] == 4 * (8 + 16)
@@ -50,17 +51,17 @@ def test_batch_norm_adds_four_params_per_conv_channel():
 
 def test_five_conv_2d_is_reported_infeasible():
     space = load("seed_2d")
-    values = {**hypermodel.configurations(space)[0], "conv_layers": 5}
-    with pytest.raises(hypermodel.InfeasibleConfig, match="conv layer 5: 5x5 kernel does not fit the 13x3"):
-        hypermodel.count_params(space, values)
-    with pytest.raises(hypermodel.InfeasibleConfig):
-        hypermodel.build_model(space, values)
+    values = {**configurations.configurations(space)[0], "conv_layers": 5}
+    with pytest.raises(errors.InfeasibleConfig, match="conv layer 5: 5x5 kernel does not fit the 13x3"):
+        architecture.count_params(space, values)
+    with pytest.raises(errors.InfeasibleConfig):
+        build.build_model(space, values)
 
 
 def test_sampled_dry_run_is_seeded():
     space = load("seed_1d")
-    first = hypermodel.dry_run(space, trials=5, seed=3)
-    again = hypermodel.dry_run(space, trials=5, seed=3)
+    first = configurations.dry_run(space, trials=5, seed=3)
+    again = configurations.dry_run(space, trials=5, seed=3)
     assert len(first) == 5 and first == again
     assert all(1 <= row["hyperparameters"]["conv_layers"] <= 5 for row in first)
 
@@ -73,9 +74,9 @@ def test_sampled_dry_run_is_seeded():
 ])
 def test_analytic_counts_match_keras(name, overrides):
     space = load(name)
-    values = {**hypermodel.configurations(space)[0], **overrides}
-    model = hypermodel.build_model(space, values)
-    counts = hypermodel.count_params(space, values)
+    values = {**configurations.configurations(space)[0], **overrides}
+    model = build.build_model(space, values)
+    counts = architecture.count_params(space, values)
     trainable = sum(int(w.shape.num_elements()) for w in model.trainable_weights)
     assert counts["params_total"] == model.count_params()
     assert counts["params_trainable"] == trainable
@@ -84,14 +85,14 @@ def test_analytic_counts_match_keras(name, overrides):
 def test_smoke_build_has_declared_input_and_16_way_softmax():
     space = load("smoke")
     hp = keras_tuner.HyperParameters()
-    model = hypermodel.CnnHyperModel(space).build(hp)
+    model = build.CnnHyperModel(space).build(hp)
     assert tuple(model.input_shape[1:]) == (257, 99, 1)
     assert model.output_shape == (None, 16)
     assert model.layers[-1].activation.__name__ == "softmax"
 
 
 def populate(tuner_class, space, tmp_path, trials, **options):
-    tuner = tuner_class(hypermodel.CnnHyperModel(space), objective="val_accuracy", directory=str(tmp_path),
+    tuner = tuner_class(build.CnnHyperModel(space), objective="val_accuracy", directory=str(tmp_path),
                         project_name=tuner_class.__name__, **options)
     created = []
     for index in range(trials):
@@ -108,7 +109,7 @@ def test_grid_search_enumerates_smoke_space(tmp_path):
     _, trials = populate(keras_tuner.GridSearch, space, tmp_path, 4, max_trials=4)
     seen = [(values["conv_layers"], values["fc_layers"]) for values in trials]
     assert seen == [(1, 0), (1, 1), (2, 0), (2, 1)]
-    assert trials == [row["hyperparameters"] for row in hypermodel.dry_run(space)]
+    assert trials == [row["hyperparameters"] for row in configurations.dry_run(space)]
 
 
 @pytest.mark.parametrize("tuner_class, options", [
@@ -126,22 +127,22 @@ def test_other_oracles_build_a_model(tmp_path, tuner_class, options):
 
 
 def test_macs_of_the_smallest_smoke_model_by_hand():
-    values = {**hypermodel.configurations(load("smoke"))[0], "conv_layers": 1, "fc_layers": 0}
+    values = {**configurations.configurations(load("smoke"))[0], "conv_layers": 1, "fc_layers": 0}
     # 253x95 valid 5x5 outputs x 25 taps x 1 -> 4 channels, then GAP (4) -> Dense 16.
-    assert hypermodel.count_macs(load("smoke"), values) == 253 * 95 * 25 * 4 + 4 * 16
+    assert architecture.count_macs(load("smoke"), values) == 253 * 95 * 25 * 4 + 4 * 16
 
 
 def test_smallest_configuration_and_budget_check():
-    params, values = hypermodel.smallest_configuration(load("seed_2d"))
+    params, values = configurations.smallest_configuration(load("seed_2d"))
     assert params == 2_640_848 and (values["conv_layers"], values["fc_layers"]) == (4, 1)
-    hypermodel.check_budget(load("seed_2d"), 2_640_848)  # exactly at the budget: fine
+    configurations.check_budget(load("seed_2d"), 2_640_848)  # exactly at the budget: fine
     with pytest.raises(TunerAppError, match=r"seed_2d.yaml: no configuration fits --max-params 1,000,000; "
                                             r"the smallest has 2,640,848 params \(conv_layers=4, fc_layers=1, "
                                             r"batch_norm=False\)"):
-        hypermodel.check_budget(load("seed_2d"), 1_000_000)
+        configurations.check_budget(load("seed_2d"), 1_000_000)
 
 
 def test_wide_spaces_reach_far_below_the_seed():
-    smallest_2d, _ = hypermodel.smallest_configuration(load("cnn2d"))
-    smallest_1d, _ = hypermodel.smallest_configuration(load("cnn1d"))
+    smallest_2d, _ = configurations.smallest_configuration(load("cnn2d"))
+    smallest_1d, _ = configurations.smallest_configuration(load("cnn1d"))
     assert smallest_2d < 1_000 and smallest_1d < 1_000  # the seed's smallest: 1,338,448 (1D)

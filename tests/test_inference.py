@@ -9,9 +9,10 @@ from click.testing import CliRunner
 from conftest import FSDD, SPEECH_COMMANDS, tone, write_wav
 from test_export import CLASS_NAMES, train_trial
 
-from tuner_app import audio, corpus, export, inference, pipeline
 from tuner_app.cli import cli
+from tuner_app.data import audio, cache, corpus
 from tuner_app.errors import TunerAppError
+from tuner_app.serving import export, inference
 
 
 def _class_tone(index: int, rate: int) -> np.ndarray:
@@ -47,7 +48,7 @@ def test_predict_reads_any_rate_channels_and_format(loaded, tmp_path):
     assert [entry["file"] for entry in entries] == [str(low), str(wide), str(flac)]
     # The 8 kHz file lacks the training clips' noise above 4 kHz, so only the other two are sure to be right.
     assert [entry["top"][0]["label"] for entry in entries[1:]] == [CLASS_NAMES[5], CLASS_NAMES[7]]
-    decoded = pipeline.decode_clips([str(low), str(wide), str(flac)], [3, 5, 7])  # as training decodes files
+    decoded = cache.decode_clips([str(low), str(wide), str(flac)], [3, 5, 7])  # as training decodes files
     for entry, row in zip(entries, loaded.probabilities(decoded.waveforms)):
         assert [item["label"] for item in entry["top"]] == [CLASS_NAMES[i] for i in np.argsort(-row)[:2]]
         assert [item["probability"] for item in entry["top"]] == pytest.approx(sorted(row)[::-1][:2], abs=1e-6)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tuner_app import pareto
+from tuner_app.analysis import pareto
 from tuner_app.errors import TunerAppError
+from tuner_app.model import architecture, spaces
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEED_2D_PARAMS = [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
@@ -241,7 +242,7 @@ def test_seed_points_transcribe_the_published_tables():
 
 
 def test_seed_points_match_the_hypermodel_counts():
-    from tuner_app import hypermodel, spaces
+    from tuner_app.analysis import pareto
 
     root = Path(__file__).resolve().parents[1] / "search_spaces"
     seed_spaces = {"cnn1d": spaces.load(root / "seed_1d.yaml"), "cnn2d": spaces.load(root / "seed_2d.yaml")}
@@ -249,10 +250,10 @@ def test_seed_points_match_the_hypermodel_counts():
         space = seed_spaces[point["model"]]
         values = {name: spec.get("value") for name, spec in space.hyperparameters.items()}
         values.update({key: point[key] for key in ("conv_layers", "fc_layers", "batch_norm")})
-        assert hypermodel.count_params(space, values)["params_total"] == point["params"], point["label"]
+        assert architecture.count_params(space, values)["params_total"] == point["params"], point["label"]
 
 
 def test_import_loads_neither_matplotlib_nor_mlflow_nor_click():
-    code = "import sys, tuner_app.pareto; print(sorted({'matplotlib', 'mlflow', 'click'} & set(sys.modules)))"
+    code = "import sys, tuner_app.analysis.pareto; print(sorted({'matplotlib', 'mlflow', 'click'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

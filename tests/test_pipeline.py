@@ -5,9 +5,11 @@ import pytest
 import tensorflow as tf
 from conftest import tone, write_wav
 
-from tuner_app import pipeline
+from tuner_app.data import cache
 from tuner_app.errors import TunerAppError
-from tuner_app.frontend import FrontendConfig
+from tuner_app.features import augment, augment_config
+from tuner_app.features.dataset import make_dataset
+from tuner_app.features.frontend import FrontendConfig
 
 
 @pytest.fixture
@@ -20,8 +22,8 @@ def files(tmp_path):
 
 
 def test_bad_files_are_skipped_counted_and_named_in_one_warning(files, caplog):
-    with caplog.at_level(logging.WARNING, logger="tuner_app.pipeline"):
-        decoded = pipeline.decode_clips(files, list(range(7)))
+    with caplog.at_level(logging.WARNING, logger="tuner_app.data.cache"):
+        decoded = cache.decode_clips(files, list(range(7)))
     assert decoded.waveforms.shape == (5, 16000)
     assert decoded.labels.tolist() == [0, 1, 3, 4, 5]
     assert decoded.skipped == (files[2], files[6])
@@ -30,39 +32,39 @@ def test_bad_files_are_skipped_counted_and_named_in_one_warning(files, caplog):
 
 def test_strict_turns_skips_into_an_error(files):
     with pytest.raises(TunerAppError, match="corrupt.wav"):
-        pipeline.decode_clips(files, list(range(7)), strict=True)
+        cache.decode_clips(files, list(range(7)), strict=True)
 
 
 def test_cache_file_is_reused(files, tmp_path):
-    cache = tmp_path / "cache" / "decoded.npz"
-    first = pipeline.load_cached(cache, files, list(range(7)))
-    again = pipeline.load_cached(cache, [], [])  # a hit never decodes, so the file list is not needed
+    cache_file = tmp_path / "cache" / "decoded.npz"
+    first = cache.load_cached(cache_file, files, list(range(7)))
+    again = cache.load_cached(cache_file, [], [])  # a hit never decodes, so the file list is not needed
     np.testing.assert_array_equal(first.waveforms, again.waveforms)
     assert again.paths == first.paths and again.skipped == first.skipped
 
 
 def test_dataset_batches_features_and_augments(files):
-    decoded = pipeline.decode_clips(files, list(range(7)))
-    augment = pipeline.AugmentConfig(time_shift_ms=100, noise_probability=1.0, freq_mask=10, time_mask=10)
+    decoded = cache.decode_clips(files, list(range(7)))
+    augment = augment_config.AugmentConfig(time_shift_ms=100, noise_probability=1.0, freq_mask=10, time_mask=10)
     noise = np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32)
-    dataset = pipeline.make_dataset(decoded, FrontendConfig(), batch_size=2, training=True,
+    dataset = make_dataset(decoded, FrontendConfig(), batch_size=2, training=True,
                                     augment=augment, noise=noise, seed=1)
     batches = list(dataset.as_numpy_iterator())
     assert [b[0].shape for b in batches] == [(2, 257, 99, 1), (2, 257, 99, 1), (1, 257, 99, 1)]
     assert sorted(np.concatenate([b[1] for b in batches]).tolist()) == [0, 1, 3, 4, 5]
-    plain = next(pipeline.make_dataset(decoded, FrontendConfig(kind="waveform"), 5).as_numpy_iterator())
+    plain = next(make_dataset(decoded, FrontendConfig(kind="waveform"), 5).as_numpy_iterator())
     np.testing.assert_array_equal(plain[0][..., 0], decoded.waveforms)
 
 
 def test_bad_augment_key_is_named():
     with pytest.raises(TunerAppError, match="augment.shift: unknown key"):
-        pipeline.AugmentConfig.from_dict({"shift": 3})
+        augment_config.AugmentConfig.from_dict({"shift": 3})
 
 
 def test_spec_augment_masks_bands_to_the_clip_mean(files):
-    decoded = pipeline.decode_clips(files, list(range(7)))
-    augment = pipeline.AugmentConfig(freq_mask=60)
-    dataset = pipeline.make_dataset(decoded, FrontendConfig(), batch_size=5, training=True, augment=augment, seed=0)
+    decoded = cache.decode_clips(files, list(range(7)))
+    augment = augment_config.AugmentConfig(freq_mask=60)
+    dataset = make_dataset(decoded, FrontendConfig(), batch_size=5, training=True, augment=augment, seed=0)
     batch = next(dataset.as_numpy_iterator())[0][..., 0]
     flat_rows = [np.flatnonzero(example.std(axis=1) < 1e-6) for example in batch]
     masked = [(example, rows) for example, rows in zip(batch, flat_rows) if len(rows)]
@@ -79,16 +81,16 @@ def test_spec_augment_masks_bands_to_the_clip_mean(files):
 def test_band_limit_removes_what_lies_above_the_cutoff():
     t = np.arange(16000) / 16000
     low, high = np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 6000 * t)
-    limited = pipeline.band_limit(tf.constant(low + high, tf.float32), 4000.0).numpy()
+    limited = augment.band_limit(tf.constant(low + high, tf.float32), 4000.0).numpy()
     np.testing.assert_allclose(limited, low, atol=1e-4)
 
 
 def test_lowpass_augmentation_band_limits_some_training_clips():
     t = np.arange(16000) / 16000
     waveforms = np.tile(np.sin(2 * np.pi * 7000 * t).astype(np.float32), (8, 1))
-    clips = pipeline.DecodedClips(waveforms, np.zeros(8, np.int64), tuple(f"{i}.wav" for i in range(8)))
-    augment = pipeline.AugmentConfig(lowpass_probability=0.5, lowpass_min_hz=3000)
-    dataset = pipeline.make_dataset(clips, FrontendConfig(kind="waveform"), 8, training=True, augment=augment, seed=0)
+    clips = cache.DecodedClips(waveforms, np.zeros(8, np.int64), tuple(f"{i}.wav" for i in range(8)))
+    augment = augment_config.AugmentConfig(lowpass_probability=0.5, lowpass_min_hz=3000)
+    dataset = make_dataset(clips, FrontendConfig(kind="waveform"), 8, training=True, augment=augment, seed=0)
     energy = np.sqrt(np.mean(next(dataset.as_numpy_iterator())[0][..., 0] ** 2, axis=1))
     # A 7 kHz tone survives a cut-off above 7 kHz only; p = 0.5 and the cut-off leave some of each.
     assert 0 < np.sum(energy < 0.01) < 8 and np.all((energy < 0.01) | (energy > 0.69))
@@ -96,4 +98,4 @@ def test_lowpass_augmentation_band_limits_some_training_clips():
 
 def test_lowpass_settings_are_checked():
     with pytest.raises(TunerAppError, match="augment: need 0 <= lowpass_probability <= 1 and 0 < lowpass_min_hz <= 8000"):
-        pipeline.AugmentConfig.from_dict({"lowpass_probability": 0.5, "lowpass_min_hz": 9000})
+        augment_config.AugmentConfig.from_dict({"lowpass_probability": 0.5, "lowpass_min_hz": 9000})

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from conftest import smoke_space, tone_splits
 
-from tuner_app import observers, progress, results, search, spaces
 from tuner_app.errors import TunerAppError
-from tuner_app.pipeline import make_dataset
+from tuner_app.features.dataset import make_dataset
+from tuner_app.model import spaces
+from tuner_app.search import observers, progress, summary, tuners
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -22,11 +23,11 @@ _space = smoke_space
 
 
 def _completed(tuner):
-    return [row for row in results.summary_rows(tuner) if row["status"] == "COMPLETED"]
+    return [row for row in summary.summary_rows(tuner) if row["status"] == "COMPLETED"]
 
 
 def test_random_search_completes_two_trials_with_scores(splits, tmp_path):
-    tuner = search.run_search(_space(), splits, tmp_path, verbose=0)
+    tuner = tuners.run_search(_space(), splits, tmp_path, verbose=0)
     rows = _completed(tuner)
     assert len(rows) == 2
     for row in rows:
@@ -47,49 +48,49 @@ def test_random_search_completes_two_trials_with_scores(splits, tmp_path):
     ("grid", {"max_trials": 1}),
 ])
 def test_each_tuner_runs_a_trial(splits, tmp_path, name, options):
-    tuner = search.run_search(_space(name=name, **options), splits, tmp_path, verbose=0)
-    assert type(tuner) is search.TUNERS[name]
-    rows = results.summary_rows(tuner)
+    tuner = tuners.run_search(_space(name=name, **options), splits, tmp_path, verbose=0)
+    assert type(tuner) is tuners.TUNERS[name]
+    rows = summary.summary_rows(tuner)
     assert len(_completed(tuner)) >= 1
     assert tuner.planned_trials() == len(rows)  # what the progress line announces as the total
     assert {row["status"] for row in rows} == {"COMPLETED"}  # hyperband's continued trials too
 
 
 def test_tuner_name_overrides_the_space(splits, tmp_path):
-    tuner = search.run_search(_space(), splits, tmp_path, tuner_name="hyperband", verbose=0)
-    assert type(tuner) is search.Hyperband and tuner.oracle.max_epochs == 1
+    tuner = tuners.run_search(_space(), splits, tmp_path, tuner_name="hyperband", verbose=0)
+    assert type(tuner) is tuners.Hyperband and tuner.oracle.max_epochs == 1
     assert len(_completed(tuner)) >= 1
 
 
 def test_budget_rejects_without_spending_trials(splits, tmp_path):
     # Only the two one-conv-layer configurations (184 and 288 params) fit.
-    tuner = search.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, verbose=0, seed=2)
+    tuner = tuners.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, verbose=0, seed=2)
     rows = _completed(tuner)
     assert sorted(row["params"] for row in rows) == [184, 288]
     assert len(tuner.rejected) >= 1  # with seed 2 the random oracle draws a two-layer net early
     assert all(entry["params"] > 300 for entry in tuner.rejected)
     assert tuner.oracle.max_trials == 2 + len(tuner.rejected)
-    rejected_rows = [row for row in results.summary_rows(tuner) if row["status"] == "REJECTED"]
+    rejected_rows = [row for row in summary.summary_rows(tuner) if row["status"] == "REJECTED"]
     assert [row["params"] for row in rejected_rows] == [entry["params"] for entry in tuner.rejected]
 
 
 def test_resume_trains_only_new_trials(splits, tmp_path, monkeypatch):
     calls = []
-    original = search.TrialMixin.run_trial
-    monkeypatch.setattr(search.TrialMixin, "run_trial",
+    original = tuners.TrialMixin.run_trial
+    monkeypatch.setattr(tuners.TrialMixin, "run_trial",
                         lambda self, trial, *args, **kwargs: calls.append(trial.trial_id)
                         or original(self, trial, *args, **kwargs))
-    search.run_search(_space(max_trials=1), splits, tmp_path, verbose=0)
-    tuner = search.run_search(_space(max_trials=2), splits, tmp_path, verbose=0)
+    tuners.run_search(_space(max_trials=1), splits, tmp_path, verbose=0)
+    tuner = tuners.run_search(_space(max_trials=2), splits, tmp_path, verbose=0)
     assert len(calls) == 2 and len(set(calls)) == 2
     assert len(_completed(tuner)) == 2
-    fresh = search.run_search(_space(max_trials=1), splits, tmp_path, fresh=True, verbose=0)
+    fresh = tuners.run_search(_space(max_trials=1), splits, tmp_path, fresh=True, verbose=0)
     assert len(_completed(fresh)) == 1
 
 
 def test_impossible_budget_is_a_user_error(splits, tmp_path):
     with pytest.raises(TunerAppError, match=r"smoke.yaml: no configuration fits --max-params 100; the smallest has 184 params \(conv_layers=1, fc_layers=0\)"):
-        search.run_search(_space(name="grid", max_trials=2), splits, tmp_path, max_params=100, verbose=0)
+        tuners.run_search(_space(name="grid", max_trials=2), splits, tmp_path, max_params=100, verbose=0)
 
 
 class Recorder(observers.SearchObserver):
@@ -111,7 +112,7 @@ class Recorder(observers.SearchObserver):
 
 def test_observers_hear_every_trial_rejected_ones_too(splits, tmp_path):
     recorder = Recorder()
-    tuner = search.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, seed=2, observers=[recorder])
+    tuner = tuners.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, seed=2, observers=[recorder])
     ends = [event for event in recorder.events if event[0] == "end"]
     assert [event[2] for event in ends].count("COMPLETED") == 2
     assert [event[2] for event in ends].count("REJECTED") == len(tuner.rejected) >= 1
@@ -129,7 +130,7 @@ def test_observers_hear_every_trial_rejected_ones_too(splits, tmp_path):
 
 def test_progress_shows_trial_of_total_params_epochs_and_eta(splits, tmp_path):
     stream = io.StringIO()
-    search.run_search(_space(), splits, tmp_path, observers=[progress.ProgressReporter(stream)])
+    tuners.run_search(_space(), splits, tmp_path, observers=[progress.ProgressReporter(stream)])
     lines = stream.getvalue().splitlines()
     assert lines[0] == "Search smoke-random: RandomSearch, 2 trials"
     assert re.fullmatch(r"\[1/2\] trial 0: conv_layers=[12] fc_layers=[01], [\d,]+ params", lines[1])
@@ -144,14 +145,14 @@ def test_a_one_dimensional_smoke_search(splits, tmp_path):
     document["hyperparameters"].update(kernel_size={"type": "fixed", "value": 25},
                                        pool_size={"type": "fixed", "value": 4})
     space = spaces.from_dict(document, "smoke_1d")
-    tuner = search.run_search(space, splits, tmp_path)
+    tuner = tuners.run_search(space, splits, tmp_path)
     rows = _completed(tuner)
     assert len(rows) == 2 and tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters).input_shape == (None, 16000, 1)
 
 
 def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):
     # A kill between saving a new trial (RUNNING) and saving the oracle leaves a trial no queue holds.
-    tuner = search.run_search(_space(max_trials=1), splits, tmp_path)
+    tuner = tuners.run_search(_space(max_trials=1), splits, tmp_path)
     tuner.oracle.max_trials = 2
     orphan = tuner.oracle.create_trial("tuner0")
     assert orphan.status == "RUNNING"
@@ -159,6 +160,6 @@ def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):
     state = json.loads(oracle_file.read_text())
     state["ongoing_trials"] = {}
     oracle_file.write_text(json.dumps(state))
-    resumed = search.run_search(_space(max_trials=2), splits, tmp_path)
-    rows = results.summary_rows(resumed)
+    resumed = tuners.run_search(_space(max_trials=2), splits, tmp_path)
+    rows = summary.summary_rows(resumed)
     assert [(row["trial_id"], row["status"]) for row in rows] == [("0", "COMPLETED"), (orphan.trial_id, "COMPLETED")]

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tuner_app import spaces
 from tuner_app.errors import TunerAppError
+from tuner_app.model import spaces
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
 

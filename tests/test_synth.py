@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tuner_app import synth
 from tuner_app.cli import cli
-from tuner_app.corpus import SEED_WORDS
+from tuner_app.data import synth
+from tuner_app.data.corpus import SEED_WORDS
 from tuner_app.errors import TunerAppError
 
 PER_CLASS = 4

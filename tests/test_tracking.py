@@ -12,9 +12,12 @@ import yaml
 from click.testing import CliRunner
 from conftest import smoke_space, tone, tone_splits, write_wav
 
-from tuner_app import search, tracking
 from tuner_app.cli import cli
 from tuner_app.errors import TunerAppError
+from tuner_app.search import tuners
+from tuner_app.tracking import runs as tracking_runs
+from tuner_app.tracking import store as tracking_store
+from tuner_app.tracking.tracker import MLflowTracker
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 EXPERIMENT = "test-exp"
@@ -37,8 +40,8 @@ def _uri(directory: Path) -> str:
 
 
 def _search(splits, directory: Path, space=None, **options):
-    tracker = tracking.MLflowTracker(_uri(directory), EXPERIMENT, SMOKE, {"tuner": "random", "seed": 0})
-    search.run_search(space or _space(), splits, directory / "runs", observers=[tracker], data=DATA, **options)
+    tracker = MLflowTracker(_uri(directory), EXPERIMENT, SMOKE, {"tuner": "random", "seed": 0})
+    tuners.run_search(space or _space(), splits, directory / "runs", observers=[tracker], data=DATA, **options)
     return tracker
 
 
@@ -97,22 +100,22 @@ def test_parent_holds_space_tuner_and_data(smoke):
 def test_read_back_api(smoke):
     directory, tracker = smoke
     uri = _uri(directory)
-    rows = tracking.trial_runs(uri, EXPERIMENT)
-    assert tracking.latest_parent(uri, EXPERIMENT) == tracker.parent_run_id
-    assert rows == tracking.trial_runs(uri, EXPERIMENT, tracker.parent_run_id)
+    rows = tracking_runs.trial_runs(uri, EXPERIMENT)
+    assert tracking_runs.latest_parent(uri, EXPERIMENT) == tracker.parent_run_id
+    assert rows == tracking_runs.trial_runs(uri, EXPERIMENT, tracker.parent_run_id)
     for row in rows:  # the oracle's own values, read back with their Python types
         trial = json.loads((Path(row["trial_dir"]) / "trial.json").read_text())
         assert row["hyperparameters"] == trial["hyperparameters"]["values"]
         assert row["trial_id"] == trial["trial_id"]
     assert [row["outcome"] for row in rows] == ["COMPLETED", "COMPLETED"]
-    assert tracking.run_info(uri, rows[1]["run_id"]) == rows[1]
-    tracking.tag_pareto(uri, [rows[0]["run_id"]], [row["run_id"] for row in rows])
+    assert tracking_runs.run_info(uri, rows[1]["run_id"]) == rows[1]
+    tracking_runs.tag_pareto(uri, [rows[0]["run_id"]], [row["run_id"] for row in rows])
     tags = {run.info.run_id: run.data.tags["pareto"] for run in _runs(directory)[1]}
     assert tags == {rows[0]["run_id"]: "true", rows[1]["run_id"]: "false"}
     with pytest.raises(TunerAppError, match="experiment 'nope' not found"):
-        tracking.trial_runs(uri, "nope")
+        tracking_runs.trial_runs(uri, "nope")
     with pytest.raises(TunerAppError, match="not found"):
-        tracking.run_info(uri, "0123abcd")
+        tracking_runs.run_info(uri, "0123abcd")
 
 
 def test_artifacts_and_model_registry(smoke):
@@ -123,10 +126,10 @@ def test_artifacts_and_model_registry(smoke):
     (model_dir / "saved_model.pb").write_bytes(b"pb")
     (model_dir / "variables" / "variables.index").write_bytes(b"index")
     (directory / "front.csv").write_text("a,b\n")
-    run_id = tracking.trial_runs(uri, EXPERIMENT)[0]["run_id"]
-    tracking.log_artifacts(uri, tracker.parent_run_id, [directory / "front.csv"])
-    assert tracking.log_model_dir(uri, run_id, model_dir) == f"runs:/{run_id}/exported_model"
-    assert [tracking.register_model(uri, run_id, "exported_model", "kws") for _ in range(2)] == ["1", "2"]
+    run_id = tracking_runs.trial_runs(uri, EXPERIMENT)[0]["run_id"]
+    tracking_runs.log_artifacts(uri, tracker.parent_run_id, [directory / "front.csv"])
+    assert tracking_runs.log_model_dir(uri, run_id, model_dir) == f"runs:/{run_id}/exported_model"
+    assert [tracking_runs.register_model(uri, run_id, "exported_model", "kws") for _ in range(2)] == ["1", "2"]
     client = mlflow.MlflowClient(uri)
     assert "front.csv" in {item.path for item in client.list_artifacts(tracker.parent_run_id)}
     assert [item.path for item in client.list_artifacts(run_id, "exported_model/variables")] == [
@@ -159,7 +162,7 @@ def test_a_failing_trial_ends_failed_with_its_reason(splits, tmp_path, monkeypat
     def fail(self, epoch, logs=None):
         raise RuntimeError("boom in fit")
 
-    monkeypatch.setattr(search._EpochRelay, "on_epoch_end", fail)
+    monkeypatch.setattr(tuners._EpochRelay, "on_epoch_end", fail)
     with pytest.raises(RuntimeError, match="consecutive failures"):  # keras-tuner gives up: the search fails
         _search(splits, tmp_path, _space(max_trials=2, max_consecutive_failed_trials=1))
     (parent,), (child,) = _runs(tmp_path)
@@ -172,7 +175,7 @@ def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(search._EpochRelay, "on_epoch_end", interrupt)
+        patch.setattr(tuners._EpochRelay, "on_epoch_end", interrupt)
         with pytest.raises(KeyboardInterrupt):
             _search(splits, tmp_path, _space(max_trials=1))
     (parent,), (child,) = _runs(tmp_path)
@@ -193,7 +196,7 @@ def _free_port() -> int:
 
 def test_ui_serves_the_store_on_localhost(tmp_path):
     uri = _uri(tmp_path)
-    mlflow.MlflowClient(uri).create_experiment("ui-exp", artifact_location=tracking.artifact_root(uri))
+    mlflow.MlflowClient(uri).create_experiment("ui-exp", artifact_location=tracking_store.artifact_root(uri))
     port = _free_port()
     log = tmp_path / "ui.log"
     with log.open("w") as stream:
@@ -238,7 +241,7 @@ def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
                                       str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"),
                                       "--tracking-uri", uri, "--experiment", "cli-exp"])
     assert result.exit_code == 0, result.output
-    rows = tracking.trial_runs(uri, "cli-exp")
+    rows = tracking_runs.trial_runs(uri, "cli-exp")
     assert [row["outcome"] for row in rows] == ["COMPLETED"]
     parent = mlflow.MlflowClient(uri).get_run(rows[0]["parent_run_id"])
     assert parent.data.params["data.train.zero"] == "4" and parent.data.params["data.test.total"] == "2"

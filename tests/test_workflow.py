@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import tone, write_wav
 
-from tuner_app import tracking
 from tuner_app.cli import cli
+from tuner_app.tracking import runs as tracking_runs
+from tuner_app.tracking import store as tracking_store
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -36,10 +37,10 @@ def test_search_ends_with_the_pareto_analysis(searched):
     project = root / "runs" / "smoke-random"
     assert (project / "pareto" / "pareto.csv").is_file() and (project / "pareto" / "pareto.png").is_file()
     assert "Pareto front:" in result.stderr and "hypervolume" in result.stderr.lower()
-    runs = tracking.trial_runs(uri, "tuner-app")
+    runs = tracking_runs.trial_runs(uri, "tuner-app")
     assert len(runs) == 2
     # The parent run holds the CSV and PNG.
-    client = tracking._client(uri)
+    client = tracking_store.client_for(uri)
     names = {item.path for item in client.list_artifacts(runs[0]["parent_run_id"])}
     assert {"pareto.csv", "pareto.png"} <= names
 
@@ -52,8 +53,8 @@ def test_pareto_command_writes_csv_png_and_tags(searched, tmp_path):
         lines = list(csv.DictReader(stream))
     assert len(lines) == 2
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    client = tracking._client(uri)
-    tags = {row["run_id"]: client.get_run(row["run_id"]).data.tags["pareto"] for row in tracking.trial_runs(uri, "tuner-app")}
+    client = tracking_store.client_for(uri)
+    tags = {row["run_id"]: client.get_run(row["run_id"]).data.tags["pareto"] for row in tracking_runs.trial_runs(uri, "tuner-app")}
     assert sorted(tags.values()) in (["false", "true"], ["true", "true"])
     assert {line["run_id"]: line["pareto"] for line in lines} == tags
 
@@ -66,13 +67,13 @@ def test_export_by_selection_registers_and_predicts(searched, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Registered as 'keyword-spotter' version 1" in result.output
     metadata = json.loads((out / "tuner_app.json").read_text())
-    runs = {row["run_id"]: row for row in tracking.trial_runs(uri, "tuner-app")}
+    runs = {row["run_id"]: row for row in tracking_runs.trial_runs(uri, "tuner-app")}
     chosen = runs[metadata["mlflow_run_id"]]
     assert metadata["params"] == min(int(row["metrics"]["params_total"]) for row in runs.values()
                                      if row["metrics"]["best_val_accuracy"] >= max(
                                          r["metrics"]["best_val_accuracy"] for r in runs.values()) - 0.5)
     assert metadata["params"] == int(chosen["metrics"]["params_total"])
-    logged = {item.path for item in tracking._client(uri).list_artifacts(chosen["run_id"], "exported_model")}
+    logged = {item.path for item in tracking_store.client_for(uri).list_artifacts(chosen["run_id"], "exported_model")}
     assert "exported_model/saved_model.pb" in logged
     clip = root / "data" / "one" / "spk4_nohash_0.wav"
     predicted = CliRunner().invoke(cli, ["predict", str(out), str(clip), "--format", "json"])

@@ -66,7 +66,7 @@ def data() -> None:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Same seed, same bytes.")
 def data_synth(out: Path, per_class: int, seed: int) -> None:
     """Speak the 16 seed words with espeak-ng into a new Speech Commands corpus OUT."""
-    from tuner_app import synth
+    from tuner_app.data import synth
 
     summary = synth.synthesize(out, per_class=per_class, seed=seed)
     for split, clips in summary.clips.items():
@@ -91,10 +91,10 @@ def _class_list(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--unknown", is_flag=True, help="Count other word folders as the _unknown_ class.")
 def data_stats(directory: Path, output_format: str, classes: tuple[str, ...], unknown: bool) -> None:
     """Clip counts per class and split, sample rates, durations and unreadable files of DIRECTORY."""
-    from tuner_app import corpus
+    from tuner_app.data import corpus, stats
 
     found = corpus.scan(directory, _class_list(classes), unknown=unknown)
-    click.echo(corpus.format_stats(corpus.stats(found), as_json=output_format == "json"))
+    click.echo(stats.format_stats(stats.stats(found), as_json=output_format == "json"))
 
 
 @data.command("import-fsdd")
@@ -102,9 +102,9 @@ def data_stats(directory: Path, output_format: str, classes: tuple[str, ...], un
 @click.argument("out", type=click.Path(path_type=Path))
 def data_import_fsdd(src: Path, out: Path) -> None:
     """Copy the Free Spoken Digit Dataset at SRC into the Speech Commands layout at OUT."""
-    from tuner_app import corpus
+    from tuner_app.data import corpus, fsdd
 
-    imported = corpus.import_fsdd(src, out)
+    imported = fsdd.import_fsdd(src, out)
     sizes = {split: len(imported.split(split)) for split in corpus.SPLITS}
     click.echo(f"imported {len(imported.clips)} clips into {out} ({', '.join(f'{k} {v}' for k, v in sizes.items())})")
 
@@ -148,21 +148,22 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
            max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,
            output_format: str, tracking_uri: str | None, experiment: str) -> None:
     """Search a YAML space; trials are resumed unless --fresh. Ends with the Pareto analysis."""
-    from tuner_app import hypermodel, results, spaces
+    from tuner_app.model import configurations, spaces
+    from tuner_app.search import summary
 
     space = spaces.load(spaces.locate(space_file))
     if dry_run:
-        rows = hypermodel.dry_run(space, trials=trials, seed=seed or 0, max_params=max_params)
+        rows = configurations.dry_run(space, trials=trials, seed=seed or 0, max_params=max_params)
         if output_format == "json":
             return _echo_json(rows)
-        click.echo(results.format_dry_run(rows, max_params))
-        return hypermodel.check_budget(space, max_params)  # sampled rows may all miss; say if the space does
+        click.echo(summary.format_dry_run(rows, max_params))
+        return configurations.check_budget(space, max_params)  # sampled rows may all miss; say if the space does
     tracker = _tracker(tracking_uri, experiment, spaces.locate(space_file), tuner_name, max_params, seed)
     # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
     with contextlib.redirect_stdout(sys.stderr):
         rows, project_dir = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name, max_params,
                                         fresh, seed, tracker)
-    _echo_json(rows) if output_format == "json" else click.echo(results.format_trials(rows))
+    _echo_json(rows) if output_format == "json" else click.echo(summary.format_trials(rows))
     click.echo(f"Trials and their weights: {project_dir.resolve()}", err=True)
     if tracker.parent_run_id and any(row["status"] == "COMPLETED" for row in rows):
         analysis = _pareto(tracker.tracking_uri, experiment, tracker.parent_run_id, project_dir / "pareto",
@@ -174,15 +175,16 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
 def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_dir: Path, x: str, y: str,
             reference: str | None):
     """Analyse the runs of an experiment (or of one search), tag them, log the CSV and PNG, print the front."""
-    from tuner_app import pareto, tracking
+    from tuner_app.analysis import pareto
+    from tuner_app.tracking import runs
 
-    rows = tracking.trial_runs(tracking_uri, experiment, parent)
+    rows = runs.trial_runs(tracking_uri, experiment, parent)
     analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference)
-    tracking.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
+    runs.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
                         [row["run_id"] for row in analysis.all_rows])
     parents = {row["parent_run_id"] for row in analysis.all_rows}
     if parent or len(parents) == 1:
-        tracking.log_artifacts(tracking_uri, parent or parents.pop(), [analysis.csv_path, analysis.png_path])
+        runs.log_artifacts(tracking_uri, parent or parents.pop(), [analysis.csv_path, analysis.png_path])
     click.echo(pareto.format_table(analysis), err=True)
     return analysis
 
@@ -208,7 +210,8 @@ def pareto_command(experiment: str, parent_run_id: str | None, x_axis: str, y_ax
 def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | None, tracking_uri: str | None,
                      experiment: str, parent: str | None) -> tuple[Path, str | None, dict | None]:
     """(trial directory, MLflow run id, metrics) of the trial to export: --trial-dir, --run-id or --select."""
-    from tuner_app import pareto, tracking
+    from tuner_app.analysis import pareto
+    from tuner_app.tracking import runs
 
     given = [name for name, value in (("--trial-dir", trial_dir), ("--run-id", run_id), ("--select", select)) if value]
     if len(given) != 1:
@@ -216,9 +219,9 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
     if trial_dir is not None:
         return trial_dir, None, None
     if run_id is not None:
-        row = tracking.run_info(tracking_uri, run_id)
+        row = runs.run_info(tracking_uri, run_id)
     else:
-        row = pareto.select(tracking.trial_runs(tracking_uri, experiment, parent), select)
+        row = pareto.select(runs.trial_runs(tracking_uri, experiment, parent), select)
         click.echo(f"--select {select}: trial {row['trial_id']} (run {row['run_id']}), "
                    f"{int(row['metrics']['params_total']):,} params, "
                    f"val_acc {row['metrics']['best_val_accuracy']:.4f}", err=True)
@@ -230,7 +233,7 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
 
 def _export_samples(data_dir: Path | None, cache_dir: Path, class_names: list[str]):
     """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite)."""
-    from tuner_app import tflite
+    from tuner_app.serving import tflite
 
     found, splits = _decoded_corpus(data_dir, cache_dir)
     return tflite.samples(splits, found.classes, class_names)
@@ -257,24 +260,26 @@ def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: 
                  parent: str | None, register: str | None, tracking_uri: str | None, force: bool, tflite: bool,
                  quantize: str | None, data_dir: Path | None, cache_dir: Path) -> None:
     """Export a trained trial (its checkpointed weights, no retraining) as a SavedModel that takes audio."""
-    from tuner_app import export, results, tracking
+    from tuner_app.search import record
+    from tuner_app.serving import export
+    from tuner_app.tracking import runs
 
     trial_dir, run_id, metrics = _trial_to_export(trial_dir, run_id, select, tracking_uri, experiment, parent)
     if register and not run_id:
         raise TunerAppError("--register needs the trial's MLflow run: use --run-id or --select")
     samples = {}
     if tflite or quantize:
-        class_names = results.read_search_record(trial_dir.expanduser().parent).get("class_names", [])
+        class_names = record.read_search_record(trial_dir.expanduser().parent).get("class_names", [])
         representative, check = _export_samples(data_dir, cache_dir.expanduser(), class_names)
         samples = {"representative": representative if quantize else None, "check": check}
     result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
                                  quantize=quantize, **samples)
     click.echo(export.format_result(result))
     if run_id:
-        uri = tracking.log_model_dir(tracking_uri, run_id, result.path)
+        uri = runs.log_model_dir(tracking_uri, run_id, result.path)
         click.echo(f"Logged to MLflow run {run_id}: {uri}")
     if register:
-        version = tracking.register_model(tracking_uri, run_id, "exported_model", register)
+        version = runs.register_model(tracking_uri, run_id, "exported_model", register)
         click.echo(f"Registered as {register!r} version {version}")
 
 
@@ -285,7 +290,7 @@ def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: 
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def predict(model: Path, files: tuple[Path, ...], top_k: int, output_format: str) -> None:
     """Top-k labels of each audio FILE (WAV/FLAC/OGG/MP3, any rate) with an exported MODEL directory."""
-    from tuner_app import inference
+    from tuner_app.serving import inference
 
     entries = inference.predict_files(inference.load(model), files, top_k)
     for entry in entries:
@@ -309,7 +314,7 @@ def predict(model: Path, files: tuple[Path, ...], top_k: int, output_format: str
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], out: Path, output_format: str) -> None:
     """Accuracy, per-class precision and recall and the confusion matrix of MODEL on a corpus split."""
-    from tuner_app import inference
+    from tuner_app.serving import inference
 
     evaluation = inference.evaluate(inference.load(model), data_dir, split, _class_list(classes))
     inference.write_confusion_png(evaluation, out)
@@ -319,34 +324,35 @@ def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], 
 
 def _decoded_corpus(data_dir: Path | None, cache_dir: Path, classes=None, unknown=False, strict=False):
     """(corpus, decoded splits) of --data, or of the built-in corpus made once into the cache."""
-    from tuner_app import corpus, pipeline, synth
+    from tuner_app.data import cache, corpus, synth
 
     if data_dir is None:
         click.echo(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).", err=True)
         data_dir = synth.default_corpus(cache_dir)
     found = corpus.scan(data_dir, classes, unknown=unknown)
-    return found, pipeline.decode_corpus(found, cache_dir, strict=strict)
+    return found, cache.decode_corpus(found, cache_dir, strict=strict)
 
 
 def _tracker(tracking_uri: str | None, experiment: str, space_path: Path, tuner_name, max_params, seed):
     """The MLflow observer of a search, with the command line's choices as parent-run params."""
-    from tuner_app import tracking
+    from tuner_app.tracking import tracker
 
-    return tracking.MLflowTracker(tracking_uri, experiment, space_path,
+    return tracker.MLflowTracker(tracking_uri, experiment, space_path,
                                   {"tuner": tuner_name, "max_params": max_params, "seed": seed})
 
 
 def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed, tracker):
     """(summary rows, project directory) of the search, run or resumed."""
-    from tuner_app import pipeline, progress, results, search
+    from tuner_app.data import cache
+    from tuner_app.search import progress, summary, tuners
 
     found, splits = _decoded_corpus(data_dir, cache_dir)
-    noise = pipeline.noise_bank(found.background_noise)
+    noise = cache.noise_bank(found.background_noise)
     data = {"path": str(found.root), "fingerprint": found.fingerprint(), "counts": found.counts()}
-    tuner = search.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
+    tuner = tuners.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
                               fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
                               observers=[progress.ProgressReporter(), tracker])
-    return results.summary_rows(tuner), Path(tuner.project_dir)
+    return summary.summary_rows(tuner), Path(tuner.project_dir)
 
 
 @cli.command()
@@ -355,10 +361,11 @@ def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fr
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to show (default: SQLite in ./mlruns).")
 def ui(host: str, port: int, tracking_uri: str | None) -> None:
     """Start the MLflow UI on the project's runs; Ctrl-C stops it."""
-    from tuner_app import tracking, ui as mlflow_ui
+    from tuner_app.tracking import store
+    from tuner_app.tracking import ui as mlflow_ui
 
     command = mlflow_ui.ui_command(tracking_uri, host, port)  # a bad --tracking-uri fails before the banner
-    click.echo(f"MLflow UI of {tracking_uri or tracking.default_tracking_uri()} on http://{host}:{port} "
+    click.echo(f"MLflow UI of {tracking_uri or store.default_tracking_uri()} on http://{host}:{port} "
                "(Ctrl-C stops it)")
     code = mlflow_ui.serve_ui(command)
     if code > 0:

@@ -17,13 +17,21 @@ import keras
 import keras_tuner
 import numpy as np
 
-from tuner_app import interrupts
-from tuner_app.errors import TunerAppError
-from tuner_app.hypermodel import InfeasibleConfig, count_macs, count_params
-from tuner_app.observers import SearchObserver, TrialOutcome
-from tuner_app.pipeline import DecodedClips, make_dataset
-from tuner_app.results import REJECTED, metric, rejected_trials, write_search_record
-from tuner_app.spaces import TUNER_OPTIONS, SearchSpace
+from tuner_app.data.cache import DecodedClips
+from tuner_app.errors import InfeasibleConfig, TunerAppError
+from tuner_app.features.dataset import make_dataset
+from tuner_app.model.architecture import N_CLASSES, count_macs, count_params
+from tuner_app.model.build import CnnHyperModel
+from tuner_app.model.configurations import check_budget, configurations, is_grid
+from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
+from tuner_app.search import interrupts
+from tuner_app.search.observers import SearchObserver, TrialOutcome
+from tuner_app.search.record import (
+    REJECTED,
+    metric,
+    rejected_trials,
+    write_search_record,
+)
 
 # Rejections cost no training, but a space where almost nothing fits the budget must still end.
 MAX_CONSECUTIVE_REJECTIONS = 500
@@ -178,8 +186,6 @@ class TrialMixin:
             return _hyperband_trials(oracle)
         planned = None if oracle.max_trials is None else oracle.max_trials - len(rejected_trials(oracle))
         if isinstance(oracle, keras_tuner.oracles.GridSearchOracle):
-            from tuner_app.hypermodel import configurations, is_grid
-
             grid = len(configurations(self.space)) if is_grid(self.space) else None
             planned = grid if planned is None else min(filter(None, (planned, grid)), default=planned)
         return planned
@@ -280,8 +286,6 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     `class_names` name the label ids (default: 16 anonymous classes); `data` describes the corpus for
     the search record. Observers hear every trial; on an interrupt they hear search_end("KILLED").
     """
-    from tuner_app.hypermodel import N_CLASSES, CnnHyperModel, check_budget
-
     class_names = list(class_names or (f"class_{index}" for index in range(N_CLASSES)))
     check_budget(space, max_params, len(class_names))
     seed = seed if seed is not None else space.training["seed"]

@@ -14,8 +14,8 @@ import yaml
 
 from tuner_app.config import check_type, reject_unknown
 from tuner_app.errors import TunerAppError
-from tuner_app.frontend import FrontendConfig
-from tuner_app.pipeline import AugmentConfig
+from tuner_app.features.augment_config import AugmentConfig
+from tuner_app.features.frontend import FrontendConfig
 
 MODELS = ("cnn1d", "cnn2d")
 HEADS = ("flatten", "gap")
@@ -75,7 +75,7 @@ def search_dirs() -> list[Path]:
     dirs = [Path("search_spaces")]
     if os.environ.get("TUNER_APP_SPACES"):
         dirs.append(Path(os.environ["TUNER_APP_SPACES"]))
-    return [*dirs, Path(__file__).resolve().parents[1] / "search_spaces"]
+    return [*dirs, Path(__file__).resolve().parents[2] / "search_spaces"]
 
 
 def locate(space: str | os.PathLike) -> Path:

@@ -7,8 +7,8 @@ import sys
 import time
 from typing import Any, Mapping, TextIO
 
-from tuner_app.hypermodel import InfeasibleConfig
-from tuner_app.observers import SearchObserver, TrialOutcome
+from tuner_app.errors import InfeasibleConfig
+from tuner_app.search.observers import SearchObserver, TrialOutcome
 
 
 def _duration(seconds: float) -> str:

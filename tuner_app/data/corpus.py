@@ -2,8 +2,7 @@
 
 A corpus directory holds one folder per word, optional `validation_list.txt` /
 `testing_list.txt` (paths like `bed/026290a7_nohash_0.wav`) and an optional
-`_background_noise_/` folder of long noise recordings. Nothing here decodes audio except
-`stats`, which goes through `tuner_app.audio.describe`.
+`_background_noise_/` folder of long noise recordings. Nothing here decodes audio.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import json
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -33,11 +30,6 @@ LIST_FILES = {"validation": "validation_list.txt", "test": "testing_list.txt"}
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
 DIGIT_WORDS = SEED_WORDS[:10]
 _NOHASH = re.compile(r"_nohash_.*$")
-_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
-_FSDD_SOURCE = """Imported by tuner-app from the Free Spoken Digit Dataset at {recordings}
-(https://github.com/Jakobovski/free-spoken-digit-dataset, CC BY-SA 4.0).
-testing_list.txt: takes 0-4 (the dataset's official test split); validation_list.txt: takes 5-9; rest: train.
-"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,111 +191,3 @@ def _list_splitter(root: Path) -> Callable[[str], str] | None:
 def _noise_files(root: Path) -> tuple[Path, ...]:
     folder = root / BACKGROUND_NOISE
     return tuple(_audio_files(folder)) if folder.is_dir() else ()
-
-
-def import_fsdd(src: str | Path, out: str | Path) -> Corpus:
-    """Copy the Free Spoken Digit Dataset into the Speech Commands layout at `out`.
-
-    `src` is the dataset root or its `recordings/` folder. Digit d goes to folder
-    DIGIT_WORDS[d] as `<speaker>_nohash_<index>.wav` (still 8 kHz; the pipeline resamples).
-    Takes 0-4 are the dataset's official test split (testing_list.txt); takes 5-9 become
-    validation (validation_list.txt): with only 6 speakers a speaker-disjoint split would
-    cost a whole speaker, so FSDD splits are by take and speakers do appear in every split.
-    """
-    recordings = _fsdd_recordings(src)
-    out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TunerAppError(f"output directory is not empty: {out}")
-    lists: dict[str, list[str]] = {"validation": [], "test": []}
-    for path, digit, speaker, take in recordings:
-        key = f"{DIGIT_WORDS[digit]}/{speaker}_nohash_{take}.wav"
-        (out / key).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out / key)
-        split = "test" if take < 5 else "validation" if take < 10 else None
-        if split:
-            lists[split].append(key)
-    for split, keys in lists.items():
-        (out / LIST_FILES[split]).write_text("".join(f"{key}\n" for key in sorted(keys)), encoding="utf-8")
-    _write_fsdd_source(out, recordings[0][0].parent)
-    return scan(out, classes=[word for word in DIGIT_WORDS if (out / word).is_dir()])
-
-
-def _fsdd_recordings(src: str | Path) -> list[tuple[Path, int, str, int]]:
-    """(path, digit, speaker, take) of every `{digit}_{speaker}_{index}.wav` in the dataset."""
-    src = _existing_dir(src)
-    folder = src / "recordings" if (src / "recordings").is_dir() else src
-    found = []
-    for path in sorted(folder.glob("*.wav")):
-        match = _FSDD_NAME.match(path.name)
-        if match:
-            found.append((path, int(match[1]), match[2], int(match[3])))
-    if not found:
-        raise TunerAppError(f"{src}: no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) here or in recordings/")
-    return found
-
-
-def _write_fsdd_source(out: Path, recordings: Path) -> None:
-    # CC BY-SA 4.0 asks for attribution; keep the origin next to the copied files.
-    out.joinpath("SOURCE.txt").write_text(_FSDD_SOURCE.format(recordings=recordings), encoding="utf-8")
-
-
-def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
-    """Counts per class and split, sample-rate histogram, durations and unreadable files.
-
-    `describe(path) -> AudioInfo` defaults to `tuner_app.audio.describe` (imported here,
-    because it pulls in TensorFlow).
-    """
-    if describe is None:
-        from tuner_app.audio import describe
-    rates: Counter = Counter()
-    durations, unreadable = [], []
-    for clip in corpus.clips:
-        try:
-            info = describe(clip.path)
-        except TunerAppError as err:
-            unreadable.append({"path": str(clip.path), "error": str(err)})
-            continue
-        rates[int(info.rate)] += 1
-        durations.append(float(info.duration))
-    return {
-        "root": str(corpus.root),
-        "classes": list(corpus.classes),
-        "fingerprint": corpus.fingerprint(),
-        "clips": len(corpus.clips),
-        "counts": corpus.counts(),
-        "sample_rates": {str(rate): n for rate, n in sorted(rates.items())},
-        "duration_seconds": _summary(durations),
-        "background_noise": [str(path) for path in corpus.background_noise],
-        "unreadable": unreadable,
-    }
-
-
-def _summary(values: list[float]) -> dict[str, float | None]:
-    found = bool(values)
-    return {"min": round(min(values), 4) if found else None, "max": round(max(values), 4) if found else None,
-            "mean": round(sum(values) / len(values), 4) if found else None}
-
-
-def format_stats(report: dict, as_json: bool = False) -> str:
-    """`stats` output as a readable table, or as JSON."""
-    if as_json:
-        return json.dumps(report, indent=2)
-    width = max(len(name) for name in [*report["counts"], "total"])
-
-    def row(name: str, cells: Iterable) -> str:
-        return f"{name:<{width}}  " + "  ".join(f"{cell:>10}" for cell in cells)
-
-    totals = Counter()
-    lines = [f"corpus {report['root']}: {report['clips']} clips, fingerprint {report['fingerprint'][:12]}",
-             row("class", (*SPLITS, "total"))]
-    for label, per_split in report["counts"].items():
-        totals.update(per_split)
-        lines.append(row(label, [*per_split.values(), sum(per_split.values())]))
-    lines.append(row("total", [*(totals[split] for split in SPLITS), sum(totals.values())]))
-    rates = ", ".join(f"{rate} Hz: {n}" for rate, n in report["sample_rates"].items()) or "none"
-    span = report["duration_seconds"]
-    lines += [f"sample rates: {rates}",
-              f"durations (s): min {span['min']}, mean {span['mean']}, max {span['max']}",
-              f"background noise files: {len(report['background_noise'])}",
-              f"unreadable files: {len(report['unreadable'])}"]
-    return "\n".join(lines + [f"  {item['path']}: {item['error']}" for item in report["unreadable"]])

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tensorflow_io as tfio
-from tensorflow_io.python.ops import core_ops  # the resample kernel without tfio's pfor wrapper
+from tensorflow_io.python.ops import (
+    core_ops,  # the resample kernel without tfio's pfor wrapper
+)
 
+from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.errors import TunerAppError
-from tuner_app.frontend import CLIP_SAMPLES, SAMPLE_RATE
 
 _WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
 # (format code, bits per sample) -> branch index of _WAV_DECODERS

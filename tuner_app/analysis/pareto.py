@@ -261,7 +261,7 @@ def seed_points() -> list[dict]:
     1-5, x FC 1-2, x BN off/on; the 2D 5-conv rows are "X" in the seed and left out). "accuracy" is the
     seed's TEST accuracy at the epoch of minimum validation loss. "params" is published for BN off; for BN
     on (params_published False) it is derived as published + 4 per conv channel."""
-    text = importlib.resources.files("tuner_app").joinpath(SEED_CSV).read_text(encoding="utf-8")
+    text = importlib.resources.files("tuner_app.analysis").joinpath(SEED_CSV).read_text(encoding="utf-8")
     records = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
     return [{key: SEED_TYPES.get(key, str)(value) for key, value in record.items()} for record in records]
 

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tuner_app.corpus import BACKGROUND_NOISE, LIST_FILES, SEED_WORDS
+from tuner_app.data.corpus import BACKGROUND_NOISE, LIST_FILES, SEED_WORDS
 from tuner_app.errors import TunerAppError
 
 SYNTH_VERSION = 1

@@ -25,10 +25,13 @@ import numpy as np
 import tensorflow as tf
 
 import tuner_app
-from tuner_app import audio, frontend, hypermodel, results, spaces
-from tuner_app import tflite as tflite_copies
+from tuner_app.constants import CLIP_SAMPLES
+from tuner_app.data import audio
 from tuner_app.errors import TunerAppError
-from tuner_app.frontend import CLIP_SAMPLES
+from tuner_app.features import frontend
+from tuner_app.model import architecture, build, spaces
+from tuner_app.search import record as search_record
+from tuner_app.serving import tflite as tflite_copies
 
 METADATA = "tuner_app.json"
 CHECKPOINT = "checkpoint.weights.h5"
@@ -90,14 +93,14 @@ def load_trial(trial_dir: str | os.PathLike) -> Trial:
     trial_dir = Path(trial_dir).expanduser()
     if not trial_dir.is_dir():
         raise TunerAppError(f"{trial_dir}: no such trial directory")
-    record = results.read_search_record(trial_dir.parent)
+    record = search_record.read_search_record(trial_dir.parent)
     try:
         space = spaces.from_dict(record["space"], record["space_file"])
         class_names = tuple(record["class_names"])
     except (KeyError, TypeError) as err:
-        raise TunerAppError(f"{trial_dir.parent / results.SEARCH_RECORD}: missing key {err}") from None
+        raise TunerAppError(f"{trial_dir.parent / search_record.SEARCH_RECORD}: missing key {err}") from None
     values, scores = _read_trial(trial_dir / TRIAL_FILE, space)
-    model = hypermodel.build_model(space, values, len(class_names))
+    model = build.build_model(space, values, len(class_names))
     _load_weights(model, trial_dir / CHECKPOINT)
     return Trial(trial_dir, space, values, class_names, model, scores)
 
@@ -114,7 +117,7 @@ def _read_trial(path: Path, space: spaces.SearchSpace) -> tuple[dict[str, Any], 
     missing = [name for name in space.hyperparameters if name not in stored]
     if missing:
         raise TunerAppError(f"{path}: no value for hyperparameter {missing[0]!r}")
-    scores = {name: results.metric(trial, name) for name in trial.metrics.metrics}
+    scores = {name: search_record.metric(trial, name) for name in trial.metrics.metrics}
     return {name: stored[name] for name in space.hyperparameters}, {k: v for k, v in scores.items() if v is not None}
 
 
@@ -130,7 +133,7 @@ def _load_weights(model, checkpoint: Path) -> None:
 
 def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The tuner_app.json document written beside the SavedModel."""
-    counts = hypermodel.count_params(trial.space, trial.values, len(trial.class_names))
+    counts = architecture.count_params(trial.space, trial.values, len(trial.class_names))
     return {
         "class_names": list(trial.class_names),
         "model": trial.space.model,

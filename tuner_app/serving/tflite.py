@@ -21,7 +21,9 @@ CHECK_CLIPS = 500  # float vs TFLite accuracy sample (test clips, else validatio
 
 def _frozen_serving_function(module):
     # Keras 3 variable reads abort TF 2.17's TFLite converter ("missing attribute 'value'"): freeze first.
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
 
     return convert_variables_to_constants_v2(module.serve_waveform.get_concrete_function())
 
@@ -96,8 +98,6 @@ def write_tflite(module, directory: Path, quantize: str | None,
 
 
 def _write_blob(path: Path, blob: bytes) -> dict[str, Any]:
-    from tuner_app.inference import tflite_ops
-
     path.write_bytes(blob)
     return {"path": path, "bytes": len(blob), "ops": tflite_ops(blob)}
 
@@ -105,8 +105,6 @@ def _write_blob(path: Path, blob: bytes) -> dict[str, Any]:
 def compare_accuracy(module, written: Mapping[str, Mapping[str, Any]],
                      check: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """Accuracy of the SavedModel module and of each .tflite on the labelled check sample."""
-    from tuner_app.inference import tflite_probabilities
-
     waveforms, labels = np.asarray(check[0], np.float32), np.asarray(check[1])
     if not len(labels):
         return {"clips": 0}
@@ -130,3 +128,29 @@ def samples(splits: Mapping[str, Any], corpus_classes, model_classes) -> tuple[n
     labels = np.array([model_ids.get(name, -1) for name in corpus_classes])[check.labels]
     known = np.flatnonzero(labels >= 0)[:CHECK_CLIPS]
     return train.waveforms[picked], (check.waveforms[known], labels[known])
+
+
+def tflite_probabilities(model: bytes, waveforms: np.ndarray) -> np.ndarray:
+    """Run a .tflite exported by export.py (serving_default, one clip at a time): [n, n_classes]."""
+    runner = tf.lite.Interpreter(model_content=model).get_signature_runner()
+    rows = []
+    for clip in np.asarray(waveforms, np.float32):
+        outputs = runner(waveform=clip[np.newaxis])
+        # Freezing the graph renames the outputs to output_0...; the probabilities are the float one.
+        rows.append(next(value for value in outputs.values() if value.dtype == np.float32)[0])
+    return np.stack(rows) if rows else np.zeros([0, 0], np.float32)
+
+
+def tflite_ops(model: bytes) -> dict[str, list[str]]:
+    """Op names of a .tflite by the type they compute in ("int8", "float32", ...), plus "flex": the TF
+    Select ops, which need TensorFlow's kernels at run time. Quantize/dequantize steps are left out."""
+    interpreter = tf.lite.Interpreter(model_content=model)
+    dtypes = {detail["index"]: np.dtype(detail["dtype"]).name for detail in interpreter.get_tensor_details()}
+    groups: dict[str, set[str]] = {}
+    for op in interpreter._get_ops_details():  # no public API lists the ops
+        name = op["op_name"]
+        if name in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
+            continue
+        kind = "flex" if name.startswith("Flex") else dtypes.get(op["outputs"][0], "?") if len(op["outputs"]) else "?"
+        groups.setdefault(kind, set()).add(name)
+    return {kind: sorted(names) for kind, names in sorted(groups.items())}

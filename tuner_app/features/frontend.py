@@ -10,10 +10,9 @@ import dataclasses
 from typing import Any, Mapping
 
 from tuner_app.config import checked_fields
+from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.errors import TunerAppError
 
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 16000
 KINDS = ("stft", "mel", "mfcc", "waveform")
 NORMALIZE = ("none", "clip")
 MIN_STD = 1e-4  # a silent clip's features stay near 0 instead of amplified rounding noise

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tuner_app import audio, corpus, pipeline
+from tuner_app.data import audio, cache, corpus
 from tuner_app.errors import TunerAppError
 
 METADATA = "tuner_app.json"  # the same name export.py writes
@@ -158,7 +158,7 @@ def evaluate(loaded: Loaded, data_dir: str | os.PathLike, split: str = "test",
     clips = found.split(split)
     known = [clip for clip in clips if clip.label in model_ids]
     unknown = Counter(clip.label for clip in clips if clip.label not in model_ids)
-    decoded = pipeline.decode_clips([str(clip.path) for clip in known], [model_ids[clip.label] for clip in known])
+    decoded = cache.decode_clips([str(clip.path) for clip in known], [model_ids[clip.label] for clip in known])
     predicted = loaded.probabilities(decoded.waveforms).argmax(axis=1)
     return Evaluation(str(data_dir), split, list(loaded.class_names),
                       confusion_matrix(decoded.labels, predicted, len(loaded.class_names)),
@@ -199,7 +199,9 @@ def format_evaluation(evaluation: Evaluation) -> str:
 
 def write_confusion_png(evaluation: Evaluation, path: str | os.PathLike) -> Path:
     """The confusion matrix as a labelled heat map with the count in every cell."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg: no display needed
+    from matplotlib.backends.backend_agg import (
+        FigureCanvasAgg,  # Agg: no display needed
+    )
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -224,29 +226,3 @@ def write_confusion_png(evaluation: Evaluation, path: str | os.PathLike) -> Path
     path = Path(path)
     figure.savefig(path, dpi=120)
     return path
-
-
-def tflite_probabilities(model: bytes, waveforms: np.ndarray) -> np.ndarray:
-    """Run a .tflite exported by export.py (serving_default, one clip at a time): [n, n_classes]."""
-    runner = tf.lite.Interpreter(model_content=model).get_signature_runner()
-    rows = []
-    for clip in np.asarray(waveforms, np.float32):
-        outputs = runner(waveform=clip[np.newaxis])
-        # Freezing the graph renames the outputs to output_0...; the probabilities are the float one.
-        rows.append(next(value for value in outputs.values() if value.dtype == np.float32)[0])
-    return np.stack(rows) if rows else np.zeros([0, 0], np.float32)
-
-
-def tflite_ops(model: bytes) -> dict[str, list[str]]:
-    """Op names of a .tflite by the type they compute in ("int8", "float32", ...), plus "flex": the TF
-    Select ops, which need TensorFlow's kernels at run time. Quantize/dequantize steps are left out."""
-    interpreter = tf.lite.Interpreter(model_content=model)
-    dtypes = {detail["index"]: np.dtype(detail["dtype"]).name for detail in interpreter.get_tensor_details()}
-    groups: dict[str, set[str]] = {}
-    for op in interpreter._get_ops_details():  # no public API lists the ops
-        name = op["op_name"]
-        if name in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
-            continue
-        kind = "flex" if name.startswith("Flex") else dtypes.get(op["outputs"][0], "?") if len(op["outputs"]) else "?"
-        groups.setdefault(kind, set()).add(name)
-    return {kind: sorted(names) for kind, names in sorted(groups.items())}

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from tuner_app.errors import TunerAppError
-from tuner_app.tracking import artifact_root, default_tracking_uri, sqlite_path
+from tuner_app.tracking.store import artifact_root, default_tracking_uri, sqlite_path
 
 
 def ui_command(tracking_uri: str | None, host: str, port: int) -> list[str]:

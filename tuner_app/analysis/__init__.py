@@ -1,0 +1,1 @@
+"""Analysis: the Pareto front of accuracy against size."""

@@ -1,0 +1,62 @@
+"""Import the Free Spoken Digit Dataset into the Speech Commands layout."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from tuner_app.data.corpus import DIGIT_WORDS, LIST_FILES, Corpus, _existing_dir, scan
+from tuner_app.errors import TunerAppError
+
+_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+_FSDD_SOURCE = """Imported by tuner-app from the Free Spoken Digit Dataset at {recordings}
+(https://github.com/Jakobovski/free-spoken-digit-dataset, CC BY-SA 4.0).
+testing_list.txt: takes 0-4 (the dataset's official test split); validation_list.txt: takes 5-9; rest: train.
+"""
+
+
+def import_fsdd(src: str | Path, out: str | Path) -> Corpus:
+    """Copy the Free Spoken Digit Dataset into the Speech Commands layout at `out`.
+
+    `src` is the dataset root or its `recordings/` folder. Digit d goes to folder
+    DIGIT_WORDS[d] as `<speaker>_nohash_<index>.wav` (still 8 kHz; the pipeline resamples).
+    Takes 0-4 are the dataset's official test split (testing_list.txt); takes 5-9 become
+    validation (validation_list.txt): with only 6 speakers a speaker-disjoint split would
+    cost a whole speaker, so FSDD splits are by take and speakers do appear in every split.
+    """
+    recordings = _fsdd_recordings(src)
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TunerAppError(f"output directory is not empty: {out}")
+    lists: dict[str, list[str]] = {"validation": [], "test": []}
+    for path, digit, speaker, take in recordings:
+        key = f"{DIGIT_WORDS[digit]}/{speaker}_nohash_{take}.wav"
+        (out / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out / key)
+        split = "test" if take < 5 else "validation" if take < 10 else None
+        if split:
+            lists[split].append(key)
+    for split, keys in lists.items():
+        (out / LIST_FILES[split]).write_text("".join(f"{key}\n" for key in sorted(keys)), encoding="utf-8")
+    _write_fsdd_source(out, recordings[0][0].parent)
+    return scan(out, classes=[word for word in DIGIT_WORDS if (out / word).is_dir()])
+
+
+def _fsdd_recordings(src: str | Path) -> list[tuple[Path, int, str, int]]:
+    """(path, digit, speaker, take) of every `{digit}_{speaker}_{index}.wav` in the dataset."""
+    src = _existing_dir(src)
+    folder = src / "recordings" if (src / "recordings").is_dir() else src
+    found = []
+    for path in sorted(folder.glob("*.wav")):
+        match = _FSDD_NAME.match(path.name)
+        if match:
+            found.append((path, int(match[1]), match[2], int(match[3])))
+    if not found:
+        raise TunerAppError(f"{src}: no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav) here or in recordings/")
+    return found
+
+
+def _write_fsdd_source(out: Path, recordings: Path) -> None:
+    # CC BY-SA 4.0 asks for attribution; keep the origin next to the copied files.
+    out.joinpath("SOURCE.txt").write_text(_FSDD_SOURCE.format(recordings=recordings), encoding="utf-8")

@@ -1,0 +1,75 @@
+"""Training-time augmentation in the tf.data graph: time shift, band-limiting, background noise, and
+SpecAugment masks on the features."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_io as tfio
+
+from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
+from tuner_app.features.augment_config import AugmentConfig
+
+
+def _time_shift(waveform, max_shift: int):
+    shift = tf.random.uniform([], -max_shift, max_shift + 1, tf.int32)
+    padded = tf.pad(waveform, [[max_shift, max_shift]])
+    return padded[max_shift - shift : max_shift - shift + CLIP_SAMPLES]
+
+
+def _mix_noise(waveform, noise, cfg: AugmentConfig):
+    start = tf.random.uniform([], 0, tf.shape(noise)[0] - CLIP_SAMPLES + 1, tf.int32)
+    segment = noise[start : start + CLIP_SAMPLES]
+    snr_db = tf.random.uniform([], cfg.snr_db_min, cfg.snr_db_max)
+    signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
+    noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
+    scale = tf.sqrt(signal_power / (noise_power * tf.pow(10.0, snr_db / 10.0)))
+    mixed = waveform + scale * segment
+    return tf.where(tf.random.uniform([]) < cfg.noise_probability, mixed, waveform)
+
+
+def band_limit(waveform, cutoff_hz):
+    """Remove everything above `cutoff_hz` (a brick-wall filter in the frequency domain)."""
+    spectrum = tf.signal.rfft(waveform)
+    bins = tf.cast(tf.range(tf.shape(spectrum)[0]), tf.float32) * (SAMPLE_RATE / CLIP_SAMPLES)
+    return tf.signal.irfft(tf.where(bins <= cutoff_hz, spectrum, tf.zeros_like(spectrum)), [CLIP_SAMPLES])
+
+
+def _random_lowpass(waveform, cfg: AugmentConfig):
+    cutoff = tf.random.uniform([], cfg.lowpass_min_hz, SAMPLE_RATE / 2)
+    return tf.where(tf.random.uniform([]) < cfg.lowpass_probability, band_limit(waveform, cutoff), waveform)
+
+
+def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):
+    max_shift = int(cfg.time_shift_ms * SAMPLE_RATE / 1000)
+    noise_tensor = tf.constant(noise, tf.float32) if len(noise) >= CLIP_SAMPLES else None
+
+    def augment(waveform, label):
+        if max_shift > 0:
+            waveform = _time_shift(waveform, max_shift)
+        if cfg.lowpass_probability > 0:  # the recording channel, before the room's noise
+            waveform = _random_lowpass(waveform, cfg)
+        if noise_tensor is not None and cfg.noise_probability > 0:
+            waveform = _mix_noise(waveform, noise_tensor, cfg)
+        return waveform, label
+
+    return augment
+
+
+def _spec_augment(cfg: AugmentConfig):
+    def mask_one(spectrogram):
+        # tfio masks write zeros, which on a log scale is a loud band; centring first masks to the mean.
+        mean = tf.reduce_mean(spectrogram)
+        time_by_freq = tf.transpose(spectrogram[..., 0] - mean)  # tfio masks expect [time, freq]
+        if cfg.freq_mask > 0:
+            time_by_freq = tfio.audio.freq_mask(time_by_freq, param=cfg.freq_mask)
+        if cfg.time_mask > 0:
+            time_by_freq = tfio.audio.time_mask(time_by_freq, param=cfg.time_mask)
+        return tf.transpose(time_by_freq)[..., tf.newaxis] + mean
+
+    def mask_batch(batch, labels):
+        masked = tf.map_fn(mask_one, batch)
+        masked.set_shape(batch.shape)  # tfio's masks drop the static frame count
+        return masked, labels
+
+    return mask_batch

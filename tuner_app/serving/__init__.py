@@ -1,0 +1,1 @@
+"""Serving: export as a SavedModel, TFLite copies, predict and evaluate."""

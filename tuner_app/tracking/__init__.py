@@ -1,0 +1,1 @@
+"""Tracking: MLflow (the only mlflow importer), values as params, the UI server."""

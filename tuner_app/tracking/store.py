@@ -1,0 +1,84 @@
+"""The MLflow store: where it is (embedded SQLite by default), its client, experiments and run queries.
+
+The default store is embedded (SQLite at ./mlruns/mlflow.db, artifacts under ./mlruns/artifacts), so a
+search needs no server; a tracking URI (or MLFLOW_TRACKING_URI) points at a server or a database instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from tuner_app.errors import TunerAppError
+
+STORE_DIR = "mlruns"
+PARENT_TAG = "mlflow.parentRunId"  # how MLflow nests runs
+
+
+def default_tracking_uri() -> str:
+    """The embedded store, ./mlruns/mlflow.db, as an absolute SQLite URI (a UI started elsewhere finds it)."""
+    return f"sqlite:///{Path.cwd() / STORE_DIR / 'mlflow.db'}"
+
+
+def artifact_root(tracking_uri: str | None) -> str | None:
+    """Where new experiments keep artifacts: beside a SQLite store; the server's own choice otherwise."""
+    path = sqlite_path(tracking_uri or default_tracking_uri())
+    return (path.parent / "artifacts").as_uri() if path else None
+
+
+def sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve()
+
+
+@functools.lru_cache(maxsize=None)
+def client_for(uri: str) -> mlflow.MlflowClient:
+    # MLflow and alembic report schema set-up at INFO, which would bury the search's progress.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    path = sqlite_path(uri)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def store(tracking_uri: str | None) -> tuple[str, mlflow.MlflowClient]:
+    uri = tracking_uri or default_tracking_uri()
+    return uri, client_for(uri)
+
+
+def find_experiment(client, uri: str, name: str, create: bool) -> str:
+    try:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None and create:
+            return client.create_experiment(name, artifact_location=artifact_root(uri))
+    except MlflowException as err:
+        raise TunerAppError(f"MLflow store {uri}: {err.message}") from None
+    if experiment is None:
+        raise TunerAppError(f"MLflow experiment {name!r} not found in {uri}")
+    if experiment.lifecycle_stage == "deleted":
+        raise TunerAppError(f"MLflow experiment {name!r} in {uri} is deleted; restore it or use another --experiment")
+    return experiment.experiment_id
+
+
+def search_runs(client, experiment_id: str, where: str, newest_first: bool = False) -> list:
+    """Every run matching `where`, page by page, in start order."""
+    order = [f"attributes.start_time {'DESC' if newest_first else 'ASC'}"]
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], where, max_results=1000, order_by=order, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def children_where(parent_run_id: str) -> str:
+    if not parent_run_id.isalnum():  # run ids are hex; anything else would break the filter's quoting
+        raise TunerAppError(f"{parent_run_id!r} is not an MLflow run id")
+    return f"tags.{PARENT_TAG} = '{parent_run_id}'"

@@ -1,0 +1,168 @@
+"""MLflow tracking of a search: one parent run per search (kept across resumes), one nested child run per
+trial, written through the search's observer hooks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from mlflow.entities import Metric, Param, RunTag
+
+from tuner_app.errors import InfeasibleConfig
+from tuner_app.model import spaces
+from tuner_app.search import observers
+from tuner_app.search import record as search_record
+from tuner_app.tracking import params as run_params
+from tuner_app.tracking.store import (
+    PARENT_TAG,
+    children_where,
+    client_for,
+    default_tracking_uri,
+    find_experiment,
+    search_runs,
+)
+
+PROJECT_TAG = "tuner_app.project_dir"  # marks a parent run: the tuner directory of its search
+REASON_TAG = "tuner_app.reason"
+OUTCOME_TAG = "tuner_app.outcome"  # COMPLETED | REJECTED | FAILED | KILLED, as observers.TrialOutcome says
+CHANGED_TAG = "tuner_app.changed_on_resume"  # params are immutable in MLflow: changes land here
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+SIZE_METRICS = ("params_total", "params_trainable", "params_conv", "params_fc", "macs")
+# child metric name -> TrialOutcome.scores key; val scores are those of the kept weights.
+FINAL_METRICS = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss", "test_accuracy": "test_accuracy",
+                 **{name: name for name in (*SIZE_METRICS, "model_bytes", "train_seconds", "latency_ms")}}
+RUN_STATUS = {"COMPLETED": "FINISHED", "REJECTED": "KILLED", "FAILED": "FAILED", "KILLED": "KILLED"}
+MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
+MAX_TAG_CHARS = 5000
+
+
+def _metrics(values: Mapping[str, float], step: int = 0) -> list[Metric]:
+    now = int(time.time() * 1000)
+    return [Metric(name, float(value), now, step) for name, value in values.items()]
+
+
+def _log_params(client, run_id: str, params: Mapping[str, str]) -> None:
+    items = [Param(key, value) for key, value in params.items()]
+    for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
+
+
+def _end_run(client, run_id: str, status: str, outcome: str, reason: str, metrics: Iterable[Metric] = ()) -> None:
+    tags = [RunTag(OUTCOME_TAG, outcome)] + ([RunTag(REASON_TAG, reason[:MAX_TAG_CHARS])] if reason else [])
+    client.log_batch(run_id, metrics=list(metrics), tags=tags)
+    client.set_terminated(run_id, status)
+
+
+def _kill_running(client, runs: Iterable, reason: str = "interrupted") -> None:
+    """Close runs a killed process left RUNNING, so none stays RUNNING forever."""
+    for run in runs:
+        if run.info.status in ("RUNNING", "SCHEDULED"):
+            _end_run(client, run.info.run_id, "KILLED", "KILLED", reason)
+
+
+def _summary(model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lines.append)
+    return "\n".join(lines)
+
+
+class MLflowTracker(observers.SearchObserver):
+    """Logs a search to MLflow: a parent run per search (kept across resumes), a nested run per trial."""
+
+    def __init__(self, tracking_uri: str | None, experiment: str, space_path: str | Path,
+                 parent_params: Mapping[str, Any] | None = None):
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.experiment = experiment
+        self.space_path = Path(space_path)
+        self.parent_params = {key: value for key, value in (parent_params or {}).items() if value is not None}
+        self.parent_run_id: str | None = None
+        self._open: dict[str, str] = {}  # trial id -> its RUNNING child run
+        self._client = self._experiment_id = None
+
+    def search_begin(self, tuner) -> None:
+        self._client = client_for(self.tracking_uri)
+        self._experiment_id = find_experiment(self._client, self.tracking_uri, self.experiment, create=True)
+        project_dir = str(Path(tuner.project_dir).resolve())
+        earlier = [run for run in search_runs(self._client, self._experiment_id, f"tags.`{PROJECT_TAG}` LIKE '%'",
+                                          newest_first=True) if run.data.tags.get(PROJECT_TAG) == project_dir]
+        reused = earlier[0] if earlier and tuner.oracle.trials else None  # a resume stays one parent
+        for parent in earlier:
+            _kill_running(self._client, self._children(parent.info.run_id))
+            if parent is not reused:
+                _kill_running(self._client, [parent])
+        if reused:
+            self.parent_run_id = reused.info.run_id
+            self._client.update_run(self.parent_run_id, status="RUNNING")
+        else:
+            self.parent_run_id = self._client.create_run(self._experiment_id, run_name=tuner.project_name,
+                                                         tags={PROJECT_TAG: project_dir}).info.run_id
+        self._log_parent(tuner, reused.data.params if reused else {})
+
+    def _children(self, parent_run_id: str, trial_id: str | None = None) -> list:
+        where = children_where(parent_run_id) + (f" and tags.trial_id = '{trial_id}'" if trial_id else "")
+        return search_runs(self._client, self._experiment_id, where)
+
+    def _log_parent(self, tuner, logged: Mapping[str, str]) -> None:
+        record = search_record.read_search_record(tuner.project_dir)
+        params = {**run_params.flatten(spaces.resolved(tuner.space)), **run_params.data_params(record.get("data", {})),
+                  "tuner_class": type(tuner).__name__, "project_name": tuner.project_name,
+                  **{key: run_params.param_value(value) for key, value in self.parent_params.items()}}
+        if tuner.max_params is not None:
+            params["max_params"] = str(tuner.max_params)
+        _log_params(self._client, self.parent_run_id, {k: v for k, v in params.items() if k not in logged})
+        changed = {key: value for key, value in params.items() if logged.get(key, value) != value}
+        if changed:
+            self._client.set_tag(self.parent_run_id, CHANGED_TAG, json.dumps(changed)[:MAX_TAG_CHARS])
+        if not logged:
+            self._client.log_artifact(self.parent_run_id, str(self.space_path))
+            self._client.log_dict(self.parent_run_id, record.get("data", {}), "data.json")
+
+    def trial_begin(self, tuner, trial) -> None:
+        earlier = self._children(self.parent_run_id, trial.trial_id)
+        if any(run.info.status == "FINISHED" for run in earlier):
+            return  # logged by an earlier process of this search; keras-tuner never re-runs a finished trial
+        _kill_running(self._client, earlier)  # keras-tuner retries an interrupted trial under the same id
+        tags = {PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id, "model": tuner.space.model,
+                "trial_dir": str(Path(tuner.get_trial_dir(trial.trial_id)).resolve())}
+        run_id = self._client.create_run(self._experiment_id, run_name=f"trial_{trial.trial_id}", tags=tags).info.run_id
+        hyperparameters = {name: run_params.param_value(value) for name, value in trial.hyperparameters.values.items()}
+        _log_params(self._client, run_id, hyperparameters)
+        self._open[trial.trial_id] = run_id
+
+    def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
+        run_id = self._open.get(trial.trial_id)
+        if run_id:
+            values = {name: logs[name] for name in EPOCH_METRICS if name in logs}
+            self._client.log_batch(run_id, metrics=_metrics(values, step=epoch))
+
+    def trial_end(self, tuner, trial, outcome: observers.TrialOutcome) -> None:
+        run_id = self._open.get(trial.trial_id)  # stays open until ended: an interrupt here leaves it to search_end
+        if run_id is None:
+            return
+        values = {name: outcome.scores[key] for name, key in FINAL_METRICS.items() if key in outcome.scores}
+        if outcome.status == "REJECTED":
+            values = _rejected_sizes(tuner, trial.hyperparameters.values)
+        if outcome.model is not None:
+            self._client.log_text(run_id, _summary(outcome.model), "model_summary.txt")
+        _end_run(self._client, run_id, RUN_STATUS[outcome.status], outcome.status, outcome.reason, _metrics(values))
+        del self._open[trial.trial_id]
+
+    def search_end(self, tuner, status: str) -> None:
+        if self.parent_run_id is None:
+            return  # the search failed before it began
+        for run_id in self._open.values():
+            _end_run(self._client, run_id, "KILLED", "KILLED", f"search {status.lower()}")
+        self._open.clear()
+        reason = {"KILLED": "interrupted", "FAILED": "the search failed"}.get(status, "")
+        _end_run(self._client, self.parent_run_id, status, status, reason)
+
+
+def _rejected_sizes(tuner, values: Mapping[str, Any]) -> dict[str, float]:
+    # A rejected trial was never built, but its size is what the budget judged.
+    try:
+        sizes = tuner.sizes(values)
+    except InfeasibleConfig:
+        return {}
+    return {name: sizes[name] for name in SIZE_METRICS if name in sizes}
