@@ -1,7 +1,10 @@
+import dataclasses
 import os
 import random
+import shutil
 import struct
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -78,9 +81,40 @@ def tone_splits():
 
 def smoke_space(**tuner):
     """search_spaces/smoke.yaml with tuner options replaced."""
-    import dataclasses
-
     from tuner_app.model import spaces
 
     space = spaces.load(SMOKE_SPACE)
     return dataclasses.replace(space, tuner={**space.tuner, **tuner})
+
+
+def _fixed(value):
+    return {"type": "fixed", "value": value}
+
+
+def train_tiny_trial(directory: Path) -> Path:
+    """One trial of a one-conv flatten CNN (98,424 params) trained 5 epochs on the tone clips; its directory."""
+    from tuner_app.data.corpus import SEED_WORDS
+    from tuner_app.model import spaces
+    from tuner_app.search import tuners
+
+    space = spaces.load(SMOKE_SPACE)
+    space = dataclasses.replace(
+        space, tuner={**space.tuner, "max_trials": 1}, training={**space.training, "epochs": 5, "patience": 5},
+        hyperparameters={**space.hyperparameters, "conv_layers": _fixed(1), "fc_layers": _fixed(0),
+                         "head": _fixed("flatten"), "pool_size": _fixed(4), "learning_rate": _fixed(0.003)})
+    tuner = tuners.run_search(space, tone_splits(), directory, verbose=0, class_names=list(SEED_WORDS))
+    trial = next(t for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+    return Path(tuner.get_trial_dir(trial.trial_id))
+
+
+@pytest.fixture(scope="session")
+def tiny_trial_dir(tmp_path_factory) -> Path:
+    """The tiny trial, trained once per test run for every test that exports or serves a model.
+    Shared: tests read it and never write into it (copy_trial gives one to change)."""
+    return train_tiny_trial(tmp_path_factory.mktemp("tiny_trial"))
+
+
+def copy_trial(trial_dir: Path, destination: Path) -> Path:
+    """A private copy of a trial with its project (the search record beside it), for a test that changes it."""
+    project = shutil.copytree(trial_dir.parent, destination / trial_dir.parent.name)
+    return Path(project) / trial_dir.name

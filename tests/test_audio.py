@@ -99,3 +99,20 @@ def test_mp3_decodes_when_an_encoder_exists_to_make_one(tmp_path):
     (tmp_path / "a.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x04tag!" + encoded)
     assert audio.describe(tmp_path / "a.mp3").rate == 22050
     assert dominant_hz(audio.read(tmp_path / "a.mp3")) == pytest.approx(440, abs=2)
+
+
+@pytest.mark.parametrize("contents", [b"RIFF\x02\x00\x00\x00WA", b"RIFF\xff\xfe\x00\x00WA"])
+def test_a_riff_header_cut_short_is_named_not_garbled(tmp_path, contents):
+    # The chunk walk read past the end of such a file: the error was TensorFlow's raw substr message.
+    path = tmp_path / "short.wav"
+    path.write_bytes(contents)
+    with pytest.raises(TunerAppError, match=r"short.wav: unreadable audio \(WAV has no fmt chunk\)$"):
+        audio.read(path)
+
+
+def test_a_long_recording_reads_whole_at_16k(tmp_path):
+    recording = audio.read_recording(write_wav(tmp_path / "noise.wav", tone(seconds=2.5, rate=8000), rate=8000))
+    assert recording.shape == (40000,) and np.abs(recording).max() == pytest.approx(0.5, abs=0.02)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x02\x00\x00\x00WA")
+    with pytest.raises(TunerAppError, match="bad.wav: unreadable audio"):
+        audio.read_recording(tmp_path / "bad.wav")

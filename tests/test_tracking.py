@@ -188,33 +188,50 @@ def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp
         (child.data.tags["trial_id"], "FINISHED"), (child.data.tags["trial_id"], "KILLED")]  # retried, new child
 
 
+HANG = 600  # seconds: only a hung server takes this long, however loaded the machine
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
+def _start_ui(uri: str, log: Path) -> tuple[subprocess.Popen, int, str]:
+    """`tuner-app ui` on a free port: (server, port, its answer to an experiments search). Another process
+    can take the port between _free_port and the server's bind: then the server exits and we try another."""
+    for _ in range(5):
+        port = _free_port()
+        with log.open("w") as stream:
+            server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "ui", "--port", str(port),
+                                       "--tracking-uri", uri], stdout=stream, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
+            return server, port, _poll(url, server)
+        except OSError:
+            if server.poll() is None or "address already in use" not in log.read_text():
+                server.kill()
+                raise AssertionError(f"the UI server did not answer: {log.read_text()[-2000:]}") from None
+    raise AssertionError("five free ports were all taken before the server could bind them")
+
+
 def test_ui_serves_the_store_on_localhost(tmp_path):
     uri = _uri(tmp_path)
     mlflow.MlflowClient(uri).create_experiment("ui-exp", artifact_location=tracking_store.artifact_root(uri))
-    port = _free_port()
     log = tmp_path / "ui.log"
-    with log.open("w") as stream:
-        server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "ui", "--port", str(port),
-                                   "--tracking-uri", uri], stdout=stream, stderr=subprocess.STDOUT)
+    server, port, body = _start_ui(uri, log)
     try:
-        body = _poll(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10", server)
         assert "ui-exp" in [experiment["name"] for experiment in json.loads(body)["experiments"]]
     finally:
         server.terminate()
-        assert server.wait(timeout=60) == 0
+        assert server.wait(timeout=HANG) == 0
     text = log.read_text()
     assert f"on http://127.0.0.1:{port}" in text and f"Uvicorn running on http://127.0.0.1:{port}" in text
     with pytest.raises(OSError):  # the server went with it
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
 
 
-def _poll(url: str, server, timeout: float = 60) -> str:
+def _poll(url: str, server, timeout: float = HANG) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -117,11 +117,16 @@ def data_import_fsdd(src: Path, out: Path) -> None:
 @click.option("--classes", multiple=True, help="Comma-separated class folders (default: the seed words present).")
 @click.option("--unknown", is_flag=True, help="Map other word folders to the _unknown_ class.")
 def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: tuple[str, ...], unknown: bool) -> None:
-    """Decode a corpus once into the cache every trial reads, and print its counts."""
+    """Decode a corpus once into the cache every trial reads, check its background noise, print its counts."""
+    from tuner_app.constants import SAMPLE_RATE
+    from tuner_app.data import cache
+
     cache_dir = cache_dir.expanduser()
     found, decoded = _decoded_corpus(data_dir, cache_dir, _class_list(classes), unknown, strict)
+    noise = cache.noise_bank(found.background_noise, strict)
     for split, clips in decoded.items():
         click.echo(f"{split:>10}: {len(clips)} clips decoded, {len(clips.skipped)} skipped")
+    click.echo(f"{'noise':>10}: {len(noise) / SAMPLE_RATE:.1f} s from {len(found.background_noise)} file(s)")
     click.echo(f"Corpus {found.root} ({len(found.classes)} classes), decoded cache in {cache_dir / 'decoded'}")
 
 
@@ -144,20 +149,26 @@ def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: 
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
               help="MLflow store: a tracking server or database URI (default: SQLite in ./mlruns).")
 @click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment of the runs.")
+@click.option("--hv-reference", metavar="SIZE,ACC",
+              help="Fixed hypervolume reference point of the final analysis (default: 10x the largest size, 0).")
 def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
            max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,
-           output_format: str, tracking_uri: str | None, experiment: str) -> None:
+           output_format: str, tracking_uri: str | None, experiment: str, hv_reference: str | None) -> None:
     """Search a YAML space; trials are resumed unless --fresh. Ends with the Pareto analysis."""
     from tuner_app.model import configurations, spaces
     from tuner_app.search import summary
 
     space = spaces.load(spaces.locate(space_file))
+    reference_point = _hv_reference(hv_reference)  # a typo fails now, not after the search
     if dry_run:
-        rows = configurations.dry_run(space, trials=trials, seed=seed or 0, max_params=max_params)
+        n_classes = _class_count(data_dir)
+        rows = configurations.dry_run(space, trials=trials, seed=seed or 0, max_params=max_params,
+                                      n_classes=n_classes)
         if output_format == "json":
             return _echo_json(rows)
         click.echo(summary.format_dry_run(rows, max_params))
-        return configurations.check_budget(space, max_params)  # sampled rows may all miss; say if the space does
+        # sampled rows may all miss; say if the space does
+        return configurations.check_budget(space, max_params, n_classes=n_classes)
     tracker = _tracker(tracking_uri, experiment, spaces.locate(space_file), tuner_name, max_params, seed)
     # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
     with contextlib.redirect_stdout(sys.stderr):
@@ -167,26 +178,53 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
     click.echo(f"Trials and their weights: {project_dir.resolve()}", err=True)
     if tracker.parent_run_id and any(row["status"] == "COMPLETED" for row in rows):
         analysis = _pareto(tracker.tracking_uri, experiment, tracker.parent_run_id, project_dir / "pareto",
-                           "params_total", "val", "seed")
+                           "params_total", "val", "seed", reference_point)
         click.echo(f"MLflow: {tracker.tracking_uri}, experiment {experiment!r}, run {tracker.parent_run_id} "
                    f"(browse with `tuner-app ui`)\nPareto front: {analysis.csv_path}, {analysis.png_path}", err=True)
 
 
 def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_dir: Path, x: str, y: str,
-            reference: str | None):
-    """Analyse the runs of an experiment (or of one search), tag them, log the CSV and PNG, print the front."""
+            reference: str | None, hv_reference: tuple[float, float] | None = None):
+    """Analyse the runs of an experiment (or of one search), tag them, log the CSV, PNG and hypervolume (with
+    its reference point) on the search's parent run, print the front."""
     from tuner_app.analysis import pareto
     from tuner_app.tracking import runs
 
     rows = runs.trial_runs(tracking_uri, experiment, parent)
-    analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference)
+    analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference, hv_reference=hv_reference)
     runs.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
                         [row["run_id"] for row in analysis.all_rows])
     parents = {row["parent_run_id"] for row in analysis.all_rows}
     if parent or len(parents) == 1:
-        runs.log_artifacts(tracking_uri, parent or parents.pop(), [analysis.csv_path, analysis.png_path])
+        parent = parent or parents.pop()
+        runs.log_artifacts(tracking_uri, parent, [analysis.csv_path, analysis.png_path, analysis.json_path])
+        runs.record_hypervolume(tracking_uri, parent, x, analysis.reference_point, analysis.hypervolume)
     click.echo(pareto.format_table(analysis), err=True)
     return analysis
+
+
+def _hv_reference(text: str | None) -> tuple[float, float] | None:
+    """`--hv-reference SIZE,ACC` as (size, accuracy); None when the option was not given."""
+    from tuner_app.analysis import pareto
+
+    if text is None:
+        return None
+    try:
+        return pareto.checked_reference(text.split(","))
+    except TunerAppError:
+        raise TunerAppError(f"--hv-reference {text!r}: {pareto.REFERENCE_HELP}") from None
+
+
+def _class_count(data_dir: Path | None) -> int:
+    """How many classes a dry run sizes the output layer for: --data's (a scan, no decoding), else 16."""
+    from tuner_app.data import corpus
+
+    if data_dir is None:
+        count, source = len(corpus.SEED_WORDS), "the built-in corpus's words"
+    else:
+        count, source = len(corpus.scan(data_dir).classes), f"the class folders of {data_dir}"
+    click.echo(f"Sizes assume {count} classes ({source}).", err=True)
+    return count
 
 
 @cli.command("pareto")
@@ -200,10 +238,13 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("pareto"), show_default=True,
               help="Directory for pareto.csv and pareto.png.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
+@click.option("--hv-reference", metavar="SIZE,ACC",
+              help="Fixed hypervolume reference point, to compare searches (default: 10x the largest size, 0).")
 def pareto_command(experiment: str, parent_run_id: str | None, x_axis: str, y_axis: str, reference: str | None,
-                   out_dir: Path, tracking_uri: str | None) -> None:
+                   out_dir: Path, tracking_uri: str | None, hv_reference: str | None) -> None:
     """Pareto front of accuracy against size, read back from MLflow; tags runs pareto=true/false."""
-    analysis = _pareto(tracking_uri, experiment, parent_run_id, out_dir, x_axis, y_axis, reference)
+    analysis = _pareto(tracking_uri, experiment, parent_run_id, out_dir, x_axis, y_axis, reference,
+                       _hv_reference(hv_reference))
     click.echo(f"Wrote {analysis.csv_path} and {analysis.png_path}", err=True)
 
 
@@ -231,12 +272,25 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
     return Path(row["trial_dir"]), row["run_id"], row["metrics"]
 
 
-def _export_samples(data_dir: Path | None, cache_dir: Path, class_names: list[str]):
-    """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite)."""
+def _export_samples(data_dir: Path | None, cache_dir: Path, searched: dict):
+    """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite), from
+    --data or else the corpus the search trained on (its search record)."""
     from tuner_app.serving import tflite
 
+    data_dir = data_dir or _searched_corpus(searched)
+    click.echo(f"Calibration and check clips: corpus {data_dir}", err=True)
     found, splits = _decoded_corpus(data_dir, cache_dir)
-    return tflite.samples(splits, found.classes, class_names)
+    return tflite.samples(splits, found.classes, searched.get("class_names", []))
+
+
+def _searched_corpus(searched: dict) -> Path:
+    path = (searched.get("data") or {}).get("path")
+    if not path:
+        raise TunerAppError("the search record names no corpus: give --data CORPUS for the calibration and check clips")
+    if not Path(path).is_dir():
+        raise TunerAppError(f"the search's corpus {path} is gone: give --data CORPUS for the calibration and "
+                            "check clips")
+    return Path(path)
 
 
 @cli.command("export")
@@ -253,7 +307,7 @@ def _export_samples(data_dir: Path | None, cache_dir: Path, class_names: list[st
 @click.option("--tflite", is_flag=True, help="Also write model.tflite (waveform input).")
 @click.option("--quantize", type=click.Choice(["int8"]), help="Also write model_int8.tflite, calibrated on training clips.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
-              help="Corpus for the calibration and check clips (default: the built-in synthetic corpus).")
+              help="Corpus for the calibration and check clips (default: the one the search trained on).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
               envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
 def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: str | None, experiment: str,
@@ -269,8 +323,8 @@ def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: 
         raise TunerAppError("--register needs the trial's MLflow run: use --run-id or --select")
     samples = {}
     if tflite or quantize:
-        class_names = record.read_search_record(trial_dir.expanduser().parent).get("class_names", [])
-        representative, check = _export_samples(data_dir, cache_dir.expanduser(), class_names)
+        searched = record.read_search_record(trial_dir.expanduser().parent)
+        representative, check = _export_samples(data_dir, cache_dir.expanduser(), searched)
         samples = {"representative": representative if quantize else None, "check": check}
     result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
                                  quantize=quantize, **samples)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.resources
+import json
 import logging
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ from tuner_app.errors import TunerAppError
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
-SIZE_AXES = {"params_total": "parameters", "macs": "MACs per clip", "model_bytes": "serialized model bytes"}
+SIZE_AXES = {"params_total": "parameters", "macs": "MACs per clip", "model_bytes": "float32 weight bytes"}
 SIZE_HEADERS = {"params_total": "Params", "macs": "MACs", "model_bytes": "Bytes"}
 ACCURACY_METRICS = {"val": "best_val_accuracy", "test": "test_accuracy"}
 ACCURACY_LABELS = {"val": "validation accuracy", "test": "test accuracy"}
@@ -30,6 +31,7 @@ CSV_ACCURACIES = ("best_val_accuracy", "test_accuracy")
 SEED_CSV = "seed_reference.csv"
 SEED_TYPES = {"conv_layers": int, "fc_layers": int, "params": int, "accuracy": float,
               "batch_norm": "true".__eq__, "params_published": "true".__eq__}
+REFERENCE_HELP = "give SIZE,ACC: a positive size and an accuracy in [0, 1], e.g. 1e7,0"
 ROUNDING = 1e-9  # accuracies are floats: 0.52 - 0.05 is 0.47000000000000003, yet must admit 0.47
 
 
@@ -60,6 +62,17 @@ def default_reference(points: Sequence[Point]) -> Point:
     return 10.0 * max(x for x, _ in points), 0.0
 
 
+def checked_reference(reference: Sequence[float]) -> Point:
+    """A hypervolume reference point given by the user: (size > 0, accuracy in [0, 1]), both finite."""
+    try:
+        x_ref, y_ref = (float(value) for value in reference)
+    except (TypeError, ValueError):
+        x_ref = y_ref = math.nan
+    if not (math.isfinite(x_ref) and x_ref > 0 and 0.0 <= y_ref <= 1.0):  # also rejects nan
+        raise TunerAppError(f"hypervolume reference point {tuple(reference)!r}: {REFERENCE_HELP}")
+    return x_ref, y_ref
+
+
 def hypervolume(points: Sequence[Point], reference: Point, log_x: bool = True) -> float:
     """Area dominated by the front of `points` and bounded by `reference` (x_ref, y_ref), in (log10 x, y) when
     log_x, else (x, y): sum over the front by x of (X_ref - X_i) * (y_i - y_(i-1)), from y_ref. Points outside
@@ -88,6 +101,8 @@ def knee(front: Sequence[Point]) -> int:
     u = _normalised([_log10(x) for x, _ in front])
     v = _normalised([y for _, y in front])
     du, dv = u[-1] - u[0], v[-1] - v[0]
+    if du == dv == 0:  # every point identical (the front sorts x up, y up): no line to measure from
+        return most_accurate
     # The cross product is positive on the upper-left (ideal) side of the line from the first to the last point.
     lift = [(du * (v[i] - v[0]) - dv * (u[i] - u[0])) / math.hypot(du, dv) for i in range(len(front))]
     best = max(range(len(front)), key=lambda i: (lift[i], -i))
@@ -170,7 +185,8 @@ def _tolerance(text: str) -> float:
 @dataclasses.dataclass
 class Analysis:
     """front: rows on the validation front, by x; all_rows: eligible rows, by x; hypervolume: in (log10 x,
-    validation accuracy) against reference_point; notes: caveats also shown on the plot."""
+    validation accuracy) against reference_point, which the caller gave (hv_reference_given) or
+    default_reference placed; json_path: that reference and the hypervolume; notes: caveats also on the plot."""
 
     front: list[dict]
     all_rows: list[dict]
@@ -182,12 +198,16 @@ class Analysis:
     x: str
     y: str
     notes: list[str] = dataclasses.field(default_factory=list)
+    hv_reference_given: bool = False
+    json_path: Path | None = None
 
 
 def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_total", y: str = "val",
-            reference: str | None = None, name: str = "pareto") -> Analysis:
-    """Front, hypervolume, `<name>.csv` and `<name>.png` in out_dir. The front and hypervolume always use
-    validation accuracy; y="test" only changes the plot's y axis. reference="seed" overlays the seed's points."""
+            reference: str | None = None, name: str = "pareto", hv_reference: Point | None = None) -> Analysis:
+    """Front, hypervolume, `<name>.csv`, `<name>.png` and `<name>.json` (the hypervolume and its reference) in
+    out_dir. The front and hypervolume always use validation accuracy; y="test" only changes the plot's y axis.
+    reference="seed" overlays the seed's points. hv_reference (size, accuracy) fixes the hypervolume's
+    reference point, so that searches can be compared; by default it follows the largest trial."""
     _check_choice("accuracy axis", y, ACCURACY_METRICS)
     _check_choice("reference", reference, REFERENCES)
     kept, left_out = eligible_rows(rows, x)
@@ -195,12 +215,14 @@ def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_t
         raise TunerAppError(f"no finished trial with best_val_accuracy and {x} among {len(rows)} runs to analyse")
     kept.sort(key=lambda row: (_metric(row, x), -_metric(row, "best_val_accuracy")))
     points = [_point(row, x) for row in kept]
-    reference_point = default_reference(points)
+    reference_point = default_reference(points) if hv_reference is None else checked_reference(hv_reference)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     analysis = Analysis(_front(kept, x), kept, left_out, hypervolume(points, reference_point), reference_point,
-                        out_dir / f"{name}.csv", out_dir / f"{name}.png", x, y)
+                        out_dir / f"{name}.csv", out_dir / f"{name}.png", x, y,
+                        hv_reference_given=hv_reference is not None, json_path=out_dir / f"{name}.json")
     write_csv(analysis)
+    write_json(analysis)
     plot(analysis, reference)
     return analysis
 
@@ -254,6 +276,15 @@ def write_csv(analysis: Analysis) -> Path:
                              *(_cell(_metric(row, metric)) for metric in CSV_ACCURACIES),
                              _cell(id(row) in on_front)])
     return analysis.csv_path
+
+
+def write_json(analysis: Analysis) -> Path:
+    """The hypervolume with the reference point it was measured against, and where that point came from."""
+    summary = {"x": analysis.x, "hypervolume": analysis.hypervolume,
+               "hv_reference": list(analysis.reference_point), "hv_reference_given": analysis.hv_reference_given,
+               "front_run_ids": [row["run_id"] for row in analysis.front]}
+    analysis.json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return analysis.json_path
 
 
 def seed_points() -> list[dict]:
@@ -330,6 +361,9 @@ def format_table(analysis: Analysis) -> str:
                 f"accuracy); {analysis.left_out} runs left out (not FINISHED or missing metrics)")
     text.append(f"hypervolume {analysis.hypervolume:.4f} in (log10 {analysis.x}, validation accuracy) against "
                 f"reference point ({analysis.x}={x_ref:,.0f}, validation accuracy={y_ref:.2f})")
+    text.append("reference point fixed by --hv-reference" if analysis.hv_reference_given else
+                "reference point by default 10x the largest size, so it moves with the trials; fix it with "
+                "--hv-reference SIZE,ACC to compare searches")
     return "\n".join(text)
 
 

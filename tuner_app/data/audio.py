@@ -1,11 +1,13 @@
 """Decoding: encoded audio bytes -> one 16 kHz mono float32 clip of exactly 16000 samples.
 
 `decode` is built from TensorFlow graph ops only, so the same code runs inside tf.data (training)
-and inside the exported SavedModel's `serve_bytes` signature (serving).
+and inside the exported SavedModels' `serve_bytes` signatures (serving).
 
-WAV is parsed here rather than by tensorflow-io: tfio needs the sample type up front, does not
-return the sample rate from bytes, and reinterprets 32-bit integer PCM as float32.
-FLAC, Ogg Vorbis and MP3 (tfio's built-in minimp3) are decoded by tensorflow-io; its resampler brings every rate to 16 kHz.
+WAV is parsed here with core TensorFlow ops, and every rate is brought to 16 kHz by `resample.to_16k`,
+also core ops: `decode(..., wav_only=True)` is what a SavedModel that loads without tensorflow-io holds.
+(tfio's WAV decoder needs the sample type up front, does not return the sample rate from bytes, and
+reinterprets 32-bit integer PCM as float32.) FLAC, Ogg Vorbis and MP3 (tfio's built-in minimp3) are
+decoded by tensorflow-io ops, which a graph holding them needs registered before it loads.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tensorflow_io as tfio
-from tensorflow_io.python.ops import (
-    core_ops,  # the resample kernel without tfio's pfor wrapper
-)
 
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
+from tuner_app.data import resample
 from tuner_app.errors import TunerAppError
+
+# Part of the decoded cache's key: bump it whenever decoding changes what a file decodes to.
+# 2: resampling by resample.to_16k (zero delay) instead of tensorflow-io's resampler.
+DECODER_VERSION = 2
+NOT_WAV = ("not WAV audio: only WAV decodes with core TensorFlow ops (FLAC, Ogg Vorbis and MP3 need "
+           "tensorflow-io: the any_format SavedModel of an export)")
 
 _WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
 # (format code, bits per sample) -> branch index of _WAV_DECODERS
@@ -58,7 +64,9 @@ def _find_wav_chunk(contents, chunk_id: str):
     length = tf.cast(tf.strings.length(contents), tf.int64)
 
     def not_found(pos):
-        return tf.logical_and(pos + 8 <= length, tf.strings.substr(contents, pos, 4) != chunk_id)
+        # Both operands run (no short circuit in a graph): a position past a short file's end is clamped.
+        chunk = tf.strings.substr(contents, tf.minimum(pos, length), 4)
+        return tf.logical_and(pos + 8 <= length, chunk != chunk_id)
 
     def next_chunk(pos):
         size = _uint(contents, pos + 4, 4)
@@ -156,8 +164,7 @@ def _is_mp3(contents):
     return tf.logical_or(tf.strings.substr(contents, 0, 3) == "ID3", frame_sync)
 
 
-def _unsupported(contents):
-    message = "not WAV, FLAC, Ogg Vorbis or MP3 audio"
+def _unsupported(contents, message="not WAV, FLAC, Ogg Vorbis or MP3 audio"):
     # A data-dependent condition, so the assert fires when the branch runs, not when it is traced.
     tf.debugging.assert_equal(tf.strings.length(contents), -1, message=message)
     return tf.zeros([0, 1], tf.float32), tf.constant(SAMPLE_RATE, tf.int64)
@@ -172,25 +179,30 @@ def decode_any(contents):
     return tf.switch_case(index, [lambda f=f: f(contents) for f in decoders])
 
 
-def to_mono_16k(samples, rate):
-    """Mix [frames, channels] down to mono and resample it to 16 kHz (any length)."""
-    mono = tf.reduce_mean(samples, axis=-1)
-    return tf.cond(
-        tf.logical_or(rate == SAMPLE_RATE, tf.size(mono) == 0),
-        lambda: mono,
-        lambda: core_ops.io_audio_resample(mono[:, tf.newaxis], rate, SAMPLE_RATE)[:, 0],
-    )
+def decode_wav(contents):
+    """Like decode_any, for WAV only and in core TensorFlow ops only; other bytes fail with NOT_WAV."""
+    is_wav = tf.strings.substr(contents, 0, 4) == "RIFF"
+    return tf.cond(is_wav, lambda: _decode_wav(contents), lambda: _unsupported(contents, NOT_WAV))
+
+
+def to_mono_16k(samples, rate, limit=None):
+    """Mix [frames, channels] down to mono and resample it to 16 kHz (any length; the first `limit`
+    samples only, if given)."""
+    return resample.to_16k(tf.reduce_mean(samples, axis=-1), rate, limit)
 
 
 def to_clip(samples, rate):
     """Mono, 16 kHz, padded or cropped to exactly CLIP_SAMPLES."""
-    mono = to_mono_16k(samples, rate)[:CLIP_SAMPLES]
+    mono = to_mono_16k(samples, rate, limit=CLIP_SAMPLES)
     return tf.pad(mono, [[0, CLIP_SAMPLES - tf.shape(mono)[0]]])
 
 
-def decode(contents):
-    """Encoded bytes -> (clip float32 [16000], number of decoded frames before padding)."""
-    samples, rate = decode_any(contents)
+def decode(contents, wav_only: bool = False):
+    """Encoded bytes -> (clip float32 [16000], number of decoded frames before padding).
+
+    wav_only: decode with core TensorFlow ops only (decode_wav), for graphs that must load without
+    tensorflow-io."""
+    samples, rate = decode_wav(contents) if wav_only else decode_any(contents)
     clip = to_clip(samples, rate)
     clip.set_shape([CLIP_SAMPLES])
     return clip, tf.shape(samples)[0]
@@ -199,6 +211,8 @@ def decode(contents):
 # Traced once on first use: eager op-by-op dispatch of the WAV parser is ~10x slower.
 _decode_graph = tf.function(decode, input_signature=[tf.TensorSpec([], tf.string)])
 _decode_any_graph = tf.function(decode_any, input_signature=[tf.TensorSpec([], tf.string)])
+_recording_graph = tf.function(lambda contents: to_mono_16k(*decode_any(contents)),
+                               input_signature=[tf.TensorSpec([], tf.string)])
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -232,6 +246,12 @@ def read(path: str | Path) -> np.ndarray:
     if int(frames) == 0:
         raise TunerAppError(f"{path}: empty audio (no samples)")
     return clip.numpy()
+
+
+def read_recording(path: str | Path) -> np.ndarray:
+    """Decode one file eagerly to mono float32 at 16 kHz, whole (a long noise recording, not a 1 s clip)."""
+    _, recording = _decode_file(_recording_graph, path)
+    return recording.numpy()
 
 
 def describe(path: str | Path) -> AudioInfo:

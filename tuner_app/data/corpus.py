@@ -23,7 +23,7 @@ SEED_WORDS = (
 )
 UNKNOWN = "_unknown_"
 SPLITS = ("train", "validation", "test")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what data/audio.py decodes
 BACKGROUND_NOISE = "_background_noise_"
 LIST_FILES = {"validation": "validation_list.txt", "test": "testing_list.txt"}
 # The constant of the Speech Commands reference `which_set` (its README).

@@ -13,11 +13,10 @@ from tuner_app.errors import TunerAppError
 def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
     """Counts per class and split, sample-rate histogram, durations and unreadable files.
 
-    `describe(path) -> AudioInfo` defaults to `tuner_app.data.audio.describe` (imported here,
-    because it pulls in TensorFlow).
+    `describe(path) -> AudioInfo` defaults to `tuner_app.data.audio.describe` after the truncation check
+    `data prepare` makes (imported here, because they pull in TensorFlow).
     """
-    if describe is None:
-        from tuner_app.data.audio import describe
+    describe = describe or _describe_whole
     rates: Counter = Counter()
     durations, unreadable = [], []
     for clip in corpus.clips:
@@ -39,6 +38,16 @@ def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
         "background_noise": [str(path) for path in corpus.background_noise],
         "unreadable": unreadable,
     }
+
+
+def _describe_whole(path):
+    from tuner_app.data.audio import describe
+    from tuner_app.data.cache import wav_truncation
+
+    reason = wav_truncation(path)
+    if reason:
+        raise TunerAppError(f"{path}: {reason}")
+    return describe(path)
 
 
 def _summary(values: list[float]) -> dict[str, float | None]:

@@ -39,6 +39,9 @@ BACKGROUND_SECONDS = 20
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_PARAMS = {"rate": 1, "pitch": 3, "range": 4}
 _ESPEAK_CHARS_UTF8 = 1
+_EE_OK = 0
+# -60 dBFS: espeak's quietest voices speak a word at about -37 dBFS RMS; a silent clip sits far below.
+MIN_SPEECH_RMS = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +110,22 @@ class Espeak:
         self._lib.espeak_ng_SetRandSeed(seed)
         self._chunks = []
         text_buffer = ctypes.create_string_buffer(text.encode())
-        self._lib.espeak_Synth(text_buffer, len(text_buffer), 0, 0, 0, _ESPEAK_CHARS_UTF8, None, None)
-        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        code = self._lib.espeak_Synth(text_buffer, len(text_buffer), 0, 0, 0, _ESPEAK_CHARS_UTF8, None, None)
+        if code != _EE_OK:
+            raise TunerAppError(f"libespeak-ng failed to speak {text!r} with voice {voice!r} "
+                                f"(espeak_Synth returned {code})")
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        _check_speech(samples, text, voice)
+        return samples
+
+
+def _check_speech(samples: np.ndarray, text: str, voice: str) -> None:
+    """TunerAppError unless espeak's output (before any noise is added) holds audible speech."""
+    speech = _trim(samples.astype(np.float64) / 32768.0) if samples.size else samples
+    level = float(np.sqrt(np.mean(speech**2))) if speech.size else 0.0
+    if level < MIN_SPEECH_RMS:
+        raise TunerAppError(f"libespeak-ng produced no speech for {text!r} with voice {voice!r} "
+                            f"(RMS {level:.1e} of full scale, below {MIN_SPEECH_RMS:.0e})")
 
 
 def _load_library() -> tuple[ctypes.CDLL, str]:

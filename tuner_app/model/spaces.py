@@ -5,8 +5,10 @@ hyperparameters, tuner, training, objective). Problems raise TunerAppError namin
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
 import re
+from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -70,12 +72,13 @@ class SearchSpace:
     objective: dict[str, str]
 
 
-def search_dirs() -> list[Path]:
-    """Where a space given by name is looked for: ./search_spaces, $TUNER_APP_SPACES, the source tree's."""
-    dirs = [Path("search_spaces")]
+def search_dirs() -> list[Traversable]:
+    """Where a space given by name is looked for: ./search_spaces, $TUNER_APP_SPACES, the built-in spaces."""
+    dirs: list[Traversable] = [Path("search_spaces")]
     if os.environ.get("TUNER_APP_SPACES"):
         dirs.append(Path(os.environ["TUNER_APP_SPACES"]))
-    return [*dirs, Path(__file__).resolve().parents[2] / "search_spaces"]
+    # setup.cfg installs the top-level search_spaces/ as this package, editable or not.
+    return [*dirs, importlib.resources.files("tuner_app.search_spaces")]
 
 
 def locate(space: str | os.PathLike) -> Path:
@@ -85,8 +88,9 @@ def locate(space: str | os.PathLike) -> Path:
         return path  # a path: load() names it if it is missing
     for folder in search_dirs():
         if (folder / f"{space}.yaml").is_file():
-            return folder / f"{space}.yaml"
-    known = sorted({file.stem for folder in search_dirs() if folder.is_dir() for file in folder.glob("*.yaml")})
+            return Path(folder / f"{space}.yaml")
+    known = sorted({file.name.removesuffix(".yaml") for folder in search_dirs() if folder.is_dir()
+                    for file in folder.iterdir() if file.name.endswith(".yaml")})
     raise TunerAppError(f"--space {space}: no such file, and no space of that name (known: {', '.join(known)})")
 
 

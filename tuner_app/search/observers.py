@@ -9,8 +9,9 @@ from typing import Any, Mapping
 
 @dataclasses.dataclass
 class TrialOutcome:
-    """How a trial ended. status: COMPLETED, REJECTED (over budget or infeasible, never trained),
-    FAILED (raised) or KILLED (interrupted); `scores` holds the metrics run_trial returned."""
+    """How a trial ended. status: COMPLETED, FAILED (raised) or KILLED (interrupted); `scores` holds the
+    metrics run_trial returned. (A configuration over the budget or infeasible never becomes a trial: see
+    SearchObserver.configuration_rejected.)"""
 
     status: str
     reason: str = ""
@@ -22,7 +23,8 @@ class TrialOutcome:
 class SearchObserver:
     """What the search reports as it goes; progress display and MLflow tracking implement it.
 
-    Every trial gets trial_begin then trial_end, rejected and interrupted ones included.
+    Every trial gets trial_begin then trial_end, interrupted ones included. A configuration the oracle turns
+    away (over the budget, or infeasible) never becomes a trial: it gets configuration_rejected instead.
     """
 
     def search_begin(self, tuner) -> None:
@@ -36,6 +38,9 @@ class SearchObserver:
 
     def trial_end(self, tuner, trial, outcome: TrialOutcome) -> None:
         """The trial ended, whatever the way."""
+
+    def configuration_rejected(self, tuner, values: Mapping[str, Any], reason: str, params: int | None) -> None:
+        """The oracle turned a configuration away, untrained: over the budget (its params) or infeasible (None)."""
 
     def search_end(self, tuner, status: str) -> None:
         """FINISHED, KILLED (interrupted) or FAILED (an error ended the whole search)."""

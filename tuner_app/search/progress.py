@@ -1,5 +1,6 @@
 """Progress a person can follow: one header per trial (number of total, searched hyperparameters,
-parameter count), one line per epoch, and how the trial ended with an ETA for the rest."""
+parameter count), one line per epoch, and how the trial ended with an ETA for the rest; one line per
+configuration the oracle turned away untrained."""
 
 from __future__ import annotations
 
@@ -43,11 +44,12 @@ class ProgressReporter(SearchObserver):
 
     def trial_begin(self, tuner, trial) -> None:
         self._trial_started = self._epoch_started = time.perf_counter()
-        searched = [name for name, spec in tuner.space.hyperparameters.items() if spec["type"] != "fixed"]
         values = trial.hyperparameters.values
-        settings = " ".join(f"{name}={_value(values[name])}" for name in searched if name in values)
-        self._say(f"[{self._number()}] trial {trial.trial_id}: {settings or '(fixed configuration)'}, "
+        self._say(f"[{self._number()}] trial {trial.trial_id}: {_settings(tuner, values)}, "
                   f"{_params_text(tuner, values)}")
+
+    def configuration_rejected(self, tuner, values: Mapping[str, Any], reason: str, params: int | None) -> None:
+        self._say(f"    rejected, not trained: {reason} ({_settings(tuner, values)})")
 
     def _number(self) -> str:
         total = self.planned if self.planned is not None else "?"
@@ -62,17 +64,15 @@ class ProgressReporter(SearchObserver):
         self._epoch_started = now
 
     def trial_end(self, tuner, trial, outcome: TrialOutcome) -> None:
-        if outcome.status == "REJECTED":
-            return self._say(f"    rejected, not trained: {outcome.reason}")
         seconds = time.perf_counter() - self._trial_started
         if outcome.status != "COMPLETED":
             return self._say(f"    {outcome.status}: {outcome.reason}")
         self.finished += 1
         self.trained_seconds.append(seconds)
         scores = outcome.scores
-        test = f", test_acc {scores['test_accuracy']:.4f}" if "test_accuracy" in scores else ""
-        self._say(f"    done in {_duration(seconds)}: val_acc {scores.get('val_accuracy', float('nan')):.4f}"
-                  f"{test}{self._eta()}")
+        runs = f" ({scores['executions']:.0f} runs)" if "executions" in scores else ""  # executions_per_trial > 1
+        test = f", test_acc {_score(scores, 'test_accuracy')}" if "test_accuracy" in scores else ""
+        self._say(f"    done in {_duration(seconds)}: val_acc {_score(scores, 'val_accuracy')}{runs}{test}{self._eta()}")
 
     def _eta(self) -> str:
         if self.planned is None or not self.trained_seconds:
@@ -87,8 +87,21 @@ class ProgressReporter(SearchObserver):
                       "run the same command again to resume.")
 
 
+def _score(scores: Mapping[str, float], name: str) -> str:
+    """A score, with its spread over the trial's executions when it has several: 0.8125 ± 0.0312."""
+    spread = f" ± {scores[name + '_std']:.4f}" if name + "_std" in scores else ""
+    return f"{scores.get(name, float('nan')):.4f}{spread}"
+
+
+def _settings(tuner, values: Mapping[str, Any]) -> str:
+    """The searched (not fixed) hyperparameters' values, name=value."""
+    searched = [name for name, spec in tuner.space.hyperparameters.items() if spec["type"] != "fixed"]
+    settings = " ".join(f"{name}={_value(values[name])}" for name in searched if name in values)
+    return settings or "(fixed configuration)"
+
+
 def _params_text(tuner, values: Mapping[str, Any]) -> str:
     try:
         return f"{tuner.sizes(values)['params']:,} params"
-    except InfeasibleConfig:  # the header still shows; the rejection line says why
+    except InfeasibleConfig:  # the oracle turns infeasible configurations away; an old project may hold one
         return "infeasible"

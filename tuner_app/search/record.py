@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from tuner_app.errors import TunerAppError
 from tuner_app.model.spaces import resolved
 
-REJECTED = "rejected"  # prefix of a rejected trial's message; the oracle stores it with the trial
 SEARCH_RECORD = "tuner_app_search.json"  # beside the trials: what export needs to rebuild a trial's model
 
 
@@ -20,9 +20,15 @@ def write_search_record(tuner, class_names: Sequence[str], data: Mapping[str, An
               "class_names": list(class_names), "data": dict(data)}
     path = Path(tuner.project_dir) / SEARCH_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    os.replace(temporary, path)
+    # A name of its own: two searches in one project directory may write the record at the same time.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.stem}.",
+                                     suffix=".tmp", delete=False) as temporary:
+        temporary.write(json.dumps(record, indent=2))
+    try:
+        os.chmod(temporary.name, 0o644)  # NamedTemporaryFile makes it private
+        os.replace(temporary.name, path)
+    finally:
+        Path(temporary.name).unlink(missing_ok=True)
     return path
 
 
@@ -35,10 +41,11 @@ def read_search_record(project_dir: str | os.PathLike) -> dict[str, Any]:
         raise TunerAppError(f"{path}: cannot read the search record ({err})") from None
 
 
-def rejected_trials(oracle) -> list:
-    """Trials the size budget (or infeasibility) turned away without training."""
-    return [trial for trial in oracle.trials.values()
-            if trial.status == "STOPPED" and str(trial.message or "").startswith(REJECTED)]
+def rejected_trials(oracle) -> list[dict[str, Any]]:
+    """The configurations the oracle turned away as over the size budget or infeasible, never trained: dicts
+    of hyperparameters, params (None if infeasible), reason and before_trial (how many trials existed then).
+    Empty for an oracle that keeps none (keras-tuner's OracleClient in a worker)."""
+    return list(getattr(oracle, "rejections", ()))
 
 
 def metric(trial, name: str) -> float | None:

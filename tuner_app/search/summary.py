@@ -5,27 +5,31 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.search.record import REJECTED, metric
+from tuner_app.search.record import metric, rejected_trials
 
 TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
 
 
 def summary_rows(tuner) -> list[dict[str, Any]]:
-    """One row per trial, by trial id: trial_id, status, hyperparameters, params, val/test scores."""
+    """One row per trial, by trial id: trial_id, status, hyperparameters, params, val/test scores; and one per
+    configuration the oracle turned away (trial_id None, status REJECTED), where it met it among the trials."""
     rows = []
-    for trial in sorted(tuner.oracle.trials.values(), key=lambda trial: int(trial.trial_id)):
-        rejected = trial.status == "STOPPED" and str(trial.message or "").startswith(REJECTED)
-        row = {"trial_id": trial.trial_id, "status": "REJECTED" if rejected else trial.status,
+    for trial in tuner.oracle.trials.values():
+        row = {"trial_id": trial.trial_id, "status": trial.status,
                "hyperparameters": dict(trial.hyperparameters.values)}
         for name in TRIAL_METRICS:
             row[name] = metric(trial, name)
         row["params"] = int(row["params"]) if row["params"] is not None else _params(tuner, row)
-        rows.append(row)
-    return rows
+        rows.append(((int(trial.trial_id), 1), row))
+    for rejection in rejected_trials(tuner.oracle):
+        row = {"trial_id": None, "status": "REJECTED", "hyperparameters": dict(rejection["hyperparameters"]),
+               **dict.fromkeys(TRIAL_METRICS), "params": rejection["params"]}
+        rows.append(((rejection.get("before_trial", 0), 0), row))
+    return [row for _, row in sorted(rows, key=lambda item: item[0])]
 
 
 def _params(tuner, row: Mapping[str, Any]) -> int | None:
-    # Rejected trials report no metrics; their size is still worth showing next to the budget.
+    # A failed trial reports no metrics; its size is still worth showing.
     try:
         return tuner.sizes(row["hyperparameters"])["params"]
     except (InfeasibleConfig, KeyError, TypeError):
@@ -35,7 +39,7 @@ def _params(tuner, row: Mapping[str, Any]) -> int | None:
 def _varying(rows: list[dict]) -> list[str]:
     """Hyperparameter names whose value differs between configurations: the table's columns."""
     names = list(rows[0]["hyperparameters"]) if rows else []
-    return [n for n in names if len({repr(r["hyperparameters"][n]) for r in rows}) > 1] or names[:3]
+    return [n for n in names if len({repr(r["hyperparameters"].get(n)) for r in rows}) > 1] or names[:3]
 
 
 def _cell(value) -> str:
@@ -64,7 +68,7 @@ def format_trials(rows: list[dict]) -> str:
     lines = ["  ".join(f"{name:>14}" for name in ["trial", "status", *columns, "params", "val_acc", "test_acc"])]
     for row in rows:
         scores = [f"{row[key]:.4f}" if row[key] is not None else "-" for key in ("val_accuracy", "test_accuracy")]
-        cells = [row["trial_id"], row["status"], *(_cell(row["hyperparameters"].get(n)) for n in columns),
+        cells = [row["trial_id"] or "-", row["status"], *(_cell(row["hyperparameters"].get(n)) for n in columns),
                  f"{row['params']:,}" if row["params"] is not None else "-", *scores]
         lines.append("  ".join(f"{str(cell):>14}" for cell in cells))
     return "\n".join(lines)

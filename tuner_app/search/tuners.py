@@ -1,5 +1,6 @@
-"""The search loop: keras-tuner tuners whose trials train with early stopping, score on test data and
-skip configurations over a parameter budget without spending a trial.
+"""The search loop: keras-tuner tuners whose trials train with early stopping and score on test data. Their
+oracles (search/oracles.py) turn away configurations over the parameter budget, or infeasible ones, before
+they become trials; the tuner reports those rejections to its observers.
 
 Resume is keras-tuner's own: the same directory and project name with overwrite=False reloads the oracle,
 so finished trials are kept and only the remaining ones run.
@@ -8,34 +9,26 @@ so finished trials are kept and only the remaining ones run.
 from __future__ import annotations
 
 import json
-import os
+import logging
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import keras
 import keras_tuner
-import numpy as np
 
 from tuner_app.data.cache import DecodedClips
-from tuner_app.errors import InfeasibleConfig, TunerAppError
+from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model.architecture import N_CLASSES, count_macs, count_params
 from tuner_app.model.build import CnnHyperModel
 from tuner_app.model.configurations import check_budget, configurations, is_grid
 from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
-from tuner_app.search import interrupts
+from tuner_app.search import interrupts, oracles, scoring
 from tuner_app.search.observers import SearchObserver, TrialOutcome
-from tuner_app.search.record import (
-    REJECTED,
-    metric,
-    rejected_trials,
-    write_search_record,
-)
+from tuner_app.search.record import metric, rejected_trials, write_search_record
 
-# Rejections cost no training, but a space where almost nothing fits the budget must still end.
-MAX_CONSECUTIVE_REJECTIONS = 500
-LATENCY_REPEATS = 10
+log = logging.getLogger(__name__)
 
 
 class _EpochRelay(keras.callbacks.Callback):
@@ -51,75 +44,131 @@ class _EpochRelay(keras.callbacks.Callback):
         interrupts.check_stop()
 
 
-class _Rejection(Exception):
-    """A configuration over the parameter budget (or one that cannot be built): never trained."""
-
-
 class TrialMixin:
-    """run_trial for every tuner class: budget check, fit with early stopping on val_loss, test score."""
+    """What every tuner class shares: its oracle (oracle_class, which turns away what does not fit), the
+    observers' hooks, and run_trial (fit with early stopping on val_loss, test score)."""
 
-    def _setup(self, space: SearchSpace, max_params: int | None, observers: Sequence[SearchObserver] = ()) -> None:
-        self.space = space
-        self.max_params = max_params
-        self.observers = list(observers)
-        self.rejected: list[dict[str, Any]] = []
-        self._consecutive_rejections = 0
-        self._last_model = None
-        # Trials rejected before a resume must not count against max_trials either.
-        for _ in rejected_trials(self.oracle):
-            self._spare_trial()
-        self._requeue_unfinished()
+    execution = 0  # which of the running trial's executions is training (0 to executions_per_trial - 1)
+    oracle_class: type = oracles.RandomSearchOracle
 
-    def _requeue_unfinished(self) -> None:
-        """After a kill, retry exactly the trials that did not finish.
+    def __init__(self, hypermodel, space: SearchSpace, max_params: int | None = None,
+                 observers: Sequence[SearchObserver] = (), *, directory: str, project_name: str,
+                 overwrite: bool = False, executions_per_trial: int = 1, **oracle_options):
+        self.space, self.max_params, self.observers = space, max_params, list(observers)
+        self._last_model = self._running = None
+        oracle = self.oracle_class(space, max_params, hypermodel.n_classes, **oracle_options)
+        # keras-tuner's tuner classes only build their own oracle and hand it to keras_tuner.Tuner, so that is
+        # called directly, also past keras_tuner.Hyperband (a base of ours for its continued trials' weights).
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, directory=directory,
+                                   project_name=project_name, overwrite=overwrite,
+                                   executions_per_trial=executions_per_trial)
+        self._reported = len(self.rejected)  # a resumed search's earlier rejections were reported then
 
-        keras-tuner saves a just-ended trial as still ongoing until the next one starts, and reload queues
-        ongoing trials for retry: a kill in between would retrain a finished trial. A kill between saving a
-        new trial and saving the oracle leaves a RUNNING trial that nothing would ever retry.
-        """
-        oracle = self.oracle
-        unfinished = [trial_id for trial_id, trial in oracle.trials.items() if trial.status == "RUNNING"]
-        queued = [trial_id for trial_id in oracle._retry_queue
-                  if oracle.trials[trial_id].status not in ("COMPLETED", "STOPPED")]
-        oracle._retry_queue = queued + [trial_id for trial_id in unfinished if trial_id not in queued]
+    @property
+    def rejected(self) -> list[dict[str, Any]]:
+        """What the oracle turned away: hyperparameters, params (None if infeasible), reason, before_trial."""
+        return rejected_trials(self.oracle)
+
+    def _report_rejections(self) -> None:
+        rejected = self.rejected
+        while self._reported < len(rejected):
+            entry = rejected[self._reported]
+            self._reported += 1
+            self.notify("configuration_rejected", entry["hyperparameters"], entry["reason"], entry["params"])
 
     @property
     def n_classes(self) -> int:
         return self.hypermodel.n_classes
 
     def notify(self, event: str, *args) -> None:
-        """Call `event` on every observer, in order."""
-        for observer in self.observers:
-            getattr(observer, event)(self, *args)
+        """Call `event` on every observer, in order. A stop request waits for each call to finish; the caller's
+        next safe point acts on it. An observer that raises is reported once and dropped: training goes on."""
+        for observer in list(self.observers):
+            try:
+                with interrupts.signals_to(interrupts.note_stop):  # never stop in the middle of an MLflow write
+                    getattr(observer, event)(self, *args)
+            except Exception as error:  # noqa: BLE001 -- tracking must never cost training; Ctrl-C still stops
+                # Dropped rather than retried: a store that is down stays down, and MLflow's client retries
+                # each call for minutes, which would stall every epoch. A resume logs the missed trials.
+                self.observers.remove(observer)
+                log.warning(_observer_failed(observer, event, error, self.project_dir))
 
     def on_search_begin(self) -> None:
         super().on_search_begin()
         self.save()  # keras-tuner only reloads a project whose tuner file exists; it first writes it after a trial
         self.notify("search_begin")
 
+    def search(self, *fit_args, **fit_kwargs) -> None:
+        """keras-tuner's search. A trial an exception cuts short ends KILLED (an interrupt) or FAILED for the
+        observers; an oracle that gave up (almost nothing fits) ends the search with a TunerAppError."""
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        except BaseException as interruption:  # KeyboardInterrupt, SystemExit, keras-tuner's FatalError, ...
+            self._report_rejections()
+            if self._running is not None:
+                trial, self._running = self._running, None
+                self._end(trial, "KILLED" if not isinstance(interruption, Exception) else "FAILED",
+                          _reason(interruption))
+            raise
+        gave_up = getattr(self.oracle, "gave_up", None)
+        if gave_up:
+            raise TunerAppError(gave_up)
+
+    def on_trial_begin(self, trial) -> None:
+        self._report_rejections()  # what the oracle turned away before proposing this trial
+        self._running, self._last_model = trial, None
+        super().on_trial_begin(trial)
+        self.notify("trial_begin", trial)
+
     def on_trial_end(self, trial) -> None:
+        self._running = None
+        if trial.status == "COMPLETED":
+            self._end(trial, "COMPLETED", "")
+        else:  # INVALID (keras-tuner may retry it) or FAILED: run_trial raised
+            self._end(trial, "FAILED", _last_line(trial.message))
         with interrupts.signals_to(interrupts.note_stop):  # a half-written oracle.json could not be resumed
             super().on_trial_end(trial)
         interrupts.check_stop()
 
+    def on_search_end(self) -> None:
+        self._report_rejections()  # the oracle may have turned some away before it stopped
+        with interrupts.signals_to(interrupts.note_stop):  # keras-tuner saves the oracle only with a trial
+            self.save()
+        super().on_search_end()
+
     def run_trial(self, trial, train_ds, val_ds, test_ds=None, **fit_kwargs) -> dict[str, float]:
-        """Train one configuration; return the scores of the kept (minimum val_loss) weights and its sizes."""
-        hp = trial.hyperparameters
-        sizes = self.sizes(hp.values)
-        model = self._try_build(hp)  # Hyperband's override loads the weights of the trial it continues
-        self._last_model = model
+        """Train one configuration executions_per_trial times; return the scores of the kept (minimum val_loss)
+        weights (for several executions their mean and spread: scoring.combine) and the configuration's sizes."""
+        executions, kept = [], 0
+        for execution in range(self.executions_per_trial):
+            model, result = self._execute(trial, execution, train_ds, val_ds, test_ds, fit_kwargs.get("verbose", 0))
+            executions.append(result)
+            if execution == 0 or result["val_loss"] < executions[kept]["val_loss"]:
+                # The trial's checkpoint, so the exported model, is this execution's; its scores are the mean.
+                kept, self._last_model = execution, model
+                self.save_model(trial.trial_id, model)
+        sizes = {**self.sizes(trial.hyperparameters.values), "model_bytes": scoring.weights_bytes(self._last_model),
+                 "latency_ms": scoring.latency_ms(self._last_model, val_ds)}
+        return {**scoring.combine(executions, kept), **{key: float(value) for key, value in sizes.items()}}
+
+    def _execute(self, trial, execution: int, train_ds, val_ds, test_ds, verbose: int) -> tuple:
+        """One training of the trial's configuration: the model at its kept weights, and its scores."""
+        values = trial.hyperparameters.values
+        if self.executions_per_trial > 1:  # one execution keeps the search's own random stream, as it always did
+            # Every trial's execution k starts from the same seed: configurations meet the same initialisations.
+            keras.utils.set_random_seed(self.oracle.seed + execution)
+        self.execution = execution
+        # Hyperband's override loads the weights of the trial it continues: every execution starts from them.
+        model = self._try_build(trial.hyperparameters)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.space.training["patience"],
                                              restore_best_weights=True)
         started = time.perf_counter()
         model.fit(train_ds, validation_data=val_ds, callbacks=[stop, _EpochRelay(self, trial)],
-                  epochs=hp.values.get("tuner/epochs", self.space.training["epochs"]),
-                  initial_epoch=hp.values.get("tuner/initial_epoch", 0), shuffle=False,  # the dataset shuffles
-                  verbose=fit_kwargs.get("verbose", 0))
-        sizes["train_seconds"] = time.perf_counter() - started
-        self.save_model(trial.trial_id, model)
-        sizes["model_bytes"] = os.path.getsize(self._get_checkpoint_fname(trial.trial_id))
-        sizes["latency_ms"] = _latency_ms(model, val_ds)
-        return {**_scores(model, val_ds, test_ds), **{key: float(value) for key, value in sizes.items()}}
+                  epochs=values.get("tuner/epochs", self.space.training["epochs"]),
+                  initial_epoch=values.get("tuner/initial_epoch", 0), shuffle=False,  # the dataset shuffles
+                  verbose=verbose)
+        seconds = time.perf_counter() - started
+        return model, {**scoring.scores(model, val_ds, test_ds), "train_seconds": seconds}
 
     def sizes(self, values: Mapping[str, Any]) -> dict[str, float]:
         """params (= params_total), params_trainable/conv/fc and macs of a configuration, without building it."""
@@ -130,47 +179,11 @@ class TrialMixin:
 
     def save_model(self, trial_id: str, model, step: int = 0) -> None:
         """Keep the trial's weights where keras-tuner (and Hyperband's continued trials) look for them."""
-        model.save_weights(self._get_checkpoint_fname(trial_id))
-        # keras-tuner's load_model and Hyperband rebuild from this file before loading the weights.
-        with open(self._get_build_config_fname(trial_id), "w", encoding="utf-8") as stream:
-            json.dump(model.get_build_config(), stream)
-
-    def _check_budget(self, values: Mapping[str, Any]) -> int:
-        space_values = {name: values[name] for name in self.space.hyperparameters}
-        try:
-            params = count_params(self.space, space_values, self.n_classes)["params_total"]
-        except InfeasibleConfig as err:
-            raise self._reject(space_values, None, str(err)) from None
-        if self.max_params is not None and params > self.max_params:
-            raise self._reject(space_values, params, f"{params} params > budget {self.max_params}")
-        return params
-
-    def _reject(self, values: dict[str, Any], params: int | None, reason: str) -> _Rejection:
-        self.rejected.append({"hyperparameters": values, "params": params, "reason": reason})
-        return _Rejection(f"{REJECTED}: {reason}")
-
-    def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs) -> None:
-        self.notify("trial_begin", trial)
-        # Rejections end as STOPPED, not FAILED: they must not trip max_consecutive_failed_trials, and
-        # keras-tuner would print a traceback for each failed trial.
-        try:
-            self._check_budget(trial.hyperparameters.values)
-        except _Rejection as rejection:
-            trial.status, trial.message = "STOPPED", str(rejection)  # keras_tuner TrialStatus values
-            self._spare_trial()
-            self._consecutive_rejections += 1
-            return self._end(trial, "REJECTED", str(rejection).removeprefix(f"{REJECTED}: "))
-        self._consecutive_rejections = 0
-        self._last_model = None
-        try:
-            super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
-        except BaseException as interruption:  # KeyboardInterrupt, SystemExit, or keras-tuner's FatalError
-            self._end(trial, "KILLED" if not isinstance(interruption, Exception) else "FAILED",
-                      _reason(interruption))
-            raise
-        if trial.status == "COMPLETED":
-            return self._end(trial, "COMPLETED", "")
-        self._end(trial, "FAILED", _last_line(trial.message))
+        with interrupts.signals_to(interrupts.note_stop):  # a half-written checkpoint could not be loaded
+            model.save_weights(self._get_checkpoint_fname(trial_id))
+            # keras-tuner's load_model and Hyperband rebuild from this file before loading the weights.
+            with open(self._get_build_config_fname(trial_id), "w", encoding="utf-8") as stream:
+                json.dump(model.get_build_config(), stream)
 
     def _end(self, trial, status: str, reason: str) -> None:
         scores = {name: metric(trial, name) for name in trial.metrics.metrics}
@@ -184,23 +197,16 @@ class TrialMixin:
         oracle = self.oracle
         if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
             return _hyperband_trials(oracle)
-        planned = None if oracle.max_trials is None else oracle.max_trials - len(rejected_trials(oracle))
-        if isinstance(oracle, keras_tuner.oracles.GridSearchOracle):
-            grid = len(configurations(self.space)) if is_grid(self.space) else None
-            planned = grid if planned is None else min(filter(None, (planned, grid)), default=planned)
+        planned = oracle.max_trials
+        if isinstance(oracle, keras_tuner.oracles.GridSearchOracle) and is_grid(self.space):
+            fitting = sum(1 for values in configurations(self.space)
+                          if oracles.misfit(self.space, values, self.max_params, self.n_classes)[1] is None)
+            planned = fitting if planned is None else min(planned, fitting)
         return planned
 
     def pre_create_trial(self) -> None:
-        """Stop a search where (almost) nothing fits the budget, after the last rejection was recorded."""
         super().pre_create_trial()
         interrupts.check_stop()
-        if self._consecutive_rejections >= MAX_CONSECUTIVE_REJECTIONS:
-            raise TunerAppError(f"{self.space.source}: {self._consecutive_rejections} configurations in a row "
-                                f"exceed the budget of {self.max_params} params; raise --max-params")
-
-    def _spare_trial(self) -> None:
-        if self.oracle.max_trials is not None:
-            self.oracle.max_trials += 1
 
 
 def _reason(error: BaseException) -> str:
@@ -213,47 +219,45 @@ def _last_line(message: str | None) -> str:
 
 
 def _hyperband_trials(oracle) -> int:
-    # keras-tuner's own bracket arithmetic: every round of every bracket, per iteration.
+    # keras-tuner's own bracket arithmetic (private; tests/test_keras_tuner_contract.py pins it): every round of
+    # every bracket, per iteration.
     brackets = range(oracle._get_num_brackets())
     per_iteration = sum(oracle._get_size(bracket, round_) for bracket in brackets
                         for round_ in range(oracle._get_num_rounds(bracket)))
     return per_iteration * oracle.hyperband_iterations
 
 
-def _latency_ms(model, val_ds) -> float:
-    """Median wall time of one single-clip forward pass (features in, probabilities out)."""
-    features = next(iter(val_ds))[0][:1]
-    model(features, training=False)  # the first call traces
-    times = []
-    for _ in range(LATENCY_REPEATS):
-        started = time.perf_counter()
-        model(features, training=False)
-        times.append(time.perf_counter() - started)
-    return 1000 * float(np.median(times))
+def _observer_failed(observer, event: str, error: Exception, project_dir: str) -> str:
+    """The one line that reports a failing observer."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    cause = f"{type(error).__name__}: {lines[0].strip()}" if lines else type(error).__name__
+    return (f"{type(observer).__name__} failed in {event} ({cause}) and is off for the rest of this search; "
+            f"training goes on and the trials' results are kept in {project_dir}")
 
 
-def _scores(model, val_ds, test_ds) -> dict[str, float]:
-    val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
-    scores = {"val_accuracy": float(val_accuracy), "val_loss": float(val_loss)}
-    if test_ds is not None:
-        scores["test_accuracy"] = float(model.evaluate(test_ds, verbose=0)[1])
-    return scores
+class RandomSearch(TrialMixin, keras_tuner.Tuner):
+    """keras_tuner.RandomSearch with the app's trials and oracle."""
+
+    oracle_class = oracles.RandomSearchOracle
 
 
-class RandomSearch(TrialMixin, keras_tuner.RandomSearch):
-    """keras_tuner.RandomSearch with the app's trials."""
+class BayesianOptimization(TrialMixin, keras_tuner.Tuner):
+    """keras_tuner.BayesianOptimization with the app's trials and oracle."""
 
-
-class BayesianOptimization(TrialMixin, keras_tuner.BayesianOptimization):
-    """keras_tuner.BayesianOptimization with the app's trials."""
+    oracle_class = oracles.BayesianOptimizationOracle
 
 
 class Hyperband(TrialMixin, keras_tuner.Hyperband):
-    """keras_tuner.Hyperband with the app's trials."""
+    """keras_tuner.Hyperband with the app's trials and oracle (its _build_hypermodel loads the weights of the
+    trial a later round continues)."""
+
+    oracle_class = oracles.HyperbandOracle
 
 
-class GridSearch(TrialMixin, keras_tuner.GridSearch):
-    """keras_tuner.GridSearch with the app's trials."""
+class GridSearch(TrialMixin, keras_tuner.Tuner):
+    """keras_tuner.GridSearch with the app's trials and oracle."""
+
+    oracle_class = oracles.GridSearchOracle
 
 
 TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband, "grid": GridSearch}
@@ -271,10 +275,8 @@ def make_tuner(space: SearchSpace, hypermodel, directory: Path, project: str, tu
         options.setdefault("max_epochs", space.training["epochs"])
     options["seed"] = seed if seed is not None else options.get("seed", space.training["seed"])
     objective = keras_tuner.Objective(space.objective["name"], space.objective["direction"])
-    tuner = TUNERS[name](hypermodel, objective=objective, directory=str(directory), project_name=project,
-                         overwrite=overwrite, **options)
-    tuner._setup(space, max_params, observers)
-    return tuner
+    return TUNERS[name](hypermodel, space, max_params, observers, objective=objective, directory=str(directory),
+                        project_name=project, overwrite=overwrite, **options)
 
 
 def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: Path, *,

@@ -1,13 +1,18 @@
 """Export a trained trial as a TensorFlow SavedModel that takes audio, not features.
 
 Layout of an export directory DIR (`tuner-app predict DIR` and `tf.saved_model.load(DIR)` both take DIR):
-  DIR/saved_model.pb, DIR/variables/   the SavedModel itself, front-end inside;
+  DIR/saved_model.pb, DIR/variables/   the SavedModel, front-end inside, core TensorFlow ops only: it loads
+                                       in any TensorFlow program (TF Serving too) without tensorflow-io or
+                                       tuner-app. `serving_default`: float32 waveforms [batch, 16000] at
+                                       16 kHz; `serve_bytes`: WAV files [batch] at any rate;
+  DIR/any_format/                      a second SavedModel whose `serving_default` takes WAV, FLAC, Ogg
+                                       Vorbis or MP3 files: it holds tensorflow-io ops, so loading it needs
+                                       `import tensorflow_io` first;
   DIR/tuner_app.json                   hyperparameters, front-end, class names, metrics, versions;
-  DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8".
+  DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8" (see tflite.py).
 
-The serving graph calls `frontend.features` and `audio.decode`, the very functions the training pipeline
-uses, so training and serving share one front-end. `serve_bytes` holds tensorflow-io ops: load an export
-with `inference.load`, which registers them first.
+The serving graphs call `frontend.features` and `audio.decode`, the very functions the training pipeline
+uses, so training and serving share one front-end and one decoder (and resampler).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tuner_app.search import record as search_record
 from tuner_app.serving import tflite as tflite_copies
 
 METADATA = "tuner_app.json"
+ANY_FORMAT = "any_format"  # the sub-directory of the SavedModel that decodes every format
 CHECKPOINT = "checkpoint.weights.h5"
 TRIAL_FILE = "trial.json"
 
@@ -64,7 +70,7 @@ class Trial:
 
 
 class AudioClassifier(tf.Module):
-    """The Keras model behind the shared front-end, with the class names inside."""
+    """The Keras model behind the shared front-end, with the class names inside; core TensorFlow ops only."""
 
     def __init__(self, model, frontend_config: frontend.FrontendConfig, class_names):
         super().__init__(name="tuner_app")
@@ -82,10 +88,27 @@ class AudioClassifier(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="audio")])
     def serve_bytes(self, audio_files):
+        """Encoded WAV files [batch], any rate -> the same outputs as serve_waveform; other formats fail
+        with audio.NOT_WAV."""
+        return self.serve_waveform(_decoded(audio_files, wav_only=True))
+
+
+class AnyFormatClassifier(tf.Module):
+    """serve_bytes for WAV, FLAC, Ogg Vorbis and MP3: tensorflow-io ops, so a SavedModel of its own."""
+
+    def __init__(self, classifier: AudioClassifier):
+        super().__init__(name="tuner_app_any_format")
+        self.classifier = classifier
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="audio")])
+    def serve_bytes(self, audio_files):
         """Encoded WAV/FLAC/OGG/MP3 files [batch] -> the same outputs as serve_waveform."""
-        waveforms = tf.map_fn(lambda contents: audio.decode(contents)[0], audio_files,
-                              fn_output_signature=tf.TensorSpec([CLIP_SAMPLES], tf.float32))
-        return self.serve_waveform(waveforms)
+        return self.classifier.serve_waveform(_decoded(audio_files, wav_only=False))
+
+
+def _decoded(audio_files, wav_only: bool):
+    return tf.map_fn(lambda contents: audio.decode(contents, wav_only=wav_only)[0], audio_files,
+                     fn_output_signature=tf.TensorSpec([CLIP_SAMPLES], tf.float32))
 
 
 def load_trial(trial_dir: str | os.PathLike) -> Trial:
@@ -148,17 +171,25 @@ def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any]
         "trial_dir": str(trial.directory.resolve()),
         "space_file": trial.space.source,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "signatures": {"serving_default": "waveform float32 [batch, 16000] at 16 kHz",
-                       "serve_bytes": "audio string [batch] of encoded WAV/FLAC/OGG/MP3 files"},
+        "signatures": {
+            "serving_default": "waveform float32 [batch, 16000] at 16 kHz; core TensorFlow ops only",
+            "serve_bytes": "audio string [batch] of WAV files at any rate; core TensorFlow ops only",
+            f"{ANY_FORMAT}/serving_default": "audio string [batch] of WAV/FLAC/OGG/MP3 files at any rate; "
+                                             "load after `import tensorflow_io` (its ops decode them)",
+        },
     }
 
 
 def save_module(module: AudioClassifier, directory: Path) -> None:
-    """Write the SavedModel with its two signatures (the step a failed export must not leave half done)."""
+    """Write both SavedModels (the step a failed export must not leave half done): DIR with the core-ops
+    signatures, DIR/any_format with the every-format one."""
     tf.saved_model.save(module, str(directory), signatures={
         "serving_default": module.serve_waveform.get_concrete_function(),
         "serve_bytes": module.serve_bytes.get_concrete_function(),
     })
+    any_format = AnyFormatClassifier(module)
+    tf.saved_model.save(any_format, str(directory / ANY_FORMAT),
+                        signatures={"serving_default": any_format.serve_bytes.get_concrete_function()})
 
 
 def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force: bool = False,

@@ -1,5 +1,9 @@
 """Use an exported model: predict files, evaluate on a corpus split, run its .tflite files.
 
+`load` loads the export's main SavedModel, which holds core TensorFlow ops only (no tensorflow-io op
+library to register). Files are decoded here, on the client side, by `audio.read` (every format the
+training pipeline reads), and only waveforms go through the model's `serving_default`.
+
 Precision of a class the model never predicted and recall of a class with no clips are 0/0: they are
 reported as None ("-" in text), not as 0, so an empty column is not mistaken for a bad one.
 """
@@ -41,13 +45,6 @@ class Loaded:
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
 
 
-def _register_io_ops() -> None:
-    """serve_bytes holds tensorflow-io ops; they must be registered before the SavedModel loads."""
-    from tensorflow_io.python.ops import core_ops
-
-    core_ops.io_audio_resample  # noqa: B018 -- touching the lazy loader loads tensorflow-io's op library
-
-
 def load(model_dir: str | os.PathLike) -> Loaded:
     """Load an export directory written by `tuner-app export`; TunerAppError names the path otherwise."""
     path = Path(model_dir).expanduser()
@@ -58,7 +55,6 @@ def load(model_dir: str | os.PathLike) -> Loaded:
         class_names = tuple(metadata["class_names"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TunerAppError(f"{path / METADATA}: cannot read the export's metadata ({err})") from None
-    _register_io_ops()
     try:
         saved_model = tf.saved_model.load(str(path))
     except (OSError, ValueError, tf.errors.OpError) as err:

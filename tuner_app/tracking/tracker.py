@@ -26,13 +26,17 @@ from tuner_app.tracking.store import (
 
 PROJECT_TAG = "tuner_app.project_dir"  # marks a parent run: the tuner directory of its search
 REASON_TAG = "tuner_app.reason"
-OUTCOME_TAG = "tuner_app.outcome"  # COMPLETED | REJECTED | FAILED | KILLED, as observers.TrialOutcome says
+OUTCOME_TAG = "tuner_app.outcome"  # COMPLETED | FAILED | KILLED (TrialOutcome), or REJECTED (configuration_rejected)
 CHANGED_TAG = "tuner_app.changed_on_resume"  # params are immutable in MLflow: changes land here
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 SIZE_METRICS = ("params_total", "params_trainable", "params_conv", "params_fc", "macs")
-# child metric name -> TrialOutcome.scores key; val scores are those of the kept weights.
+BACKFILL_TAG = "tuner_app.backfilled"  # a trial logged by a later process, from its trial.json: no epoch curves
+# child metric name -> TrialOutcome.scores key; val scores are those of the kept weights. With executions_per_trial
+# K > 1 the scores are the mean over the executions, <name>_std their spread (search/scoring.py).
 FINAL_METRICS = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss", "test_accuracy": "test_accuracy",
-                 **{name: name for name in (*SIZE_METRICS, "model_bytes", "train_seconds", "latency_ms")}}
+                 "best_val_accuracy_std": "val_accuracy_std", "best_val_loss_std": "val_loss_std",
+                 **{name: name for name in (*SIZE_METRICS, "model_bytes", "train_seconds", "latency_ms",
+                                            "test_accuracy_std", "executions", "kept_execution")}}
 RUN_STATUS = {"COMPLETED": "FINISHED", "REJECTED": "KILLED", "FAILED": "FAILED", "KILLED": "KILLED"}
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 MAX_TAG_CHARS = 5000
@@ -99,6 +103,18 @@ class MLflowTracker(observers.SearchObserver):
             self.parent_run_id = self._client.create_run(self._experiment_id, run_name=tuner.project_name,
                                                          tags={PROJECT_TAG: project_dir}).info.run_id
         self._log_parent(tuner, reused.data.params if reused else {})
+        self._log_missed_trials(tuner)
+
+    def _log_missed_trials(self, tuner) -> None:
+        """Log every COMPLETED trial with no FINISHED run yet (trained while the store was down, or killed before
+        its run ended) from what keras-tuner kept on disk: hyperparameters and final scores."""
+        logged = {run.data.tags.get("trial_id") for run in self._children(self.parent_run_id)
+                  if run.info.status == "FINISHED"}
+        for trial in tuner.oracle.trials.values():
+            if trial.status == "COMPLETED" and trial.trial_id not in logged:
+                run_id = self._create_child(tuner, trial, {BACKFILL_TAG: "true"})
+                scores = {name: search_record.metric(trial, name) for name in trial.metrics.metrics}
+                _end_run(self._client, run_id, "FINISHED", "COMPLETED", "", _metrics(_final_values(scores)))
 
     def _children(self, parent_run_id: str, trial_id: str | None = None) -> list:
         where = children_where(parent_run_id) + (f" and tags.trial_id = '{trial_id}'" if trial_id else "")
@@ -124,30 +140,45 @@ class MLflowTracker(observers.SearchObserver):
         if any(run.info.status == "FINISHED" for run in earlier):
             return  # logged by an earlier process of this search; keras-tuner never re-runs a finished trial
         _kill_running(self._client, earlier)  # keras-tuner retries an interrupted trial under the same id
+        self._open[trial.trial_id] = self._create_child(tuner, trial)
+
+    def _create_child(self, tuner, trial, extra_tags: Mapping[str, str] | None = None) -> str:
+        """A RUNNING nested run for the trial: its tags, and its hyperparameters as params."""
         tags = {PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id, "model": tuner.space.model,
-                "trial_dir": str(Path(tuner.get_trial_dir(trial.trial_id)).resolve())}
+                "trial_dir": str(Path(tuner.get_trial_dir(trial.trial_id)).resolve()), **(extra_tags or {})}
         run_id = self._client.create_run(self._experiment_id, run_name=f"trial_{trial.trial_id}", tags=tags).info.run_id
         hyperparameters = {name: run_params.param_value(value) for name, value in trial.hyperparameters.values.items()}
         _log_params(self._client, run_id, hyperparameters)
-        self._open[trial.trial_id] = run_id
+        return run_id
 
     def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
         run_id = self._open.get(trial.trial_id)
         if run_id:
             values = {name: logs[name] for name in EPOCH_METRICS if name in logs}
-            self._client.log_batch(run_id, metrics=_metrics(values, step=epoch))
+            # With executions_per_trial > 1, execution k logs from step k x epochs: the executions' curves follow
+            # one another instead of overwriting each other's steps.
+            epochs = trial.hyperparameters.values.get("tuner/epochs", tuner.space.training["epochs"])
+            step = epoch + getattr(tuner, "execution", 0) * epochs
+            self._client.log_batch(run_id, metrics=_metrics(values, step=step))
 
     def trial_end(self, tuner, trial, outcome: observers.TrialOutcome) -> None:
         run_id = self._open.get(trial.trial_id)  # stays open until ended: an interrupt here leaves it to search_end
         if run_id is None:
             return
-        values = {name: outcome.scores[key] for name, key in FINAL_METRICS.items() if key in outcome.scores}
-        if outcome.status == "REJECTED":
-            values = _rejected_sizes(tuner, trial.hyperparameters.values)
+        values = _final_values(outcome.scores)
         if outcome.model is not None:
             self._client.log_text(run_id, _summary(outcome.model), "model_summary.txt")
         _end_run(self._client, run_id, RUN_STATUS[outcome.status], outcome.status, outcome.reason, _metrics(values))
         del self._open[trial.trial_id]
+
+    def configuration_rejected(self, tuner, values: Mapping[str, Any], reason: str, params: int | None) -> None:
+        """A nested run, ended KILLED at once, for a configuration the oracle turned away: its hyperparameters,
+        the sizes the budget judged, the reason. No trial_id tag: it never became a trial."""
+        tags = {PARENT_TAG: self.parent_run_id, "model": tuner.space.model}
+        run_id = self._client.create_run(self._experiment_id, run_name="rejected", tags=tags).info.run_id
+        _log_params(self._client, run_id, {name: run_params.param_value(value) for name, value in values.items()})
+        _end_run(self._client, run_id, RUN_STATUS["REJECTED"], "REJECTED", reason,
+                 _metrics(_rejected_sizes(tuner, values)))
 
     def search_end(self, tuner, status: str) -> None:
         if self.parent_run_id is None:
@@ -159,8 +190,13 @@ class MLflowTracker(observers.SearchObserver):
         _end_run(self._client, self.parent_run_id, status, status, reason)
 
 
+def _final_values(scores: Mapping[str, float | None]) -> dict[str, float]:
+    """A trial's scores (run_trial's, or its trial.json metrics) under their child run metric names."""
+    return {name: scores[key] for name, key in FINAL_METRICS.items() if scores.get(key) is not None}
+
+
 def _rejected_sizes(tuner, values: Mapping[str, Any]) -> dict[str, float]:
-    # A rejected trial was never built, but its size is what the budget judged.
+    # A rejected configuration was never built, but its size is what the budget judged.
     try:
         sizes = tuner.sizes(values)
     except InfeasibleConfig:

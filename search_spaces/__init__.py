@@ -1,0 +1,1 @@
+"""The built-in search spaces: setup.cfg installs this folder as tuner_app.search_spaces (spaces.search_dirs)."""

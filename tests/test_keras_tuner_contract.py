@@ -1,0 +1,170 @@
+"""What tuner-app relies on in keras-tuner (1.4.8) beyond its public API. Each test names the private API it
+pins, so an upgrade that changes one fails here, by name, instead of somewhere deep in a search.
+
+- Oracle._random_values(): every random draw of the Random, Bayesian (initial points) and Hyperband (first
+  rounds) oracles; a dict of values, or None once `_duplicate` turned down too many (search/oracles.py
+  redraws over it until a configuration fits).
+- Oracle._duplicate(values): what `_random_values` asks to skip a configuration (oracles.py adds rejections).
+- The oracle state's "retry_queue" and "ongoing_trials" (Oracle.get_state/set_state): reload queues the
+  ongoing trials for retry and create_trial retries the queue first (oracles.py `_requeued`).
+- HyperbandOracle._get_num_brackets(), _get_num_rounds(bracket), _get_size(bracket, round): the bracket
+  arithmetic behind tuners.planned_trials.
+- keras_tuner.Hyperband: __init__ only builds its oracle (tuners.py calls keras_tuner.Tuner.__init__ with
+  ours), and _build_hypermodel loads the weights of the trial named by tuner/trial_id.
+- Tuner._try_build(hp), Tuner._get_checkpoint_fname(trial_id), Tuner._get_build_config_fname(trial_id):
+  used by tuners.run_trial and save_model (where load_model and Hyperband look for a trial's weights).
+- BayesianOptimizationOracle._vectorize_trials() -> (x, y): the Gaussian process's training data, which
+  tests/test_oracle_budget.py inspects; Oracle._set_project_dir(directory, name), used by those tests.
+"""
+
+import inspect
+import json
+import os
+
+import keras
+import keras_tuner
+import pytest
+
+from tuner_app.search import tuners
+
+OBJECTIVE = keras_tuner.Objective("score", "max")
+
+
+def _space(*values):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("x", list(values) or [0, 1, 2, 3])
+    return hp
+
+
+def _params(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def _oracle(kind, tmp_path, name="oracle", **options):
+    oracle = kind(objective=OBJECTIVE, hyperparameters=_space(), seed=1, **options)
+    oracle._set_project_dir(str(tmp_path), name)
+    return oracle
+
+
+def _finish(oracle, trial, score=0.5):
+    oracle.update_trial(trial.trial_id, {"score": score})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+def test_set_project_dir():
+    assert _params(keras_tuner.Oracle._set_project_dir) == ["self", "directory", "project_name"], \
+        "Oracle._set_project_dir(directory, project_name) changed"
+
+
+@pytest.mark.parametrize("kind, options", [
+    (keras_tuner.oracles.RandomSearchOracle, {"max_trials": 3}),
+    (keras_tuner.oracles.BayesianOptimizationOracle, {"max_trials": 3}),
+    (keras_tuner.oracles.HyperbandOracle, {"max_epochs": 2}),
+])
+def test_random_values_is_every_oracles_random_draw(tmp_path, kind, options):
+    assert _params(kind._random_values) == ["self"], "Oracle._random_values() changed its signature"
+
+    class Drawn(kind):
+        def _random_values(self):
+            return {"x": 3}
+
+    trial = _oracle(Drawn, tmp_path, **options).create_trial("tuner0")
+    assert trial.hyperparameters.values["x"] == 3, f"{kind.__name__} no longer draws through Oracle._random_values"
+
+
+def test_random_values_skips_what_duplicate_turns_down_and_gives_none_when_spent(tmp_path):
+    assert _params(keras_tuner.Oracle._duplicate) == ["self", "values"], "Oracle._duplicate(values) changed"
+
+    class OnlyThree(keras_tuner.oracles.RandomSearchOracle):
+        def _duplicate(self, values):
+            return values["x"] != 3
+
+    assert _oracle(OnlyThree, tmp_path, max_trials=3)._random_values() == {"x": 3}, \
+        "Oracle._random_values no longer redraws what Oracle._duplicate turns down"
+
+    class Spent(keras_tuner.oracles.RandomSearchOracle):
+        def _duplicate(self, values):
+            return True
+
+    assert _oracle(Spent, tmp_path, max_trials=3)._random_values() is None, \
+        "Oracle._random_values no longer returns None when every draw is a duplicate"
+
+
+def test_reload_retries_the_states_ongoing_trials_and_the_retry_queue_first(tmp_path):
+    oracle = _oracle(keras_tuner.oracles.RandomSearchOracle, tmp_path, max_trials=3)
+    running = oracle.create_trial("tuner0")
+    oracle.save()
+    state = oracle.get_state()
+    assert state["ongoing_trials"] == {"tuner0": running.trial_id} and state["retry_queue"] == [], \
+        "Oracle.get_state()'s 'ongoing_trials' (tuner id -> trial id) or 'retry_queue' changed"
+    again = _oracle(keras_tuner.oracles.RandomSearchOracle, tmp_path, max_trials=3)
+    again.reload()
+    assert again.create_trial("tuner0").trial_id == running.trial_id, \
+        "Oracle.reload no longer queues the state's 'ongoing_trials' for retry ('retry_queue')"
+
+
+def test_hyperband_bracket_arithmetic_counts_the_trials_it_runs(tmp_path):
+    for name in ("_get_num_brackets", "_get_num_rounds", "_get_size"):
+        assert hasattr(keras_tuner.oracles.HyperbandOracle, name), f"HyperbandOracle.{name} is gone"
+    assert _params(keras_tuner.oracles.HyperbandOracle._get_size) == ["self", "bracket_num", "round_num"]
+    oracle = keras_tuner.oracles.HyperbandOracle(objective=OBJECTIVE, max_epochs=4, factor=2, seed=1,
+                                                 hyperparameters=_space(*range(50)))
+    oracle._set_project_dir(str(tmp_path), "hyperband")
+    trials = 0
+    while (trial := oracle.create_trial("tuner0")).status == "RUNNING":
+        _finish(oracle, trial, score=trials % 5)
+        trials += 1
+    assert trials == tuners._hyperband_trials(oracle), "HyperbandOracle._get_num_brackets/_get_num_rounds/_get_size no longer count its trials"
+
+
+def test_hyperband_tuner_init_only_builds_its_oracle(tmp_path):
+    def build(hp):
+        return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+    theirs = keras_tuner.Hyperband(build, objective=OBJECTIVE, max_epochs=2, directory=str(tmp_path), project_name="a")
+    oracle = keras_tuner.oracles.HyperbandOracle(objective=OBJECTIVE, max_epochs=2)
+    plain = keras_tuner.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path), project_name="b")
+    assert set(vars(theirs)) == set(vars(plain)), \
+        "keras_tuner.Hyperband.__init__ now sets more than its oracle: tuners.TrialMixin.__init__ skips it"
+    own = {name for name in vars(keras_tuner.Hyperband)
+           if name == "__init__" or not name.startswith(("__", "_api_export"))}
+    assert own == {"__init__", "run_trial", "_build_hypermodel"}, \
+        f"keras_tuner.Hyperband's own members changed: {sorted(own)}"
+
+
+def test_hyperband_build_hypermodel_loads_the_continued_trials_weights(tmp_path):
+    def build(hp):
+        return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+
+    tuner = keras_tuner.Hyperband(build, objective=OBJECTIVE, max_epochs=2, directory=str(tmp_path), project_name="c")
+    trained = build(None)
+    trained.layers[0].kernel.assign([[7.0]])
+    trained.save_weights(tuner._get_checkpoint_fname("0"))
+    with open(tuner._get_build_config_fname("0"), "w", encoding="utf-8") as stream:
+        json.dump(trained.get_build_config(), stream)
+    hp = keras_tuner.HyperParameters()
+    hp.values["tuner/trial_id"] = "0"
+    model = tuner._try_build(hp)
+    assert float(model.layers[0].kernel[0, 0]) == 7.0, \
+        "keras_tuner.Hyperband._build_hypermodel (through Tuner._try_build) no longer loads tuner/trial_id's weights"
+
+
+def test_tuner_file_names_and_try_build(tmp_path):
+    tuner = keras_tuner.RandomSearch(lambda hp: keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]),
+                                     objective=OBJECTIVE, max_trials=1, directory=str(tmp_path), project_name="d")
+    trial_dir = tuner.get_trial_dir("0")
+    assert os.path.dirname(tuner._get_checkpoint_fname("0")) == trial_dir, "Tuner._get_checkpoint_fname changed"
+    assert tuner._get_checkpoint_fname("0").endswith(".weights.h5"), "Tuner._get_checkpoint_fname changed"
+    assert tuner._get_build_config_fname("0") == os.path.join(trial_dir, "build_config.json"), \
+        "Tuner._get_build_config_fname changed"
+    assert _params(keras_tuner.Tuner._try_build) == ["self", "hp"], "Tuner._try_build(hp) changed"
+    assert isinstance(tuner._try_build(keras_tuner.HyperParameters()), keras.Model), "Tuner._try_build changed"
+
+
+def test_vectorize_trials_is_the_gaussian_process_data(tmp_path):
+    oracle = _oracle(keras_tuner.oracles.BayesianOptimizationOracle, tmp_path, max_trials=3)
+    _finish(oracle, oracle.create_trial("tuner0"), score=0.75)
+    x, y = oracle._vectorize_trials()
+    assert x.shape == (1, 1) and list(y) == [-0.75], \
+        "BayesianOptimizationOracle._vectorize_trials() no longer returns (x, y) with y the negated max objective"

@@ -1,0 +1,162 @@
+"""keras-tuner oracles that only propose configurations the search can train.
+
+A configuration over the --max-params budget, or one whose feature map collapses (InfeasibleConfig), is
+turned away as the oracle proposes it, and a fitting one is drawn instead: it never becomes a keras-tuner
+trial, so it spends no trial and no invented score reaches Bayesian optimisation's Gaussian process. The
+oracle keeps what it turned away in `rejections` (saved with its state, so a resumed search still shows
+them); the tuner reports them to the search's observers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import keras_tuner
+
+from tuner_app.errors import InfeasibleConfig
+from tuner_app.model.architecture import count_params
+from tuner_app.model.spaces import SearchSpace
+
+# Sizing a configuration is cheap arithmetic, but a space where almost nothing fits must still end.
+MAX_CONSECUTIVE_REJECTIONS = 500
+REJECTIONS_STATE = "tuner_app_rejections"  # the key of the rejections in oracle.json
+RETRIED_STATUSES = ("RUNNING", "INVALID")  # a trial a kill interrupted, or one keras-tuner queued for retry
+
+
+def misfit(space: SearchSpace, values: Mapping[str, Any], max_params: int | None,
+           n_classes: int) -> tuple[int | None, str | None]:
+    """(params, why the configuration cannot be trained); the reason is None if it can, params None if
+    it is infeasible."""
+    try:
+        params = count_params(space, {name: values[name] for name in space.hyperparameters}, n_classes)
+    except InfeasibleConfig as err:
+        return None, str(err)
+    if max_params is not None and params["params_total"] > max_params:
+        return params["params_total"], f"{params['params_total']} params > budget {max_params}"
+    return params["params_total"], None
+
+
+def _key(values: Mapping[str, Any]) -> str:
+    return json.dumps(dict(values), sort_keys=True)
+
+
+class BudgetMixin:
+    """Turns away configurations that cannot be trained, for any keras-tuner oracle.
+
+    Every random draw of keras-tuner's oracles goes through `_random_values`, which redraws here until a
+    configuration fits; `_duplicate` counts a turned-away configuration as already tried, so keras-tuner's
+    own collision limit ends a search whose fitting configurations are all spent. Both are private to
+    keras-tuner: tests/test_keras_tuner_contract.py pins what this relies on.
+    """
+
+    def __init__(self, space: SearchSpace, max_params: int | None, n_classes: int, **options):
+        self.space, self.max_params, self.n_classes = space, max_params, n_classes
+        self.rejections: list[dict[str, Any]] = []
+        self._rejected: set[str] = set()
+        self._consecutive_rejections = 0
+        self.gave_up: str | None = None  # why the oracle stopped proposing, if nothing fitted for too long
+        super().__init__(**options)
+
+    def fits(self, values: Mapping[str, Any]) -> bool:
+        """True if `values` can be trained; otherwise record it (once) among the rejections."""
+        params, reason = misfit(self.space, values, self.max_params, self.n_classes)
+        if reason is None:
+            self._consecutive_rejections = 0
+            return True
+        if _key(values) not in self._rejected:
+            self._rejected.add(_key(values))
+            self.rejections.append({"hyperparameters": dict(values), "params": params, "reason": reason,
+                                    "before_trial": len(self.trials)})
+        self._consecutive_rejections += 1
+        return False
+
+    def _random_values(self):
+        while self._consecutive_rejections < MAX_CONSECUTIVE_REJECTIONS:
+            values = super()._random_values()
+            if values is None or self.fits(values):
+                return values
+        self.gave_up = (f"{self.space.source}: {self._consecutive_rejections} configurations in a row were "
+                        f"turned away (the last: {self.rejections[-1]['reason']}); raise --max-params or "
+                        "narrow the space")
+        return None  # keras-tuner's own answer when it runs out of values: the search stops
+
+    def _duplicate(self, values) -> bool:
+        return super()._duplicate(values) or _key(values) in self._rejected
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), REJECTIONS_STATE: self.rejections}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(self._requeued(state))
+        self.rejections = list(state.get(REJECTIONS_STATE, []))
+        # Under a raised budget (or an edited space) an earlier rejection may fit now: it may be drawn again.
+        self._rejected = {_key(entry["hyperparameters"]) for entry in self.rejections
+                          if self._still_misfits(entry["hyperparameters"])}
+
+    def _still_misfits(self, values: Mapping[str, Any]) -> bool:
+        try:
+            return misfit(self.space, values, self.max_params, self.n_classes)[1] is not None
+        except KeyError:  # the space has gained a hyperparameter since
+            return False
+
+    def _requeued(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The saved state, with exactly the unfinished trials queued for retry.
+
+        keras-tuner's reload queues every trial the state lists as ongoing. It saves a just-ended trial as
+        still ongoing until the next one starts (a kill in between would retrain a finished trial), and a
+        kill between saving a new trial and saving the oracle leaves a RUNNING trial no list holds.
+        """
+        status = {trial_id: trial.status for trial_id, trial in self.trials.items()}
+        candidates = [*state["retry_queue"], *state["ongoing_trials"].values(),
+                      *(trial_id for trial_id, trial_status in status.items() if trial_status == "RUNNING")]
+        retry = [trial_id for trial_id in dict.fromkeys(candidates) if status.get(trial_id) in RETRIED_STATUSES]
+        return {**state, "retry_queue": retry, "ongoing_trials": {}}
+
+
+class RandomSearchOracle(BudgetMixin, keras_tuner.oracles.RandomSearchOracle):
+    """keras-tuner's random search over the configurations that fit."""
+
+
+class HyperbandOracle(BudgetMixin, keras_tuner.oracles.HyperbandOracle):
+    """keras-tuner's Hyperband: each bracket's first round draws fitting configurations; later rounds
+    continue trials that were trained, so they fit."""
+
+
+class BayesianOptimizationOracle(BudgetMixin, keras_tuner.oracles.BayesianOptimizationOracle):
+    """keras-tuner's Bayesian optimisation, fitted only on trained trials."""
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        response = super().populate_space(trial_id)  # its initial random points already fit
+        if response["status"] != "RUNNING" or self.fits(response["values"]):
+            return response
+        # The Gaussian process proposed a configuration that cannot be trained. It learns nothing from a
+        # rejection (a made-up score would mislead it), so asked again it would propose the same optimum
+        # forever; keras-tuner keeps only the best of its acquisition restarts, so there is no runner-up
+        # to take. A fitting random draw, as in the initial phase, gives it a real score to learn from.
+        values = self._random_values()
+        return {"status": "RUNNING" if values is not None else "STOPPED", "values": values}
+
+
+class GridSearchOracle(BudgetMixin, keras_tuner.oracles.GridSearchOracle):
+    """The grid in keras-tuner's order (first hyperparameter outermost, each one's default first), skipping
+    what cannot be trained.
+
+    keras-tuner's own walk steps from the values of existing trials, so it cannot step past a rejected
+    point that never became a trial; this walk starts from the beginning each time and skips tried points.
+    """
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        tried = {_key(trial.hyperparameters.values) for trial in self.trials.values()}
+        for values in self._grid():
+            if _key(values) not in tried and _key(values) not in self._rejected and self.fits(values):
+                return {"status": "RUNNING", "values": values}
+        return {"status": "IDLE" if self.ongoing_trials else "STOPPED", "values": None}
+
+    def _grid(self):
+        space = self.get_space().space
+        axes = [[hp.default, *(value for value in hp.values if value != hp.default)] for hp in space]
+        names = [hp.name for hp in space]
+        return (dict(zip(names, combination)) for combination in itertools.product(*axes))
