@@ -202,3 +202,20 @@ def test_budget_check_too_large_to_enumerate_samples_and_says_so(monkeypatch, ca
     assert "cnn2d.yaml" in caplog.records[0].getMessage()
     with pytest.raises(TunerAppError, match=r"cnn2d.yaml: no sampled configuration fits --max-params 100"):
         configurations.check_budget(_wide_space(), 100)
+
+
+def test_a_project_from_before_holding_stopped_rejections_resumes_under_bayesian(tmp_path):
+    # tuner-app before this change ended rejected configurations as STOPPED trials; keras-tuner's
+    # _vectorize_trials has no branch for them (UnboundLocalError, or the previous trial's score).
+    space = smoke_space(name="bayesian")
+    oracle = _oracle(oracles.BayesianOptimizationOracle, space, None, max_trials=6, seed=3, num_initial_points=1)
+    oracle._set_project_dir(str(tmp_path), "legacy")
+    legacy = oracle.create_trial("tuner0")
+    legacy.status, legacy.message = "STOPPED", "rejected: 1128 params > budget 300"
+    oracle.end_trial(legacy)
+    _run_fake_trials(oracle, tmp_path, 2)
+    x, y = oracle._vectorize_trials()
+    completed = [trial for trial in oracle.trials.values() if trial.status == "COMPLETED"]
+    assert len(y) == len(x) == len(completed) == 2
+    assert sorted(-score for score in y) == sorted(trial.score for trial in completed)
+    assert oracle.create_trial("tuner0").status == "RUNNING"  # the GP phase proposes without crashing

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner_app.analysis import pareto
+from tuner_app.analysis import front, pareto
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
 
@@ -49,40 +49,40 @@ def _trials():
     ([(30.0, 0.6), (10.0, 0.5), (30.0, 0.6), (10.0, 0.5)], [1, 3, 0, 2]),  # duplicates ordered by index
 ])
 def test_non_dominated(points, expected):
-    assert pareto.non_dominated(points) == expected
+    assert front.non_dominated(points) == expected
 
 
 def test_non_dominated_rejects_nan():
     with pytest.raises(TunerAppError, match="finite"):
-        pareto.non_dominated([(1.0, float("nan"))])
+        front.non_dominated([(1.0, float("nan"))])
 
 
 def test_hypervolume_of_a_staircase_log_and_linear():
     reference = (10_000.0, 0.0)
     # log10: (4-1)*0.5 + (4-2)*(0.7-0.5) + (4-3)*(0.9-0.7)
-    assert pareto.hypervolume(STAIRCASE, reference) == pytest.approx(2.1, abs=1e-12)
+    assert front.hypervolume(STAIRCASE, reference) == pytest.approx(2.1, abs=1e-12)
     # linear: 9990*0.5 + 9900*0.2 + 9000*0.2
-    assert pareto.hypervolume(STAIRCASE, reference, log_x=False) == pytest.approx(8775.0, abs=1e-9)
+    assert front.hypervolume(STAIRCASE, reference, log_x=False) == pytest.approx(8775.0, abs=1e-9)
     # a dominated point and a duplicate add nothing
     extra = STAIRCASE + [(500.0, 0.6), (100.0, 0.7)]
-    assert pareto.hypervolume(extra, reference) == pytest.approx(2.1, abs=1e-12)
+    assert front.hypervolume(extra, reference) == pytest.approx(2.1, abs=1e-12)
 
 
 def test_hypervolume_ignores_points_outside_the_reference_box():
     outside = STAIRCASE + [(20_000.0, 0.95)]  # x beyond x_ref
-    assert pareto.hypervolume(outside, (10_000.0, 0.0)) == pytest.approx(2.1, abs=1e-12)
+    assert front.hypervolume(outside, (10_000.0, 0.0)) == pytest.approx(2.1, abs=1e-12)
     # (10, 0.5) is below y_ref = 0.6: (4-2)*(0.7-0.6) + (4-3)*(0.9-0.7)
-    assert pareto.hypervolume(STAIRCASE, (10_000.0, 0.6)) == pytest.approx(0.4, abs=1e-12)
-    assert pareto.hypervolume([(20_000.0, 0.95)], (10_000.0, 0.0)) == 0.0
+    assert front.hypervolume(STAIRCASE, (10_000.0, 0.6)) == pytest.approx(0.4, abs=1e-12)
+    assert front.hypervolume([(20_000.0, 0.95)], (10_000.0, 0.0)) == 0.0
 
 
 def test_default_reference_is_ten_times_the_largest_size_and_zero_accuracy():
-    assert pareto.default_reference(STAIRCASE) == (10_000.0, 0.0)
+    assert front.default_reference(STAIRCASE) == (10_000.0, 0.0)
     with pytest.raises(TunerAppError, match="no points"):
-        pareto.default_reference([])
+        front.default_reference([])
 
 
-@pytest.mark.parametrize("front, expected", [
+@pytest.mark.parametrize("points, expected", [
     ([(10.0, 0.5), (100.0, 0.88), (1000.0, 0.9), (10_000.0, 0.91)], 1),  # L-shape: the corner
     ([(10.0, 0.5), (100.0, 0.6), (1000.0, 0.7)], 2),  # straight: the most accurate
     ([(10.0, 0.5), (100.0, 0.52), (1000.0, 0.9)], 2),  # sagging: the most accurate
@@ -90,8 +90,8 @@ def test_default_reference_is_ten_times_the_largest_size_and_zero_accuracy():
     ([(10.0, 0.5), (100.0, 0.6)], 1),
     ([(10.0, 0.5), (10.0, 0.5)], 0),
 ])
-def test_knee(front, expected):
-    assert pareto.knee(front) == expected
+def test_knee(points, expected):
+    assert front.knee(points) == expected
 
 
 def test_select_rules():

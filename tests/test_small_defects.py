@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import copy_trial, tone, write_wav
 
 from tuner_app import cli as cli_module
-from tuner_app.analysis import pareto
+from tuner_app.analysis import front, pareto
 from tuner_app.cli import cli
 from tuner_app.data import corpus, synth
 from tuner_app.errors import TunerAppError
@@ -82,9 +82,9 @@ def test_export_without_the_searched_corpus_asks_for_data(trained, tmp_path, no_
 # --- knee ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("front", [[(100.0, 0.5)] * 3, [(100.0, 0.5)] * 5])
-def test_knee_of_identical_points_is_the_first(front):
-    assert pareto.knee(front) == 0
+@pytest.mark.parametrize("points", [[(100.0, 0.5)] * 3, [(100.0, 0.5)] * 5])
+def test_knee_of_identical_points_is_the_first(points):
+    assert front.knee(points) == 0
 
 
 def test_select_knee_among_identical_trials():

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from tuner_app.cli import cli
-from tuner_app.data import synth
+from tuner_app.data import espeak, synth
 from tuner_app.data.corpus import SEED_WORDS
 from tuner_app.errors import TunerAppError
 
@@ -112,7 +112,7 @@ def test_missing_espeak_is_a_clear_error(monkeypatch):
     def broken(path):
         raise OSError("no such file")
 
-    monkeypatch.setattr(synth.ctypes, "CDLL", broken)
+    monkeypatch.setattr(espeak.ctypes, "CDLL", broken)
     with pytest.raises(TunerAppError, match="libespeak-ng"):
         synth.Espeak()
 
@@ -128,7 +128,7 @@ def test_cli_synth_writes_corpus_and_refuses_second_run(tmp_path):
 
 
 def test_synthesize_without_espeak_fails_before_writing(tmp_path, monkeypatch):
-    monkeypatch.setattr(synth.ctypes, "CDLL", lambda path: (_ for _ in ()).throw(OSError("gone")))
+    monkeypatch.setattr(espeak.ctypes, "CDLL", lambda path: (_ for _ in ()).throw(OSError("gone")))
     with pytest.raises(TunerAppError, match="cannot load libespeak-ng"):
         synth.synthesize(tmp_path / "never", per_class=1)
     assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tuner_app.data import synth
+from tuner_app.data.espeak import MIN_SPEECH_RMS
 from tuner_app.errors import TunerAppError
 
 SPEECH_KNOBS = {"rate": 175, "pitch": 50, "pitch_range": 50, "seed": 1}
@@ -30,7 +31,7 @@ def _speak_samples(espeak, samples: np.ndarray, code: int = 0):
 
 def test_real_speech_passes(espeak):
     samples = espeak.say("cat", "en", **SPEECH_KNOBS)
-    assert samples.dtype == np.int16 and np.sqrt(np.mean((samples / 32768.0) ** 2)) > synth.MIN_SPEECH_RMS
+    assert samples.dtype == np.int16 and np.sqrt(np.mean((samples / 32768.0) ** 2)) > MIN_SPEECH_RMS
 
 
 def test_an_espeak_error_code_is_a_clear_error(espeak, monkeypatch):

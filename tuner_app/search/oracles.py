@@ -139,6 +139,17 @@ class BayesianOptimizationOracle(BudgetMixin, keras_tuner.oracles.BayesianOptimi
         values = self._random_values()
         return {"status": "RUNNING" if values is not None else "STOPPED", "values": values}
 
+    def _vectorize_trials(self):
+        # keras-tuner has no branch for a STOPPED trial: it would score it with the previous trial's score (or
+        # raise UnboundLocalError). Ours never stop so, but a project from an older tuner-app holds rejected
+        # configurations as STOPPED trials; the Gaussian process must not learn made-up scores from them.
+        trials = self.trials
+        self.trials = {trial_id: trial for trial_id, trial in trials.items() if trial.status != "STOPPED"}
+        try:
+            return super()._vectorize_trials()
+        finally:
+            self.trials = trials
+
 
 class GridSearchOracle(BudgetMixin, keras_tuner.oracles.GridSearchOracle):
     """The grid in keras-tuner's order (first hyperparameter outermost, each one's default first), skipping

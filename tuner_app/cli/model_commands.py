@@ -1,0 +1,158 @@
+"""`tuner-app export`, `predict`, `evaluate` and `ui`: the chosen models, and the MLflow UI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tuner_app.cli.root import DEFAULT_CACHE, class_list, cli, decoded_corpus, echo_json
+from tuner_app.errors import TunerAppError
+
+
+def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | None, tracking_uri: str | None,
+                     experiment: str, parent: str | None) -> tuple[Path, str | None, dict | None]:
+    """(trial directory, MLflow run id, metrics) of the trial to export: --trial-dir, --run-id or --select."""
+    from tuner_app.analysis import pareto
+    from tuner_app.tracking import runs
+
+    given = [name for name, value in (("--trial-dir", trial_dir), ("--run-id", run_id), ("--select", select)) if value]
+    if len(given) != 1:
+        raise TunerAppError(f"export: give exactly one of --trial-dir, --run-id, --select (got {', '.join(given) or 'none'})")
+    if trial_dir is not None:
+        return trial_dir, None, None
+    if run_id is not None:
+        row = runs.run_info(tracking_uri, run_id)
+    else:
+        row = pareto.select(runs.trial_runs(tracking_uri, experiment, parent), select)
+        click.echo(f"--select {select}: trial {row['trial_id']} (run {row['run_id']}), "
+                   f"{int(row['metrics']['params_total']):,} params, "
+                   f"val_acc {row['metrics']['best_val_accuracy']:.4f}", err=True)
+    if row.get("outcome") != "COMPLETED":
+        raise TunerAppError(f"run {row['run_id']}: trial {row['trial_id']} did not finish ({row.get('outcome')}); "
+                            "nothing to export")
+    return Path(row["trial_dir"]), row["run_id"], row["metrics"]
+
+
+def _export_samples(data_dir: Path | None, cache_dir: Path, searched: dict):
+    """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite), from
+    --data or else the corpus the search trained on (its search record)."""
+    from tuner_app.serving import tflite
+
+    data_dir = data_dir or _searched_corpus(searched)
+    click.echo(f"Calibration and check clips: corpus {data_dir}", err=True)
+    found, splits = decoded_corpus(data_dir, cache_dir)
+    return tflite.samples(splits, found.classes, searched.get("class_names", []))
+
+
+def _searched_corpus(searched: dict) -> Path:
+    path = (searched.get("data") or {}).get("path")
+    if not path:
+        raise TunerAppError("the search record names no corpus: give --data CORPUS for the calibration and check clips")
+    if not Path(path).is_dir():
+        raise TunerAppError(f"the search's corpus {path} is gone: give --data CORPUS for the calibration and "
+                            "check clips")
+    return Path(path)
+
+
+@cli.command("export")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Directory to create: the SavedModel, tuner_app.json and any .tflite files.")
+@click.option("--trial-dir", type=click.Path(path_type=Path), help="The trial to export: <runs-dir>/<project>/trial_<id>.")
+@click.option("--run-id", help="The MLflow run of the trial to export.")
+@click.option("--select", help="Pick the trial from MLflow by validation accuracy: best | smallest-within:D | knee.")
+@click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment --select reads.")
+@click.option("--parent", help="With --select: only the trials of this search (its parent run id).")
+@click.option("--register", metavar="NAME", help="Also register the export in the MLflow model registry.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
+@click.option("--force", is_flag=True, help="Replace an existing --out directory.")
+@click.option("--tflite", is_flag=True, help="Also write model.tflite (waveform input).")
+@click.option("--quantize", type=click.Choice(["int8"]), help="Also write model_int8.tflite, calibrated on training clips.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path),
+              help="Corpus for the calibration and check clips (default: the one the search trained on).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
+              envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
+def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: str | None, experiment: str,
+                 parent: str | None, register: str | None, tracking_uri: str | None, force: bool, tflite: bool,
+                 quantize: str | None, data_dir: Path | None, cache_dir: Path) -> None:
+    """Export a trained trial (its checkpointed weights, no retraining) as a SavedModel that takes audio."""
+    from tuner_app.search import record
+    from tuner_app.serving import export
+    from tuner_app.tracking import runs
+
+    trial_dir, run_id, metrics = _trial_to_export(trial_dir, run_id, select, tracking_uri, experiment, parent)
+    if register and not run_id:
+        raise TunerAppError("--register needs the trial's MLflow run: use --run-id or --select")
+    samples = {}
+    if tflite or quantize:
+        searched = record.read_search_record(trial_dir.expanduser().parent)
+        representative, check = _export_samples(data_dir, cache_dir.expanduser(), searched)
+        samples = {"representative": representative if quantize else None, "check": check}
+    result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
+                                 quantize=quantize, **samples)
+    click.echo(export.format_result(result))
+    if run_id:
+        uri = runs.log_model_dir(tracking_uri, run_id, result.path)
+        click.echo(f"Logged to MLflow run {run_id}: {uri}")
+    if register:
+        version = runs.register_model(tracking_uri, run_id, "exported_model", register)
+        click.echo(f"Registered as {register!r} version {version}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Labels per file.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def predict(model: Path, files: tuple[Path, ...], top_k: int, output_format: str) -> None:
+    """Top-k labels of each audio FILE (WAV/FLAC/OGG/MP3, any rate) with an exported MODEL directory."""
+    from tuner_app.serving import inference
+
+    entries = inference.predict_files(inference.load(model), files, top_k)
+    for entry in entries:
+        if "error" in entry:
+            click.echo(f"Error: {entry['error']}", err=True)
+    if output_format == "json":
+        echo_json(entries)
+    elif any("top" in entry for entry in entries):
+        click.echo(inference.format_predictions(entries))
+    if any("error" in entry for entry in entries):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True)
+@click.option("--classes", multiple=True, help="Comma-separated class folders (default: the model's classes present).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("confusion.png"), show_default=True,
+              help="Where to write the confusion matrix PNG.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], out: Path, output_format: str) -> None:
+    """Accuracy, per-class precision and recall and the confusion matrix of MODEL on a corpus split."""
+    from tuner_app.serving import inference
+
+    evaluation = inference.evaluate(inference.load(model), data_dir, split, class_list(classes))
+    inference.write_confusion_png(evaluation, out)
+    echo_json(evaluation.to_dict()) if output_format == "json" else click.echo(inference.format_evaluation(evaluation))
+    click.echo(f"Confusion matrix: {out.resolve()}", err=True)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to show (default: SQLite in ./mlruns).")
+def ui(host: str, port: int, tracking_uri: str | None) -> None:
+    """Start the MLflow UI on the project's runs; Ctrl-C stops it."""
+    from tuner_app.tracking import store
+    from tuner_app.tracking import ui as mlflow_ui
+
+    command = mlflow_ui.ui_command(tracking_uri, host, port)  # a bad --tracking-uri fails before the banner
+    click.echo(f"MLflow UI of {tracking_uri or store.default_tracking_uri()} on http://{host}:{port} "
+               "(Ctrl-C stops it)")
+    code = mlflow_ui.serve_ui(command)
+    if code > 0:
+        sys.exit(code)
+
+

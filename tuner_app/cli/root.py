@@ -1,0 +1,73 @@
+"""The `tuner-app` root command group: quiet TensorFlow unless --verbose, and every TunerAppError as one
+line on stderr with exit code 2, never a traceback. Also what several commands share."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from tuner_app import __version__
+from tuner_app.errors import TunerAppError
+
+DEFAULT_CACHE = Path("~/.cache/tuner-app")
+
+def _quiet_tensorflow() -> None:
+    # oneDNN/CUDA/TensorRT banners come from TF's C++ logger before any Python code of ours runs.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+class _Group(click.Group):
+    """Turns a TunerAppError into one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TunerAppError as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tuner-app")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's start-up and debug logging.")
+def cli(verbose: bool) -> None:
+    """Search compact CNNs for 1-second speech-command clips, tracked in MLflow."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not verbose:
+        _quiet_tensorflow()
+
+
+def echo_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def class_list(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """`--classes a,b --classes c` -> ('a', 'b', 'c'); None when the option was not given."""
+    names = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    return names or None
+
+
+def decoded_corpus(data_dir: Path | None, cache_dir: Path, classes=None, unknown=False, strict=False):
+    """(corpus, decoded splits) of --data, or of the built-in corpus made once into the cache."""
+    from tuner_app.data import cache, corpus, synth
+
+    if data_dir is None:
+        click.echo(f"No --data: using the built-in synthetic corpus (cached under {cache_dir}).", err=True)
+        data_dir = synth.default_corpus(cache_dir)
+    found = corpus.scan(data_dir, classes, unknown=unknown)
+    return found, cache.decode_corpus(found, cache_dir, strict=strict)
+
+

@@ -1,0 +1,154 @@
+"""`tuner-app search` and `tuner-app pareto`: run or resume a search, and analyse its front."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from tuner_app.cli.root import DEFAULT_CACHE, cli, decoded_corpus, echo_json
+from tuner_app.errors import TunerAppError
+
+
+@cli.command()
+@click.option("--space", "space_file", default="default", show_default=True,
+              help="Search space: a YAML file, or the name of one in search_spaces/ (default, cnn2d, seed_2d, ...).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Corpus directory (default: the built-in synthetic corpus).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
+              envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Where the tuner keeps its trials (resume reads them back).")
+@click.option("--tuner", "tuner_name", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+              help="Override the space's tuner.")
+@click.option("--max-params", type=click.IntRange(min=1), help="Size budget: larger configurations are never trained.")
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming the same search.")
+@click.option("--dry-run", is_flag=True, help="Train nothing: list every configuration with its parameter count.")
+@click.option("--trials", type=click.IntRange(min=1), help="With --dry-run on a sampled space: how many to sample.")
+@click.option("--seed", type=int, help="Seed for sampling and weight initialisation (default: the space's).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+              help="MLflow store: a tracking server or database URI (default: SQLite in ./mlruns).")
+@click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment of the runs.")
+@click.option("--hv-reference", metavar="SIZE,ACC",
+              help="Fixed hypervolume reference point of the final analysis (default: 10x the largest size, 0).")
+def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
+           max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,
+           output_format: str, tracking_uri: str | None, experiment: str, hv_reference: str | None) -> None:
+    """Search a YAML space; trials are resumed unless --fresh. Ends with the Pareto analysis."""
+    from tuner_app.model import configurations, spaces
+    from tuner_app.search import summary
+
+    space = spaces.load(spaces.locate(space_file))
+    reference_point = _hv_reference(hv_reference)  # a typo fails now, not after the search
+    if dry_run:
+        n_classes = _class_count(data_dir)
+        rows = configurations.dry_run(space, trials=trials, seed=seed or 0, max_params=max_params,
+                                      n_classes=n_classes)
+        if output_format == "json":
+            return echo_json(rows)
+        click.echo(summary.format_dry_run(rows, max_params))
+        # sampled rows may all miss; say if the space does
+        return configurations.check_budget(space, max_params, n_classes=n_classes)
+    tracker = _tracker(tracking_uri, experiment, spaces.locate(space_file), tuner_name, max_params, seed)
+    # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        rows, project_dir = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name, max_params,
+                                        fresh, seed, tracker)
+    echo_json(rows) if output_format == "json" else click.echo(summary.format_trials(rows))
+    click.echo(f"Trials and their weights: {project_dir.resolve()}", err=True)
+    if tracker.parent_run_id and any(row["status"] == "COMPLETED" for row in rows):
+        analysis = _pareto(tracker.tracking_uri, experiment, tracker.parent_run_id, project_dir / "pareto",
+                           "params_total", "val", "seed", reference_point)
+        click.echo(f"MLflow: {tracker.tracking_uri}, experiment {experiment!r}, run {tracker.parent_run_id} "
+                   f"(browse with `tuner-app ui`)\nPareto front: {analysis.csv_path}, {analysis.png_path}", err=True)
+
+
+def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_dir: Path, x: str, y: str,
+            reference: str | None, hv_reference: tuple[float, float] | None = None):
+    """Analyse the runs of an experiment (or of one search), tag them, log the CSV, PNG and hypervolume (with
+    its reference point) on the search's parent run, print the front."""
+    from tuner_app.analysis import pareto
+    from tuner_app.tracking import runs
+
+    rows = runs.trial_runs(tracking_uri, experiment, parent)
+    analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference, hv_reference=hv_reference)
+    runs.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
+                        [row["run_id"] for row in analysis.all_rows])
+    parents = {row["parent_run_id"] for row in analysis.all_rows}
+    if parent or len(parents) == 1:
+        parent = parent or parents.pop()
+        runs.log_artifacts(tracking_uri, parent, [analysis.csv_path, analysis.png_path, analysis.json_path])
+        runs.record_hypervolume(tracking_uri, parent, x, analysis.reference_point, analysis.hypervolume)
+    click.echo(pareto.format_table(analysis), err=True)
+    return analysis
+
+
+def _hv_reference(text: str | None) -> tuple[float, float] | None:
+    """`--hv-reference SIZE,ACC` as (size, accuracy); None when the option was not given."""
+    from tuner_app.analysis import front
+
+    if text is None:
+        return None
+    try:
+        return front.checked_reference(text.split(","))
+    except TunerAppError:
+        raise TunerAppError(f"--hv-reference {text!r}: {front.REFERENCE_HELP}") from None
+
+
+def _class_count(data_dir: Path | None) -> int:
+    """How many classes a dry run sizes the output layer for: --data's (a scan, no decoding), else 16."""
+    from tuner_app.data import corpus
+
+    if data_dir is None:
+        count, source = len(corpus.SEED_WORDS), "the built-in corpus's words"
+    else:
+        count, source = len(corpus.scan(data_dir).classes), f"the class folders of {data_dir}"
+    click.echo(f"Sizes assume {count} classes ({source}).", err=True)
+    return count
+
+
+@cli.command("pareto")
+@click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment to read.")
+@click.option("--parent", "parent_run_id", help="Only the trials of this search (its parent run id).")
+@click.option("--x", "x_axis", type=click.Choice(["params_total", "macs", "model_bytes"]), default="params_total",
+              show_default=True, help="Size axis (log scale).")
+@click.option("--y", "y_axis", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="Accuracy shown; the front is always chosen on validation accuracy.")
+@click.option("--reference", type=click.Choice(["seed"]), help="Overlay the seed study's published points.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("pareto"), show_default=True,
+              help="Directory for pareto.csv and pareto.png.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
+@click.option("--hv-reference", metavar="SIZE,ACC",
+              help="Fixed hypervolume reference point, to compare searches (default: 10x the largest size, 0).")
+def pareto_command(experiment: str, parent_run_id: str | None, x_axis: str, y_axis: str, reference: str | None,
+                   out_dir: Path, tracking_uri: str | None, hv_reference: str | None) -> None:
+    """Pareto front of accuracy against size, read back from MLflow; tags runs pareto=true/false."""
+    analysis = _pareto(tracking_uri, experiment, parent_run_id, out_dir, x_axis, y_axis, reference,
+                       _hv_reference(hv_reference))
+    click.echo(f"Wrote {analysis.csv_path} and {analysis.png_path}", err=True)
+
+
+def _tracker(tracking_uri: str | None, experiment: str, space_path: Path, tuner_name, max_params, seed):
+    """The MLflow observer of a search, with the command line's choices as parent-run params."""
+    from tuner_app.tracking import tracker
+
+    return tracker.MLflowTracker(tracking_uri, experiment, space_path,
+                                  {"tuner": tuner_name, "max_params": max_params, "seed": seed})
+
+
+def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed, tracker):
+    """(summary rows, project directory) of the search, run or resumed."""
+    from tuner_app.data import cache
+    from tuner_app.search import progress, summary, tuners
+
+    found, splits = decoded_corpus(data_dir, cache_dir)
+    noise = cache.noise_bank(found.background_noise)
+    data = {"path": str(found.root), "fingerprint": found.fingerprint(), "counts": found.counts()}
+    tuner = tuners.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
+                              fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
+                              observers=[progress.ProgressReporter(), tracker])
+    return summary.summary_rows(tuner), Path(tuner.project_dir)
+
+
