@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import copy_trial, tone, write_wav
 
-from tuner_app import cli as cli_module
 from tuner_app.analysis import front, pareto
-from tuner_app.cli import cli
+from tuner_app.cli import cli, search_commands
 from tuner_app.data import corpus, synth
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
@@ -170,8 +169,8 @@ def test_search_passes_its_hv_reference_to_the_analysis(tmp_path, monkeypatch):
     class Tracker:
         tracking_uri, parent_run_id = uri, parent
 
-    monkeypatch.setattr(cli_module, "_tracker", lambda *args: Tracker())
-    monkeypatch.setattr(cli_module, "_run_search",
+    monkeypatch.setattr(search_commands, "_tracker", lambda *args: Tracker())
+    monkeypatch.setattr(search_commands, "_run_search",
                         lambda *args: ([{"status": "COMPLETED"}], tmp_path / "runs" / "p"))
     monkeypatch.setattr("tuner_app.search.summary.format_trials", lambda rows: "table")
     result = CliRunner().invoke(cli, ["search", "--space", "smoke", "--hv-reference", "1e5,0.1"])
