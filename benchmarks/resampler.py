@@ -5,7 +5,7 @@ then timed over the same clips), the offset of its output (samples at 16 kHz, th
 ideal 16 kHz signal), and the SNR against that ideal after that shift (a fractional-sample offset
 stays in the error). The 8 kHz row is
 the real Free Spoken Digit Dataset (its ideal is unknown, so the SNR there is ours against tfio's,
-aligned); the other rates are 1 kHz + 3.1 kHz tones synthesised exactly at each rate.
+aligned); the other rates are 200 Hz - 4.5 kHz chirps synthesised exactly at each rate.
 
 Usage: python benchmarks/resampler.py [--clips N]
 Prints a Markdown table; record it in benchmarks/RESULTS.md with the machine and the date.
@@ -44,9 +44,11 @@ RESAMPLERS = {name: tf.function(fn, input_signature=[tf.TensorSpec([None], tf.fl
               for name, fn in (("core TF (ours)", ours), ("tensorflow-io", tfio))}
 
 
-def tones(rate: int, phase: float, seconds: float = 1.0) -> np.ndarray:
+def chirp(rate: int, phase: float, seconds: float = 1.0) -> np.ndarray:
+    """A 200 Hz -> 4.5 kHz linear chirp: inside every rate's passband (at 11025 Hz flat to 4.8 kHz), and
+    never periodic, so the offset that best aligns it is unambiguous."""
     t = np.arange(int(rate * seconds)) / rate
-    return (0.4 * np.sin(2 * np.pi * 1000 * t + phase) + 0.2 * np.sin(2 * np.pi * 3100 * t + 2 * phase)).astype(np.float32)
+    return (0.5 * np.sin(2 * np.pi * (200 * t + 2150 * t**2) + phase)).astype(np.float32)
 
 
 def wav_8k(path: Path) -> np.ndarray:
@@ -98,7 +100,7 @@ def main() -> None:
         print(row)
     for rate in RATES:
         phases = np.linspace(0, 2 * np.pi, args.clips, endpoint=False)
-        clips, ideals = [tones(rate, phase) for phase in phases], [tones(16000, phase) for phase in phases]
+        clips, ideals = [chirp(rate, phase) for phase in phases], [chirp(16000, phase) for phase in phases]
         for row in rows_for(rate, clips, ideals):
             print(row)
 
