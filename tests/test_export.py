@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
-from conftest import N_CLASSES, train_tiny_trial, write_wav
+from conftest import N_CLASSES, write_wav
 from conftest import tone_clips as _clips
 
 import tuner_app
@@ -18,8 +18,6 @@ from tuner_app.serving import export, inference
 
 CLASS_NAMES = list(corpus.SEED_WORDS)
 
-
-train_trial = train_tiny_trial  # for test modules that import it from here; prefer conftest's tiny_trial_dir
 
 
 @pytest.fixture(scope="module")
