@@ -135,8 +135,22 @@ def norm_and_activation(x: Any, name: str, batch_norm: bool, activation: str | N
     return x
 
 
+class _SlidingFilters(Block):
+    """What Conv and DepthwiseSeparable share: `filters` output channels over a kernel's sliding window."""
+
+    filters: int
+    kernel: int | tuple[int, ...]
+    stride: int | tuple[int, ...]
+    padding: str
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        positive(self.filters, f"{self.kind} filters")
+        _, spatial = sliding_window(input_shape, self.kernel, self.stride, self.padding, self.kind)
+        return (*spatial, self.filters)
+
+
 @dataclass(frozen=True)
-class Conv(Block):
+class Conv(_SlidingFilters):
     """Conv1D or Conv2D -> [BatchNormalization] -> [activation]; BN does not drop the conv's bias."""
 
     kind: ClassVar[str] = "conv"
@@ -147,11 +161,6 @@ class Conv(Block):
     use_bias: bool = True
     batch_norm: bool = False
     activation: str | None = "relu"
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        positive(self.filters, f"{self.kind} filters")
-        _, spatial = sliding_window(input_shape, self.kernel, self.stride, self.padding, self.kind)
-        return (*spatial, self.filters)
 
     def sizes(self, input_shape: Shape) -> Sizes:
         kernel, spatial = sliding_window(input_shape, self.kernel, self.stride, self.padding, self.kind)
@@ -168,7 +177,7 @@ class Conv(Block):
 
 
 @dataclass(frozen=True)
-class DepthwiseSeparable(Block):
+class DepthwiseSeparable(_SlidingFilters):
     """The DS-CNN block: depthwise conv (the stride is here) -> BN -> ReLU -> 1x1 conv -> BN -> ReLU."""
 
     kind: ClassVar[str] = "depthwise_separable"
@@ -179,11 +188,6 @@ class DepthwiseSeparable(Block):
     use_bias: bool = True
     batch_norm: bool = True
     activation: str | None = "relu"
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        positive(self.filters, f"{self.kind} filters")
-        _, spatial = sliding_window(input_shape, self.kernel, self.stride, self.padding, self.kind)
-        return (*spatial, self.filters)
 
     def sizes(self, input_shape: Shape) -> Sizes:
         kernel, spatial = sliding_window(input_shape, self.kernel, self.stride, self.padding, self.kind)
