@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tuner_app.data import audio, cache  # noqa: E402
 from tuner_app.features.dataset import make_dataset  # noqa: E402
-from tuner_app.features.frontend import FrontendConfig  # noqa: E402
+from tuner_app.features.frontend import FrontendConfig, features  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DIRS = [
@@ -34,8 +34,10 @@ def measure(directory: Path, eager_sample: int) -> list[tuple[str, int, float]]:
     paths = sorted(str(p) for p in directory.rglob("*.wav") if "_background_noise_" not in p.parts)
     decoded, seconds = timed(lambda: cache.decode_clips(paths, [0] * len(paths)))
     rows = [("decode+resample, tf.data parallel", len(decoded), seconds)]
-    for kind in ("stft", "mel", "waveform"):
-        dataset = make_dataset(decoded, FrontendConfig(kind=kind), batch_size=64)
+    for kind in ("stft", "mel", "mfcc", "waveform"):
+        config = FrontendConfig(kind=kind)
+        # The models compute their features in their first layer (features.layers.Frontend): the same call.
+        dataset = make_dataset(decoded, batch_size=64).map(lambda waveforms, labels: (features(waveforms, config), labels))
         _, seconds = timed(lambda: sum(1 for _ in dataset))
         rows.append((f"features ({kind}) from the decoded cache", len(decoded), seconds))
     sample = paths[:eager_sample]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model import references, spec
+from tuner_app.model import kws_families, spec
 from tuner_app.model.blocks import (
     BLOCK_TYPES,
     Conv,
@@ -151,8 +151,8 @@ def test_walk_refuses_a_kernel_of_the_wrong_rank_and_empty_layers():
 
 
 def test_the_walk_imports_no_tensorflow():
-    code = ("import sys; from tuner_app.model import references, spec; "
-            "spec.walk(references.dscnn_s(), references.DSCNN_S_INPUT_SHAPE, 12); "
+    code = ("import sys; from tuner_app.model import kws_families, spec; "
+            "spec.walk(kws_families.dscnn_spec(kws_families.DSCNN_HYPERPARAMETERS, 12), (10, 49, 1), 12); "
             "sys.exit(int('tensorflow' in sys.modules or 'keras' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
@@ -160,10 +160,11 @@ def test_the_walk_imports_no_tensorflow():
 def test_dscnn_s_matches_the_mlperf_tiny_reference_count():
     # mlcommons/tiny benchmark/training/keyword_spotting/keras_model.py, model 'ds_cnn' with 12 labels, built
     # in Keras: 23,756 trainable params (+ 1,152 BN moving statistics = 24,908 count_params()).
-    walk = spec.walk(references.dscnn_s(), references.DSCNN_S_INPUT_SHAPE, references.DSCNN_S_CLASSES)
+    dscnn_s = kws_families.dscnn_spec(kws_families.DSCNN_HYPERPARAMETERS, 12)  # its defaults are DS-CNN-S
+    walk = spec.walk(dscnn_s, (10, 49, 1), 12)  # 10 MFCCs x 49 frames
     assert walk.params_trainable == 23_756
     assert walk.params_total == 24_908
     assert walk.rows[0].output_shape == (5, 25, 64)
-    model = spec.build(references.dscnn_s(), references.DSCNN_S_INPUT_SHAPE, references.DSCNN_S_CLASSES)
+    model = spec.build(dscnn_s, (10, 49, 1), 12)
     assert model.count_params() == 24_908
     assert tuple(model.output.shape[1:]) == (12,)

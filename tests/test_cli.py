@@ -72,7 +72,8 @@ def test_search_dry_run_lists_the_seed_grid_with_exact_counts():
     rows = json.loads(result.stdout)  # stderr says how many classes
     no_bn = [row["params"] for row in rows if not row["hyperparameters"]["batch_norm"]]
     assert no_bn[-2:] == [None, None]  # the seed's "X" rows: five 5x5 convs do not fit
-    assert [row["infeasible"] for row in rows][-1] == "conv layer 5: 5x5 kernel does not fit the 13x3 feature map"
+    assert [row["infeasible"] for row in rows][-1] == ("b08_conv: conv 5x5 with stride 1x1 and 'valid' padding does not "
+                                                       "fit the 13x3 feature map")
     assert no_bn[:-2] == [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
 
 

@@ -58,7 +58,7 @@ def test_three_executions_report_their_mean_and_spread(splits, tmp_path, monkeyp
     kept = int(np.argmin([scores["val_loss"] for scores in executions]))
     assert reported["executions"] == 3 and reported["kept_execution"] == kept
     # The checkpoint (what export loads) holds the kept execution's weights.
-    val_ds = make_dataset(splits["validation"], tuner.space.frontend, 8)
+    val_ds = make_dataset(splits["validation"], 8)
     loss, _ = tuner.load_model(trial).evaluate(val_ds, verbose=0)
     assert loss == pytest.approx(executions[kept]["val_loss"], rel=1e-4)
 

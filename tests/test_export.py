@@ -38,7 +38,7 @@ def reloaded(exported):
 def test_reloaded_saved_model_gives_the_keras_probabilities(trial_dir, reloaded):
     trial = export.load_trial(trial_dir)
     clips = _clips(7)
-    keras_probabilities = trial.model(frontend.features(clips.waveforms, trial.space.frontend), training=False)
+    keras_probabilities = trial.model(clips.waveforms, training=False)  # the front-end is its first layer
     served = reloaded.signatures["serving_default"](waveform=tf.constant(clips.waveforms))
     assert served["probabilities"].shape == (N_CLASSES, N_CLASSES)
     assert np.abs(served["probabilities"].numpy() - keras_probabilities.numpy()).max() < 1e-5
@@ -62,7 +62,7 @@ def test_metadata_is_complete(exported, trial_dir):
     written = json.loads((exported.path / export.METADATA).read_text())
     assert written == exported.metadata
     trial = export.load_trial(trial_dir)
-    counts = architecture.count_params(trial.space, trial.values, N_CLASSES)
+    counts = architecture.sizes(trial.space, trial.values, N_CLASSES)
     assert written["class_names"] == CLASS_NAMES
     assert written["hyperparameters"] == trial.values and written["model"] == "cnn2d"
     assert written["frontend"] == dataclasses.asdict(frontend.FrontendConfig())

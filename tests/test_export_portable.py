@@ -15,7 +15,6 @@ from conftest import tone, tone_clips, write_wav
 
 from tuner_app.data import audio, cache, corpus
 from tuner_app.errors import TunerAppError
-from tuner_app.features import frontend
 from tuner_app.serving import export, tflite
 
 SUBPROCESS_TIMEOUT = 300
@@ -31,8 +30,7 @@ def exported(tiny_trial_dir, tmp_path_factory):
 def keras_probabilities(tiny_trial_dir):
     """The trained Keras model on float32 [n, 16000] 16 kHz waveforms, with no SavedModel in between."""
     trial = export.load_trial(tiny_trial_dir)
-    return lambda waveforms: trial.model(frontend.features(np.asarray(waveforms, np.float32), trial.space.frontend),
-                                         training=False).numpy()
+    return lambda waveforms: trial.model(np.asarray(waveforms, np.float32), training=False).numpy()
 
 
 def _run_alone(script: str, cwd) -> None:

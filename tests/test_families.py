@@ -1,19 +1,20 @@
-"""The seed family as a spec of blocks: its walk gives exactly the counts, MACs and feasibility of
-`architecture` for every seed-grid configuration and for seeded samples of the wide spaces, reproduces the
-seed's 18 published counts, and builds the same layers as `build.build_model`."""
+"""Families as conditional spaces: the reference spaces' published counts, the seed grids' counts, no aliases
+from inactive hyperparameters, grids that enumerate only active combinations (also keras-tuner's grid), and
+the built model (front-end layer included) equal to the walk for random configurations of every family."""
 
-import dataclasses
 import pathlib
+import random
 
+import keras_tuner
 import pytest
+import yaml
 
 from tuner_app.errors import InfeasibleConfig, TunerAppError
-from tuner_app.features import frontend
-from tuner_app.model import architecture, build, configurations, families, spaces, spec
+from tuner_app.model import architecture, build, configurations, spaces
+from tuner_app.model import hyperparameters as hps
+from tuner_app.search import oracles
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
-SAMPLES = 200
-# The seed study's published totals, batch norm off, in grid order (conv 1.. x FC 1-2), 16 classes.
 SEED_2D = [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
 SEED_1D = [32_736_480, 33_253_088, 16_290_160, 16_806_768, 7_996_304, 8_512_912, 3_689_424, 4_206_032,
            1_338_448, 1_855_056]
@@ -23,90 +24,191 @@ def load(name):
     return spaces.load(SPACES / f"{name}.yaml")
 
 
-def walk_or_none(space, values, n_classes):
-    """The walk of the seed spec, or None if it refuses the configuration as infeasible."""
-    try:
-        return spec.walk(families.seed_spec(space, values), frontend.output_shape(space.frontend), n_classes)
-    except InfeasibleConfig:
-        return None
+def from_document(document, name="family.yaml"):
+    return spaces.from_dict(yaml.safe_load(yaml.safe_dump(document)), name)
 
 
-def assert_walk_matches_architecture(space, values, n_classes):
-    """The walk agrees with architecture's counts and MACs; returns whether the configuration is feasible."""
-    walk = walk_or_none(space, values, n_classes)
-    try:
-        counts = architecture.count_params(space, values, n_classes)
-    except InfeasibleConfig:
-        assert walk is None, ("the walk accepts what architecture refuses", values)
-        return False
-    assert walk is not None, ("the walk refuses what architecture accepts", values)
-    assert (walk.params_total, walk.params_trainable) == (counts["params_total"], counts["params_trainable"]), values
-    assert walk.macs == architecture.count_macs(space, values, n_classes), values
-    assert walk.output_shape == (n_classes,)
-    return True
-
-
-@pytest.mark.parametrize("n_classes", [16, 10])
-@pytest.mark.parametrize("name", ["seed_2d", "seed_1d"])
-def test_walk_matches_architecture_on_every_seed_grid_configuration(name, n_classes):
-    grid = configurations.configurations(load(name))
-    feasible = [assert_walk_matches_architecture(load(name), values, n_classes) for values in grid]
-    assert len(grid) == 5 * 2 * 2
-    assert feasible.count(False) == {"seed_2d": 4, "seed_1d": 0}[name]
-
-
-@pytest.mark.parametrize("n_classes", [16, 10])
-@pytest.mark.parametrize("name", ["cnn2d", "cnn1d", "default"])
-def test_walk_matches_architecture_on_seeded_samples(name, n_classes):
+@pytest.mark.parametrize("name, trainable", [("dscnn_s", 23_756), ("tcresnet8", 65_168), ("bcresnet1", 9_232)])
+def test_reference_spaces_have_their_published_trainable_counts(name, trainable):
     space = load(name)
-    feasible = [assert_walk_matches_architecture(space, values, n_classes)
-                for values in configurations.configurations(space, trials=SAMPLES, seed=n_classes)]
-    assert feasible.count(True) > SAMPLES // 2
-    if name != "default":  # the wide spaces hold collapsing stacks too, and the walk must refuse them
-        assert feasible.count(False) > 0
+    (values,) = configurations.configurations(space)
+    assert architecture.sizes(space, values, n_classes=12)["params_trainable"] == trainable
 
 
 @pytest.mark.parametrize("name, published", [("seed_2d", SEED_2D), ("seed_1d", SEED_1D)])
-def test_walk_reproduces_the_seeds_published_counts(name, published):
+def test_the_seed_grids_keep_their_published_counts(name, published):
     space = load(name)
-    walks = [walk_or_none(space, values, 16) for values in configurations.configurations(space)
-             if not values["batch_norm"]]
-    assert [walk.params_total for walk in walks if walk is not None] == published
+    counts = []
+    for values in configurations.configurations(space):
+        if not values["batch_norm"]:
+            try:
+                counts.append(architecture.sizes(space, values)["params_total"])
+            except InfeasibleConfig:
+                continue
+    assert counts == published  # 8 + 10: the seed study's 18 published counts, in its table's order
 
 
-def test_seed_spec_refuses_a_space_of_another_model_naming_its_file():
-    space = load("smoke")
-    other = dataclasses.replace(space, model="dscnn")
-    with pytest.raises(TunerAppError, match=r"smoke\.yaml: model: .*dscnn.* not .*seed"):
-        families.seed_spec(other, configurations.configurations(space, trials=1)[0])
+def _model_key(space, values):
+    """What the trained model depends on: front-end, blocks, and the recipe (every other value)."""
+    return (architecture.frontend_config(space, values), tuple(architecture.blocks(space, values)),
+            architecture.family_of(space, values))
 
 
-SMALL = [
-    ("cnn2d", {"conv_layers": 3, "filters": 4, "filter_growth": 2, "kernel_size": 3, "batch_norm": True,
-               "head": "gap", "fc_layers": 2, "fc_units_1": 16, "fc_units_2": 16, "dropout": 0.3}),
-    ("cnn2d", {"conv_layers": 2, "filters": 4, "filter_growth": 1, "kernel_size": 5, "batch_norm": False,
-               "head": "flatten", "fc_layers": 0}),
-    ("default", {"conv_layers": 4, "filters": 4, "fc_units_1": 32}),
-    ("cnn1d", {"conv_layers": 3, "filters": 8, "filter_growth": 2, "kernel_size": 9, "batch_norm": True,
-               "head": "flatten", "fc_layers": 1, "fc_units_1": 16, "dropout": 0.1}),
-    ("cnn1d", {"conv_layers": 2, "filters": 8, "filter_growth": 1, "kernel_size": 25, "batch_norm": False,
-               "head": "gap", "fc_layers": 0}),
-]
+CNN2D_FINITE = {
+    "model": "cnn2d",
+    "hyperparameters": {
+        "conv_layers": {"type": "int", "min_value": 1, "max_value": 2},
+        "head": {"type": "choice", "values": ["gap", "flatten"]},
+        "fc_layers": {"type": "int", "min_value": 0, "max_value": 2},
+        "fc_units_1": {"type": "choice", "values": [16, 32]},
+        "fc_units_2": {"type": "choice", "values": [16, 32]},
+        "dropout": {"type": "choice", "values": [0.0, 0.3, 0.5]},
+    },
+}
 
 
-def _layers(model):
-    """Per layer: its type, activation, output shape, trainable and total parameter counts."""
-    return [(type(layer).__name__, layer.get_config().get("activation"), tuple(layer.output.shape[1:]),
-             sum(int(weight.numpy().size) for weight in layer.trainable_weights), layer.count_params())
-            for layer in model.layers]
+def test_inactive_fc_hyperparameters_make_no_aliases():
+    space = from_document(CNN2D_FINITE, "cnn2d.yaml")
+    grid = configurations.configurations(space)
+    without_fc = [values for values in grid if values["fc_layers"] == 0]
+    # Before: 2 x 2 x 3 = 12 aliases of each fc_layers=0 model; now one configuration per model.
+    assert len(without_fc) == 2 * 2 and all("fc_units_1" not in values and "dropout" not in values
+                                            for values in without_fc)
+    assert len(grid) == 2 * 2 * (1 + 2 * 3 + 2 * 2 * 3)
+    keys = [(_model_key(space, values), values.get("dropout")) for values in grid]
+    assert len(set(map(repr, keys))) == len(grid)
 
 
-@pytest.mark.parametrize("name, overrides", SMALL)
-def test_spec_build_matches_build_model_layer_by_layer(name, overrides):
-    space = load(name)
-    values = {**configurations.configurations(space, trials=1)[0], **overrides}
-    n_classes = 10
-    built = build.build_model(space, values, n_classes)
-    from_spec = spec.build(families.seed_spec(space, values), frontend.output_shape(space.frontend), n_classes)
-    assert _layers(from_spec) == _layers(built)
-    assert from_spec.count_params() == built.count_params()
+FAMILY_SPACE = {
+    "model": "family",
+    "frontend": {"kind": "mel", "num_mel_bins": 40, "frame_length": 480, "frame_step": 160},
+    "frontends": {"mel40": {}, "mfcc10": {"kind": "mfcc", "num_mfccs": 10}},
+    "hyperparameters": {
+        "family": {"type": "choice", "values": ["dscnn", "bcresnet", "tcresnet"]},
+        "frontend": {"type": "choice", "values": ["mel40", "mfcc10"]},
+        "dscnn_filters": {"type": "choice", "values": [8, 16]},
+        "bcresnet_width": {"type": "choice", "values": [4, 8]},
+        "tcresnet_width": {"type": "fixed", "value": 0.5},
+    },
+    "tuner": {"name": "grid"},
+}
+
+
+def test_a_grid_over_families_enumerates_only_active_combinations():
+    space = from_document(FAMILY_SPACE)
+    grid = configurations.configurations(space)
+    assert len(grid) == 2 * (2 + 2 + 1)  # frontends x (dscnn widths + bcresnet widths + tcresnet)
+    for values in grid:
+        own = {name for name in values if name.split("_")[0] in ("dscnn", "bcresnet", "tcresnet")}
+        assert all(name.startswith(values["family"]) for name in own), values
+    assert len({repr(_model_key(space, values)) for values in grid}) == len(grid)
+
+
+def test_keras_tuners_grid_walks_the_same_active_configurations(tmp_path):
+    space = from_document(FAMILY_SPACE)
+    oracle = oracles.GridSearchOracle(space, None, 10, objective=keras_tuner.Objective("val_accuracy", "max"),
+                                      max_trials=100)
+    oracle._set_project_dir(str(tmp_path), "grid")
+    declared = keras_tuner.HyperParameters()
+    spaces.declare(declared, space)
+    oracle.update_space(declared)  # what the tuner does with its hypermodel's hyperparameters
+    seen = []
+    while True:
+        trial = oracle.create_trial("worker")
+        if trial.status != "RUNNING":
+            break
+        seen.append(dict(trial.hyperparameters.values))
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+        oracle.end_trial(trial)
+    feasible = [values for values in configurations.configurations(space)
+                if oracles.misfit(space, values, None, 10)[1] is None]
+    assert sorted(map(repr, seen)) == sorted(map(repr, feasible))
+    rejected = [entry["reason"] for entry in oracle.rejections]
+    assert len(seen) + len(rejected) == len(configurations.configurations(space))
+
+
+def test_a_configuration_the_front_end_cannot_carry_is_infeasible():
+    space = from_document(FAMILY_SPACE)
+    values = hps.completed(space.hyperparameters, {"family": "bcresnet", "frontend": "mfcc10"})
+    with pytest.raises(InfeasibleConfig, match="b0"):  # 10 MFCCs halve to 3 rows: 5 sub-bands cannot split them
+        architecture.sizes(space, values)
+    assert architecture.sizes(space, {**values, "frontend": "mel40"})["params_total"] > 0
+
+
+@pytest.mark.parametrize("document, message", [
+    ({**FAMILY_SPACE, "model": "cnn2d"}, "hyperparameters.family: only with `model: family`"),
+    ({**FAMILY_SPACE, "hyperparameters": {"frontend": {"type": "fixed", "value": "mel40"}}},
+     "hyperparameters.family: missing"),
+    ({**FAMILY_SPACE, "hyperparameters": {**FAMILY_SPACE["hyperparameters"],
+                                          "family": {"type": "choice", "values": ["dscnn", "rnn"]}}},
+     "hyperparameters.family.values[1]: expected one of"),
+    ({**FAMILY_SPACE, "hyperparameters": {**FAMILY_SPACE["hyperparameters"],
+                                          "frontend": {"type": "choice", "values": ["mel64"]}}},
+     "hyperparameters.frontend.values[0]: expected one of ['mel40', 'mfcc10']"),
+    ({**FAMILY_SPACE, "hyperparameters": {**FAMILY_SPACE["hyperparameters"],
+                                          "dscnn_filters": {"type": "fixed", "value": 8,
+                                                            "conditional_scope": {"frontend": ["mel64"]}}}},
+     "dscnn_filters.conditional_scope.frontend: 'mel64' is not a value of frontend"),
+    ({**FAMILY_SPACE, "hyperparameters": {**FAMILY_SPACE["hyperparameters"],
+                                          "conv_layers": {"type": "fixed", "value": 2}}},
+     "hyperparameters.conv_layers: unknown hyperparameter for model family"),
+    ({**FAMILY_SPACE, "hyperparameters": {**FAMILY_SPACE["hyperparameters"],
+                                          "warmup_epochs": {"type": "fixed", "value": 10}}},
+     "hyperparameters.warmup_epochs: values must be below the 10 training epochs"),
+])
+def test_bad_family_spaces_name_the_key(document, message):
+    with pytest.raises(TunerAppError) as error:
+        from_document(document)
+    assert message in str(error.value)
+
+
+def test_a_user_conditional_scope_nests_inside_the_family_scope():
+    document = {**FAMILY_SPACE, "hyperparameters": {
+        **FAMILY_SPACE["hyperparameters"],
+        "dscnn_blocks": {"type": "choice", "values": [1, 2], "conditional_scope": {"frontend": ["mfcc10"]}}}}
+    space = from_document(document)
+    assert space.hyperparameters["dscnn_blocks"]["conditional_scope"] == {"family": ["dscnn"], "frontend": ["mfcc10"]}
+    grid = configurations.configurations(space)
+    assert sum(values["family"] == "dscnn" for values in grid) == 2 * 1 + 2 * 2  # mel40: blocks fixed; mfcc10: 2
+    resolved = spaces.from_dict(yaml.safe_load(yaml.safe_dump(spaces.resolved(space))), "again.yaml")
+    assert resolved.hyperparameters == space.hyperparameters
+
+
+def _count_params(model):
+    trainable = sum(int(weight.numpy().size) for weight in model.trainable_weights)
+    return model.count_params(), trainable
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_built_model_has_the_walks_params_for_random_kws_configurations(seed):
+    space = load("kws")
+    rng = random.Random(seed)
+    for _ in range(50):  # the first feasible draw
+        (values,) = configurations.configurations(space, trials=1, seed=rng.randrange(10**6))
+        try:
+            sizes = architecture.sizes(space, values, 10)
+        except InfeasibleConfig:
+            continue
+        if sizes["params_total"] < 400_000:
+            break
+    model = build.build_model(space, values, 10)
+    assert _count_params(model) == (sizes["params_total"], sizes["params_trainable"]), values
+    assert model.input_shape == (None, 16000) and model.output_shape == (None, 10)
+
+
+def test_front_end_keys_as_hyperparameters_set_the_input_and_the_size():
+    document = {"model": "dscnn", "frontend": {"kind": "mfcc", "num_mel_bins": 40, "num_mfccs": 10},
+                "hyperparameters": {"num_mfccs": {"type": "choice", "values": [10, 20, 64]},
+                                    "frame_step": {"type": "choice", "values": [160, 320]},
+                                    "dscnn_filters": {"type": "fixed", "value": 8}}}
+    space = from_document(document, "frontend.yaml")
+    rows = configurations.dry_run(space)
+    shapes = {(row["hyperparameters"]["num_mfccs"], row["hyperparameters"]["frame_step"]):
+              architecture.frontend_config(space, row["hyperparameters"]) for row in rows if not row["infeasible"]}
+    assert sorted(shapes) == [(10, 160), (10, 320), (20, 160), (20, 320)]
+    assert shapes[(20, 320)].num_mfccs == 20 and shapes[(20, 320)].frame_step == 320
+    # 64 MFCCs of 40 mel bands cannot be: infeasible, so turned away unspent, and the reason names the key
+    assert {row["infeasible"] for row in rows if row["infeasible"]} == {
+        "frontend: num_mfccs must be between 1 and num_mel_bins"}
+    model = build.build_model(space, rows[0]["hyperparameters"], 10)
+    assert model.get_layer("frontend").output.shape[1:] == (10, 99, 1)  # frame 256, step 160: 99 frames

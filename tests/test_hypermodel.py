@@ -7,6 +7,7 @@ import pytest
 
 from tuner_app import errors
 from tuner_app.errors import TunerAppError
+from tuner_app.model import hyperparameters as hps
 from tuner_app.model import architecture, build, configurations, spaces
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
@@ -39,7 +40,8 @@ def test_seed_2d_grid_has_the_seeds_20_configurations_4_infeasible():
     infeasible = [row for row in rows if row["infeasible"]]
     assert [row["hyperparameters"]["conv_layers"] for row in infeasible] == [5, 5, 5, 5]
     assert all(row["params"] is None for row in infeasible)
-    assert infeasible[0]["infeasible"] == "conv layer 5: 5x5 kernel does not fit the 13x3 feature map"
+    assert infeasible[0]["infeasible"] == ("b08_conv: conv 5x5 with stride 1x1 and 'valid' padding does not fit "
+                                           "the 13x3 feature map")
 
 
 def test_batch_norm_adds_four_params_per_conv_channel():
@@ -51,9 +53,9 @@ def test_batch_norm_adds_four_params_per_conv_channel():
 
 def test_five_conv_2d_is_reported_infeasible():
     space = load("seed_2d")
-    values = {**configurations.configurations(space)[0], "conv_layers": 5}
-    with pytest.raises(errors.InfeasibleConfig, match="conv layer 5: 5x5 kernel does not fit the 13x3"):
-        architecture.count_params(space, values)
+    values = hps.completed(space.hyperparameters, {**configurations.configurations(space)[0], "conv_layers": 5})
+    with pytest.raises(errors.InfeasibleConfig, match="b08_conv: conv 5x5 .* does not fit the 13x3 feature map"):
+        architecture.sizes(space, values)
     with pytest.raises(errors.InfeasibleConfig):
         build.build_model(space, values)
 
@@ -74,9 +76,9 @@ def test_sampled_dry_run_is_seeded():
 ])
 def test_analytic_counts_match_keras(name, overrides):
     space = load(name)
-    values = {**configurations.configurations(space)[0], **overrides}
+    values = hps.completed(space.hyperparameters, {**configurations.configurations(space)[0], **overrides})
     model = build.build_model(space, values)
-    counts = architecture.count_params(space, values)
+    counts = architecture.sizes(space, values)
     trainable = sum(int(w.shape.num_elements()) for w in model.trainable_weights)
     assert counts["params_total"] == model.count_params()
     assert counts["params_trainable"] == trainable
@@ -86,7 +88,8 @@ def test_smoke_build_has_declared_input_and_16_way_softmax():
     space = load("smoke")
     hp = keras_tuner.HyperParameters()
     model = build.CnnHyperModel(space).build(hp)
-    assert tuple(model.input_shape[1:]) == (257, 99, 1)
+    assert tuple(model.input_shape[1:]) == (16000,)  # the waveform: the front-end is the model's first layer
+    assert model.get_layer("frontend").output.shape[1:] == (257, 99, 1)
     assert model.output_shape == (None, 16)
     assert model.layers[-1].activation.__name__ == "softmax"
 
@@ -127,9 +130,9 @@ def test_other_oracles_build_a_model(tmp_path, tuner_class, options):
 
 
 def test_macs_of_the_smallest_smoke_model_by_hand():
-    values = {**configurations.configurations(load("smoke"))[0], "conv_layers": 1, "fc_layers": 0}
+    values = hps.completed(load("smoke").hyperparameters, {**configurations.configurations(load("smoke"))[0], "conv_layers": 1, "fc_layers": 0})
     # 253x95 valid 5x5 outputs x 25 taps x 1 -> 4 channels, then GAP (4) -> Dense 16.
-    assert architecture.count_macs(load("smoke"), values) == 253 * 95 * 25 * 4 + 4 * 16
+    assert architecture.sizes(load("smoke"), values)["macs"] == 253 * 95 * 25 * 4 + 4 * 16
 
 
 def test_smallest_configuration_and_budget_check():

@@ -13,6 +13,8 @@ pins, so an upgrade that changes one fails here, by name, instead of somewhere d
   ours), and _build_hypermodel loads the weights of the trial named by tuner/trial_id.
 - Tuner._try_build(hp), Tuner._get_checkpoint_fname(trial_id), Tuner._get_build_config_fname(trial_id):
   used by tuners.run_trial and save_model (where load_model and Hyperband look for a trial's weights).
+- BaseTuner._populate_initial_space(): called once by the tuner's __init__ to fill the oracle's space (keras-tuner
+  names it a hook to override; tuners.py declares every hyperparameter there without building a model).
 - BayesianOptimizationOracle._vectorize_trials() -> (x, y): the Gaussian process's training data, which
   tests/test_oracle_budget.py inspects; Oracle._set_project_dir(directory, name), used by those tests.
 """
@@ -50,6 +52,13 @@ def _finish(oracle, trial, score=0.5):
     oracle.update_trial(trial.trial_id, {"score": score})
     trial.status = "COMPLETED"
     oracle.end_trial(trial)
+
+
+def test_populate_initial_space_is_the_tuners_one_space_hook(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(keras_tuner.Tuner, "_populate_initial_space", lambda self: calls.append(self))
+    tuner = keras_tuner.RandomSearch(lambda hp: None, objective=OBJECTIVE, max_trials=1, directory=str(tmp_path))
+    assert calls == [tuner], "BaseTuner.__init__ no longer fills the space through _populate_initial_space()"
 
 
 def test_set_project_dir():

@@ -2,6 +2,7 @@
 they never become keras-tuner trials, never reach the Gaussian process, and still show as REJECTED in
 progress, in the summary and to every observer; the budget check before a search never skips silently."""
 
+import json
 import io
 import logging
 import re
@@ -12,6 +13,7 @@ import pytest
 from conftest import smoke_space, tone_splits
 
 from tuner_app.errors import TunerAppError
+from tuner_app.model import hyperparameters as hps
 from tuner_app.model import architecture, configurations, spaces
 from tuner_app.search import observers, oracles, progress, summary, tuners
 
@@ -134,7 +136,7 @@ def test_infeasible_configurations_are_turned_away_without_a_budget(tmp_path):
     trials = _run_fake_trials(oracle, tmp_path, 40)
     assert len(trials) == 40
     for trial in trials:
-        architecture.count_params(space, trial.hyperparameters.values)  # raises InfeasibleConfig if one slipped in
+        architecture.sizes(space, trial.hyperparameters.values)  # raises InfeasibleConfig if one slipped in
     infeasible = [entry for entry in oracle.rejections if entry["params"] is None]
     assert infeasible and all("does not fit" in entry["reason"] for entry in infeasible)
 
@@ -142,7 +144,7 @@ def test_infeasible_configurations_are_turned_away_without_a_budget(tmp_path):
 def test_a_gaussian_process_proposal_over_budget_falls_back_to_a_fitting_random_draw(tmp_path, monkeypatch):
     space = smoke_space(name="bayesian")
     oracle = _oracle(oracles.BayesianOptimizationOracle, space, BUDGET, max_trials=4, seed=3, num_initial_points=1)
-    over = {**configurations.configurations(space)[0], "conv_layers": 2, "fc_layers": 1}  # 1,128 params
+    over = hps.completed(space.hyperparameters, {**configurations.configurations(space)[0], "conv_layers": 2, "fc_layers": 1})  # 1,128 params
     proposals = []
 
     def propose(self, trial_id):
@@ -153,7 +155,7 @@ def test_a_gaussian_process_proposal_over_budget_falls_back_to_a_fitting_random_
     trials = _run_fake_trials(oracle, tmp_path, 2)
     assert len(proposals) == 2 and len(trials) == 2  # each proposal was turned away, yet both trials run
     assert [entry["params"] for entry in oracle.rejections] == [1128]  # recorded once, not once per proposal
-    assert all(architecture.count_params(space, trial.hyperparameters.values)["params_total"] <= BUDGET
+    assert all(architecture.sizes(space, trial.hyperparameters.values)["params_total"] <= BUDGET
                for trial in trials)
 
 
@@ -163,10 +165,10 @@ def test_rejections_survive_the_oracle_state_and_a_raised_budget_admits_them_aga
     assert sorted(entry["params"] for entry in oracle.rejections) == [1056, 1128]
     state = oracle.get_state()
     same = _oracle(oracles.RandomSearchOracle, smoke_space(), BUDGET, max_trials=4, seed=SEED)
-    same.set_state(state)
+    same.set_state(json.loads(json.dumps(state)))  # as a resume reads it (keras-tuner's set_state edits it)
     assert same.rejections == oracle.rejections and same._duplicate(oracle.rejections[0]["hyperparameters"])
     raised = _oracle(oracles.RandomSearchOracle, smoke_space(), 2000, max_trials=4, seed=SEED)
-    raised.set_state(state)
+    raised.set_state(json.loads(json.dumps(state)))
     assert not raised._duplicate(oracle.rejections[0]["hyperparameters"])  # it fits now: it may be drawn
 
 

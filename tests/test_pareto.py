@@ -250,7 +250,7 @@ def test_seed_points_match_the_hypermodel_counts():
         space = seed_spaces[point["model"]]
         values = {name: spec.get("value") for name, spec in space.hyperparameters.items()}
         values.update({key: point[key] for key in ("conv_layers", "fc_layers", "batch_norm")})
-        assert architecture.count_params(space, values)["params_total"] == point["params"], point["label"]
+        assert architecture.sizes(space, values)["params_total"] == point["params"], point["label"]
 
 
 def test_import_loads_neither_matplotlib_nor_mlflow_nor_click():

@@ -9,7 +9,6 @@ from tuner_app.data import cache
 from tuner_app.errors import TunerAppError
 from tuner_app.features import augment, augment_config
 from tuner_app.features.dataset import make_dataset
-from tuner_app.features.frontend import FrontendConfig
 
 
 @pytest.fixture
@@ -45,39 +44,23 @@ def test_cache_file_is_reused(files, tmp_path):
     assert again.paths == first.paths and again.skipped == first.skipped
 
 
-def test_dataset_batches_features_and_augments(files):
+def test_dataset_batches_augmented_waveforms(files):
     decoded = cache.decode_clips(files, list(range(7)))
     augment = augment_config.AugmentConfig(time_shift_ms=100, noise_probability=1.0, freq_mask=10, time_mask=10)
     noise = np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32)
-    dataset = make_dataset(decoded, FrontendConfig(), batch_size=2, training=True,
-                                    augment=augment, noise=noise, seed=1)
+    dataset = make_dataset(decoded, batch_size=2, training=True, augment=augment, noise=noise, seed=1)
     batches = list(dataset.as_numpy_iterator())
-    assert [b[0].shape for b in batches] == [(2, 257, 99, 1), (2, 257, 99, 1), (1, 257, 99, 1)]
+    # Waveforms, whatever the front-end: each model computes its own features as its first layer.
+    assert [b[0].shape for b in batches] == [(2, 16000), (2, 16000), (1, 16000)]
     assert sorted(np.concatenate([b[1] for b in batches]).tolist()) == [0, 1, 3, 4, 5]
-    plain = next(make_dataset(decoded, FrontendConfig(kind="waveform"), 5).as_numpy_iterator())
-    np.testing.assert_array_equal(plain[0][..., 0], decoded.waveforms)
+    assert not any(np.allclose(batch[0], decoded.waveforms[: len(batch[0])]) for batch in batches)  # noise added
+    plain = next(make_dataset(decoded, 5).as_numpy_iterator())
+    np.testing.assert_array_equal(plain[0], decoded.waveforms)
 
 
 def test_bad_augment_key_is_named():
     with pytest.raises(TunerAppError, match="augment.shift: unknown key"):
         augment_config.AugmentConfig.from_dict({"shift": 3})
-
-
-def test_spec_augment_masks_bands_to_the_clip_mean(files):
-    decoded = cache.decode_clips(files, list(range(7)))
-    augment = augment_config.AugmentConfig(freq_mask=60)
-    dataset = make_dataset(decoded, FrontendConfig(), batch_size=5, training=True, augment=augment, seed=0)
-    batch = next(dataset.as_numpy_iterator())[0][..., 0]
-    flat_rows = [np.flatnonzero(example.std(axis=1) < 1e-6) for example in batch]
-    masked = [(example, rows) for example, rows in zip(batch, flat_rows) if len(rows)]
-    assert masked, "no frequency band was masked"
-    for example, rows in masked:
-        assert np.all(np.diff(rows) == 1)  # one contiguous band
-        band_value = example[rows[0], 0]
-        np.testing.assert_array_equal(example[rows], np.full_like(example[rows], band_value))
-        unmasked = np.delete(example, rows, axis=0)
-        # The clip's mean lies inside its range; tfio's raw zero would be louder than any bin here.
-        assert unmasked.min() < band_value < min(unmasked.max(), 0.0)
 
 
 def test_band_limit_removes_what_lies_above_the_cutoff():
@@ -94,9 +77,8 @@ def test_lowpass_augmentation_band_limits_some_training_clips():
     labels = np.zeros(clips_count, np.int64)
     clips = cache.DecodedClips(waveforms, labels, tuple(f"{i}.wav" for i in range(clips_count)))
     augment = augment_config.AugmentConfig(lowpass_probability=0.5, lowpass_min_hz=3000)
-    dataset = make_dataset(clips, FrontendConfig(kind="waveform"), clips_count, training=True, augment=augment,
-                           seed=0)
-    energy = np.sqrt(np.mean(next(dataset.as_numpy_iterator())[0][..., 0] ** 2, axis=1))
+    dataset = make_dataset(clips, clips_count, training=True, augment=augment, seed=0)
+    energy = np.sqrt(np.mean(next(dataset.as_numpy_iterator())[0] ** 2, axis=1))
     assert np.all((energy < 0.01) | (energy > 0.69))  # a 7 kHz tone is removed whole or kept whole
     # It is removed with p = 0.5 x P(cut-off in [3, 8) kHz is below 7 kHz) = 0.5 x 0.8 = 0.4. The parallel
     # map draws in any order, so count: Binomial(500, 0.4) lies outside [0.25, 0.55] with p = 5.6e-12.

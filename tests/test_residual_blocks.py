@@ -10,11 +10,11 @@ import pytest
 
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.model import spec
-from tuner_app.model.references import (
-    BC_RESNET_INPUT_SHAPE,
-    TC_RESNET_INPUT_SHAPE,
-    bc_resnet,
-    tc_resnet8,
+from tuner_app.model.kws_families import (
+    BCRESNET_HYPERPARAMETERS,
+    TCRESNET_HYPERPARAMETERS,
+    bcresnet_spec,
+    tcresnet_spec,
 )
 from tuner_app.model.residual_blocks import (
     BroadcastResidual,
@@ -23,6 +23,17 @@ from tuner_app.model.residual_blocks import (
     TemporalResidual,
     sub_spectral_norm,
 )
+
+TC_RESNET_INPUT_SHAPE = (40, 98, 1)  # 40 MFCCs x 98 frames (30 ms window, 10 ms hop)
+BC_RESNET_INPUT_SHAPE = (40, 101, 1)  # 40 log-mel bands x 101 centred frames
+
+
+def tc_resnet8(n_classes=12):
+    return tcresnet_spec(TCRESNET_HYPERPARAMETERS, n_classes)
+
+
+def bc_resnet(base_channels=8, n_classes=12):
+    return bcresnet_spec({**BCRESNET_HYPERPARAMETERS, "bcresnet_width": base_channels}, n_classes)
 
 N_CASES = 30
 

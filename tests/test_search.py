@@ -37,7 +37,7 @@ def test_random_search_completes_two_trials_with_scores(splits, tmp_path):
     assert [row["trial_id"] for row in rows] == sorted(row["trial_id"] for row in rows)
     # The saved weights are the kept (minimum val_loss) ones the scores were computed with.
     best = tuner.oracle.get_best_trials(1)[0]
-    val_ds = make_dataset(splits["validation"], tuner.space.frontend, 8)
+    val_ds = make_dataset(splits["validation"], 8)
     loss, _ = tuner.load_model(best).evaluate(val_ds, verbose=0)
     assert loss == pytest.approx(best.metrics.get_last_value("val_loss"), rel=1e-4)
 
@@ -151,7 +151,9 @@ def test_a_one_dimensional_smoke_search(splits, tmp_path):
     space = spaces.from_dict(document, "smoke_1d")
     tuner = tuners.run_search(space, splits, tmp_path)
     rows = _completed(tuner)
-    assert len(rows) == 2 and tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters).input_shape == (None, 16000, 1)
+    model = tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters)
+    assert len(rows) == 2 and model.input_shape == (None, 16000)  # the waveform, into the Frontend layer
+    assert model.get_layer("frontend").output.shape[1:] == (16000, 1) and model.get_layer("b00_conv").kernel.shape[0] == 25
 
 
 def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):

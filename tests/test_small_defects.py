@@ -195,8 +195,8 @@ def test_dry_run_counts_for_the_classes_of_the_corpus(tmp_path):
     space = spaces.load(space_file)
     feasible = [row for row in rows if row["params"] is not None]
     for row in feasible[:3]:
-        assert row["params"] == architecture.count_params(space, row["hyperparameters"], 10)["params_total"]
-        assert row["params"] != architecture.count_params(space, row["hyperparameters"], 16)["params_total"]
+        assert row["params"] == architecture.sizes(space, row["hyperparameters"], 10)["params_total"]
+        assert row["params"] != architecture.sizes(space, row["hyperparameters"], 16)["params_total"]
     assert "10 classes" in result.stderr and str(data) in result.stderr
 
 

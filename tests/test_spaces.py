@@ -104,7 +104,7 @@ def test_unknown_tuner(tmp_path):
 def test_unknown_model(tmp_path):
     document = seed_document()
     document["model"] = "rnn"
-    expect_error(tmp_path, document, "seed_2d.yaml: model: expected one of ['cnn1d', 'cnn2d'], got 'rnn'")
+    expect_error(tmp_path, document, "seed_2d.yaml: model: expected one of ['cnn1d', 'cnn2d', 'dscnn', 'tcresnet', 'bcresnet', 'family'], got 'rnn'")
 
 
 def test_model_frontend_mismatch(tmp_path):
@@ -138,7 +138,8 @@ def test_declare_creates_every_hyperparameter():
     hp = keras_tuner.HyperParameters()
     spaces.declare(hp, space)
     assert [item.name for item in hp.space] == list(space.hyperparameters)
-    assert hp.get("conv_layers") == 1 and hp.get("fc_units_2") == 512
+    assert hp.get("conv_layers") == 1 and hp.get("fc_units_1") == 1024
+    assert not hp.is_active("fc_units_2")  # fc_layers' default is 1: fc_units_2 is in the scope of fc_layers=2
 
 
 @pytest.mark.parametrize("name, spec, message", [

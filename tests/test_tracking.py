@@ -14,6 +14,8 @@ from conftest import smoke_space, tone, tone_splits, write_wav
 
 from tuner_app.cli import cli
 from tuner_app.errors import TunerAppError
+from tuner_app.model import hyperparameters as hps
+from tuner_app.model import spaces
 from tuner_app.search import tuners
 from tuner_app.tracking import runs as tracking_runs
 from tuner_app.tracking import store as tracking_store
@@ -67,13 +69,19 @@ def test_smoke_search_logs_one_parent_and_a_child_per_trial(smoke):
     assert len(parents) == 1 and len(children) == 2
     client = mlflow.MlflowClient(_uri(directory))
     yaml_names = set(yaml.safe_load(SMOKE.read_text())["hyperparameters"])
+    smoke = spaces.load(SMOKE)
     for child in children:
         tags, params = child.data.tags, child.data.params
         assert child.info.status == "FINISHED" and tags["tuner_app.outcome"] == "COMPLETED"
         assert tags["mlflow.parentRunId"] == parents[0].info.run_id == tracker.parent_run_id
         assert Path(tags["trial_dir"]).is_dir() and Path(tags["trial_dir"]).name == f"trial_{tags['trial_id']}"
         assert tags["model"] == "cnn2d" and child.info.run_name == f"trial_{tags['trial_id']}"
-        assert set(params) == yaml_names
+        # Every active hyperparameter of the space: the YAML's, the recipe's defaults; fc_units_1 and dropout
+        # only with an FC layer (fc_layers=0 leaves them out of the trial, so no alias is logged)
+        active = {name for name in smoke.hyperparameters
+                  if hps.is_active(smoke.hyperparameters, name, {"fc_layers": int(params["fc_layers"])})}
+        assert set(params) == active and yaml_names - {"fc_units_1", "dropout"} <= active
+        assert {"optimizer", "lr_schedule", "weight_decay", "label_smoothing"} <= set(params)
         assert params["head"] == "gap" and params["batch_norm"] == "false" and params["conv_layers"] in ("1", "2")
         assert FINAL_METRICS <= set(child.data.metrics)
         for name in ("loss", "accuracy", "val_loss", "val_accuracy"):

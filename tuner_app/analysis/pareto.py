@@ -141,11 +141,22 @@ def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_t
     return analysis
 
 
+# How the non-seed families read: the hyperparameters that set their size.
+FAMILY_DETAILS = {"dscnn": ("dscnn_filters", "dscnn_blocks"), "tcresnet": ("tcresnet_depth", "tcresnet_width"),
+                  "bcresnet": ("bcresnet_width",)}
+
+
 def architecture(row: Mapping[str, Any]) -> str:
-    """A short readable description, e.g. "2D conv3(5x5, 8..32) fc2(1024,512) BN flatten"."""
+    """A short readable description, e.g. "2D conv3(5x5, 8..32) fc2(1024,512) BN flatten" or
+    "mfcc10 dscnn(dscnn_filters=64, dscnn_blocks=4)"."""
     values = row.get("hyperparameters") or {}
-    dims = {"cnn1d": "1D", "cnn2d": "2D"}.get(row.get("model"), row.get("model") or "?")
-    parts = [dims]
+    model = values.get("family") or row.get("model")
+    preset = [str(values["frontend"])] if values.get("frontend") else []
+    if model in FAMILY_DETAILS:
+        details = ", ".join(f"{name}={values[name]}" for name in FAMILY_DETAILS[model] if name in values)
+        return " ".join([*preset, f"{model}({details})"])
+    dims = {"cnn1d": "1D", "cnn2d": "2D"}.get(model, model or "?")
+    parts = [*preset, dims]
     if "conv_layers" in values:
         parts.append(f"conv{values['conv_layers']}{_conv_detail(values, dims)}")
     if "fc_layers" in values:

@@ -1,11 +1,10 @@
-"""Training-time augmentation in the tf.data graph: time shift, band-limiting, background noise, and
-SpecAugment masks on the features."""
+"""Training-time augmentation of the waveforms in the tf.data graph: time shift, band-limiting, background
+noise. SpecAugment masks the features inside the model (features.layers.SpecAugment)."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_io as tfio
 
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.features.augment_config import AugmentConfig
@@ -54,22 +53,3 @@ def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):
         return waveform, label
 
     return augment
-
-
-def _spec_augment(cfg: AugmentConfig):
-    def mask_one(spectrogram):
-        # tfio masks write zeros, which on a log scale is a loud band; centring first masks to the mean.
-        mean = tf.reduce_mean(spectrogram)
-        time_by_freq = tf.transpose(spectrogram[..., 0] - mean)  # tfio masks expect [time, freq]
-        if cfg.freq_mask > 0:
-            time_by_freq = tfio.audio.freq_mask(time_by_freq, param=cfg.freq_mask)
-        if cfg.time_mask > 0:
-            time_by_freq = tfio.audio.time_mask(time_by_freq, param=cfg.time_mask)
-        return tf.transpose(time_by_freq)[..., tf.newaxis] + mean
-
-    def mask_batch(batch, labels):
-        masked = tf.map_fn(mask_one, batch)
-        masked.set_shape(batch.shape)  # tfio's masks drop the static frame count
-        return masked, labels
-
-    return mask_batch

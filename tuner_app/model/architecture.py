@@ -1,83 +1,60 @@
-"""Architecture arithmetic of the seed CNN family: feature-map shapes, exact parameter counts and MACs,
-computed without building anything (reproduces the seed study's counts with batch_norm off).
-
-For each conv layer i: Conv(filters * filter_growth**i, kernel_size, 'valid') -> [BatchNormalization] ->
-ReLU -> MaxPooling(pool_size, 'same'); then Flatten or GlobalAveragePooling; then fc_layers x
-(Dense(fc_units_k, relu), Dropout(dropout)); then Dense(n_classes, softmax).
+"""The architecture of one configuration of a space: its front-end, its family's spec of blocks, and the walk
+that sizes it (exact params, MACs, shapes) before anything is built. Infeasible configurations raise
+InfeasibleConfig: a kernel larger than the feature map, too many strides, a front-end that cannot be.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
-from tuner_app.errors import InfeasibleConfig
-from tuner_app.features.frontend import output_shape
-from tuner_app.model.spaces import SearchSpace
+from tuner_app.errors import InfeasibleConfig, TunerAppError
+from tuner_app.features.frontend import FrontendConfig, output_shape
+from tuner_app.model import spec
+from tuner_app.model.blocks import Block
+from tuner_app.model.families import MODEL_FAMILY, family_spec
+from tuner_app.model.spaces import FAMILY, FRONTEND_FIELDS, SearchSpace
 
 N_CLASSES = 16
+FC_KINDS = ("dense",)  # the rows the seed study calls the FC layers; every other row counts as conv
 
 
-def _conv_channels(values: Mapping[str, Any], layer: int) -> int:
-    return values["filters"] * values["filter_growth"] ** layer
+def family_of(space: SearchSpace, values: Mapping[str, Any]) -> str:
+    """The family a configuration builds: its `family` value, or the one the space's `model` names."""
+    return values[FAMILY] if space.model == FAMILY else MODEL_FAMILY[space.model]
 
 
-def feature_shapes(space: SearchSpace, values: Mapping[str, Any]) -> list[tuple[int, ...]]:
-    """Shape after each conv+pool block, starting with the input; raises InfeasibleConfig if one collapses."""
-    shape = output_shape(space.frontend)
-    shapes = [shape]
-    kernel, pool = values["kernel_size"], values["pool_size"]
-    for layer in range(values["conv_layers"]):
-        spatial = shape[:-1]
-        if any(size < kernel for size in spatial):
-            raise InfeasibleConfig(_collapse_reason(layer, kernel, spatial))
-        pooled = tuple(math.ceil((size - kernel + 1) / pool) for size in spatial)
-        shape = (*pooled, _conv_channels(values, layer))
-        shapes.append(shape)
-    return shapes
+def model_name(space: SearchSpace, values: Mapping[str, Any]) -> str:
+    """What a configuration is called: the space's `model` (cnn1d, cnn2d, dscnn, ...), or its family's name
+    under `model: family`."""
+    return values[FAMILY] if space.model == FAMILY else space.model
 
 
-def _collapse_reason(layer: int, kernel: int, spatial: tuple[int, ...]) -> str:
-    kernel_text = "x".join([str(kernel)] * len(spatial))
-    map_text = "x".join(str(size) for size in spatial)
-    return f"conv layer {layer + 1}: {kernel_text} kernel does not fit the {map_text} feature map"
+def frontend_config(space: SearchSpace, values: Mapping[str, Any]) -> FrontendConfig:
+    """The configuration's front-end: the `frontend` preset it picks (else the space's), with the front-end
+    keys it sets; InfeasibleConfig if they make no valid front-end."""
+    base = space.frontends[values["frontend"]] if "frontend" in values else space.frontend
+    overrides = {name: values[name] for name in FRONTEND_FIELDS if name in values}
+    try:
+        return dataclasses.replace(base, **overrides)
+    except TunerAppError as error:
+        raise InfeasibleConfig(str(error)) from None
 
 
-def count_params(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N_CLASSES) -> dict[str, int]:
-    """Exact parameter counts without building: params_total/trainable/conv (conv + BN)/fc (all Dense)."""
-    shapes = feature_shapes(space, values)
-    taps = values["kernel_size"] ** (len(shapes[0]) - 1)
-    conv = batch_norm = 0
-    for before, after in zip(shapes, shapes[1:]):
-        conv += taps * before[-1] * after[-1] + after[-1]
-        batch_norm += 4 * after[-1] if values["batch_norm"] else 0
-    fc = sum(inputs * units + units for inputs, units in _dense_layers(values, shapes[-1], n_classes))
-    total = conv + batch_norm + fc
-    # BN's moving mean and variance (half its parameters) are not trainable.
-    return {"params_total": total, "params_trainable": total - batch_norm // 2,
-            "params_conv": conv + batch_norm, "params_fc": fc}
+def blocks(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N_CLASSES) -> list[Block]:
+    """The configuration's spec, without the classifier the walk and build append when it has none."""
+    return family_spec(family_of(space, values), values, n_classes)
 
 
-def count_macs(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N_CLASSES) -> int:
-    """Multiply-accumulates per clip of the convolutions and Dense layers (pooling, BN, ReLU left out)."""
-    shapes = feature_shapes(space, values)
-    taps = values["kernel_size"] ** (len(shapes[0]) - 1)
-    macs = 0
-    for before, after in zip(shapes, shapes[1:]):
-        conv_outputs = math.prod(size - values["kernel_size"] + 1 for size in before[:-1])
-        macs += conv_outputs * taps * before[-1] * after[-1]
-    return macs + sum(inputs * units for inputs, units in _dense_layers(values, shapes[-1], n_classes))
+def walk(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N_CLASSES) -> spec.Walk:
+    """Shapes and sizes of every block on the configuration's front-end (InfeasibleConfig if it cannot be)."""
+    return spec.walk(blocks(space, values, n_classes), output_shape(frontend_config(space, values)), n_classes)
 
 
-def _dense_layers(values: Mapping[str, Any], last_shape: tuple[int, ...], n_classes: int) -> list[tuple[int, int]]:
-    """(inputs, units) of every Dense layer after the head, the softmax included."""
-    width = math.prod(last_shape) if values["head"] == "flatten" else last_shape[-1]
-    layers = []
-    for units in [*_fc_units(values), n_classes]:
-        layers.append((width, units))
-        width = units
-    return layers
-
-
-def _fc_units(values: Mapping[str, Any]) -> list[int]:
-    return [values[f"fc_units_{layer}"] for layer in range(1, values["fc_layers"] + 1)]
+def sizes(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N_CLASSES) -> dict[str, int]:
+    """params_total / trainable / conv (every row but Dense) / fc (the Dense rows, classifier included), macs."""
+    walked = walk(space, values, n_classes)
+    fc = sum(row.params for row in walked.rows if row.kind in FC_KINDS)
+    return {"params_total": walked.params_total, "params_trainable": walked.params_trainable,
+            "params_conv": walked.params_total - fc, "params_fc": fc, "macs": walked.macs}

@@ -3,17 +3,14 @@ budget check made before anything trains, and the dry run."""
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import random
 from typing import Any, Iterable, Iterator, Mapping
 
-import keras_tuner
-
 from tuner_app.errors import InfeasibleConfig, TunerAppError
-from tuner_app.model.architecture import N_CLASSES, count_params
-from tuner_app.model.spaces import FC_UNITS, SearchSpace, candidate_values, declare
+from tuner_app.model import hyperparameters as hps
+from tuner_app.model.architecture import N_CLASSES, sizes
+from tuner_app.model.spaces import SearchSpace
 
 MAX_ENUMERATED = 1_000_000  # sizes are cheap arithmetic: a million configurations take a few seconds
 SAMPLED = 100_000  # configurations the budget check sizes when a space has more than MAX_ENUMERATED
@@ -24,15 +21,15 @@ log = logging.getLogger(__name__)
 
 def is_grid(space: SearchSpace) -> bool:
     """True if every hyperparameter has a finite list of values."""
-    return all(candidate_values(spec) is not None for spec in space.hyperparameters.values())
+    return all(hps.candidate_values(spec) is not None for spec in space.hyperparameters.values())
 
 
 def configurations(space: SearchSpace, trials: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """The full grid in YAML key order (first key outermost), or `trials` seeded random samples."""
+    """Every active configuration of a grid (first hyperparameter outermost; an inactive one holds no value),
+    or `trials` seeded random samples."""
     if trials is None and is_grid(space):
-        names = list(space.hyperparameters)
-        grids = [candidate_values(space.hyperparameters[name]) for name in names]
-        return [dict(zip(names, combo)) for combo in itertools.product(*grids)]
+        axes = {name: hps.candidate_values(spec) for name, spec in space.hyperparameters.items()}
+        return list(hps.active_configurations(space.hyperparameters, axes))
     trials = trials if trials is not None else space.tuner.get("max_trials")
     if trials is None:
         raise TunerAppError(f"{space.source}: the space has continuous hyperparameters; "
@@ -41,59 +38,39 @@ def configurations(space: SearchSpace, trials: int | None = None, seed: int = 0)
 
 
 def _sample(space: SearchSpace, trials: int, seed: int) -> list[dict[str, Any]]:
+    """Seeded draws as keras-tuner's random search makes them: each active hyperparameter in turn."""
+    import keras_tuner
+
     hp = keras_tuner.HyperParameters()
-    declare(hp, space)
+    hps.declare(hp, space.hyperparameters)
     rng = random.Random(seed)
-    return [{item.name: item.random_sample(rng.randrange(2**31)) for item in hp.space} for _ in range(trials)]
+    samples = []
+    for _ in range(trials):
+        values: dict[str, Any] = {}
+        for item in hp.space:
+            if hps.is_active(space.hyperparameters, item.name, values):
+                values[item.name] = item.random_sample(rng.randrange(2**31))
+        samples.append(values)
+    return samples
 
 
-def _size_candidates(spec: Mapping[str, Any]) -> list:
-    values = candidate_values(spec)
-    if values is not None:
-        return values
-    if spec["type"] == "int":  # log-sampled ints still take every step
-        return list(range(spec["min_value"], spec["max_value"] + 1, spec.get("step") or 1))
-    return [spec["min_value"]]  # floats (dropout, learning rate) do not change the size
-
-
-def _size_grids(space: SearchSpace) -> list[dict[str, list]]:
-    """The configurations that differ in size, as one grid per fc_layers value: fc_units_K deeper than that
-    is inactive, so it keeps its first value (as floats do: dropout and learning rate add no parameters)."""
-    candidates = {name: _size_candidates(spec) for name, spec in space.hyperparameters.items()}
-    grids = []
-    for depth in candidates["fc_layers"]:
-        grid = {**candidates, "fc_layers": [depth]}
-        for name in candidates:
-            match = FC_UNITS.match(name)
-            if match and int(match.group(1)) > depth:
-                grid[name] = candidates[name][:1]
-        grids.append(grid)
-    return grids
-
-
-def _grid_size(grid: Mapping[str, list]) -> int:
-    return math.prod(len(values) for values in grid.values())
-
-
-def _enumerated(grids: list[dict[str, list]]) -> Iterator[dict[str, Any]]:
-    for grid in grids:
-        for combination in itertools.product(*grid.values()):
-            yield dict(zip(grid, combination))
-
-
-def _sampled(grids: list[dict[str, list]], count: int) -> Iterator[dict[str, Any]]:
-    """`count` seeded draws, uniform over the grids' configurations."""
-    rng = random.Random(SAMPLE_SEED)
-    weights = [_grid_size(grid) for grid in grids]
-    for grid in rng.choices(grids, weights, k=count):
-        yield {name: rng.choice(values) for name, values in grid.items()}
+def _size_axes(space: SearchSpace) -> dict[str, list]:
+    """Per hyperparameter the values that can change the size: every step of an int; a float range only its
+    lower end (dropout, learning rate and the like add no parameters)."""
+    axes = {}
+    for name, spec in space.hyperparameters.items():
+        values = hps.candidate_values(spec)
+        if values is None and spec["type"] == "int":  # log-sampled ints still take every step
+            values = list(range(spec["min_value"], spec["max_value"] + 1, spec.get("step") or 1))
+        axes[name] = values if values is not None else [spec["min_value"]]
+    return axes
 
 
 def _smallest(space: SearchSpace, candidates: Iterable[dict[str, Any]], n_classes: int) -> tuple[int, dict] | None:
     best = None
     for values in candidates:
         try:
-            params = count_params(space, values, n_classes)["params_total"]
+            params = sizes(space, values, n_classes)["params_total"]
         except InfeasibleConfig:
             continue
         if best is None or params < best[0]:
@@ -101,31 +78,35 @@ def _smallest(space: SearchSpace, candidates: Iterable[dict[str, Any]], n_classe
     return best
 
 
+def _sampled(space: SearchSpace, axes: Mapping[str, list], count: int) -> Iterator[dict[str, Any]]:
+    rng = random.Random(SAMPLE_SEED)
+    return (hps.sample_active(space.hyperparameters, axes, rng) for _ in range(count))
+
+
 def smallest_configuration(space: SearchSpace, n_classes: int = N_CLASSES) -> tuple[int, dict] | None:
     """(params, values) of the smallest feasible configuration; None if none is feasible.
 
     Raises TunerAppError if the space is too large to enumerate (more than MAX_ENUMERATED sizes).
     """
-    grids = _size_grids(space)
-    if sum(map(_grid_size, grids)) > MAX_ENUMERATED:
+    axes = _size_axes(space)
+    if hps.count_active(space.hyperparameters, axes, MAX_ENUMERATED) > MAX_ENUMERATED:
         raise TunerAppError(f"{space.source}: too many configurations to find the smallest")
-    return _smallest(space, _enumerated(grids), n_classes)
+    return _smallest(space, hps.active_configurations(space.hyperparameters, axes), n_classes)
 
 
 def check_budget(space: SearchSpace, max_params: int | None, n_classes: int = N_CLASSES) -> None:
     """Raise TunerAppError, before any training, if no configuration of the space fits the budget.
 
-    Every configuration that differs in size is sized; in a space with more than MAX_ENUMERATED of them a
-    seeded sample of SAMPLED is, and a warning says so.
+    Every active configuration that can differ in size is sized; in a space with more than MAX_ENUMERATED of
+    them a seeded sample of SAMPLED is, and a warning says so.
     """
-    grids = _size_grids(space)
-    total = sum(map(_grid_size, grids))
-    if total <= MAX_ENUMERATED:
-        smallest, which = _smallest(space, _enumerated(grids), n_classes), ""
+    axes = _size_axes(space)
+    if hps.count_active(space.hyperparameters, axes, MAX_ENUMERATED) <= MAX_ENUMERATED:
+        smallest, which = _smallest(space, hps.active_configurations(space.hyperparameters, axes), n_classes), ""
     else:
-        log.warning("%s: %s configurations differ in size, too many to size each; the budget check sized "
-                    "%s seeded random samples", space.source, f"{total:,}", f"{SAMPLED:,}")
-        smallest, which = _smallest(space, _sampled(grids, SAMPLED), n_classes), "sampled "
+        log.warning("%s: more than %s configurations differ in size, too many to size each; the budget check "
+                    "sized %s seeded random samples", space.source, f"{MAX_ENUMERATED:,}", f"{SAMPLED:,}")
+        smallest, which = _smallest(space, _sampled(space, axes, SAMPLED), n_classes), "sampled "
     if smallest is None:
         raise TunerAppError(f"{space.source}: every {which}configuration of the space is infeasible")
     params, values = smallest
@@ -136,14 +117,9 @@ def check_budget(space: SearchSpace, max_params: int | None, n_classes: int = N_
 
 
 def _searched(space: SearchSpace, values: Mapping[str, Any]) -> str:
-    """name=value of the searched hyperparameters that set the size (active fc_units only)."""
-    shown = []
-    for name, spec in space.hyperparameters.items():
-        match = FC_UNITS.match(name)
-        if spec["type"] in ("fixed", "float") or (match and int(match.group(1)) > values["fc_layers"]):
-            continue
-        shown.append(f"{name}={values[name]}")
-    return ", ".join(shown)
+    """name=value of the searched (not fixed, not float) hyperparameters active in `values`."""
+    return ", ".join(f"{name}={values[name]}" for name, spec in space.hyperparameters.items()
+                     if spec["type"] not in ("fixed", "float") and name in values)
 
 
 def dry_run(space: SearchSpace, trials: int | None = None, seed: int = 0,
@@ -153,7 +129,7 @@ def dry_run(space: SearchSpace, trials: int | None = None, seed: int = 0,
     rows = []
     for values in configurations(space, trials, seed):
         try:
-            counts = count_params(space, values, n_classes)
+            counts = sizes(space, values, n_classes)
             rows.append({"hyperparameters": values, "params": counts["params_total"],
                          "params_conv": counts["params_conv"], "params_fc": counts["params_fc"],
                          "infeasible": None})

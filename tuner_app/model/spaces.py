@@ -1,5 +1,9 @@
-"""Search spaces in YAML: one file holds everything a search needs (model, frontend, augment,
+"""Search spaces in YAML: one file holds everything a search needs (model, frontend, frontends, augment,
 hyperparameters, tuner, training, objective). Problems raise TunerAppError naming file and key path.
+
+Every hyperparameter the model family and the training recipe read exists in the validated space: what the YAML
+leaves out is Fixed at its default. A hyperparameter may also set the front-end: `frontend` picks a preset of
+`frontends`, and the keys of FRONTEND_FIELDS override it; `epochs` overrides `training.epochs`.
 """
 
 from __future__ import annotations
@@ -7,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import os
-import re
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,32 +21,19 @@ from tuner_app.config import check_type, reject_unknown
 from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import AugmentConfig
 from tuner_app.features.frontend import FrontendConfig
+from tuner_app.model import hyperparameters as hps
+from tuner_app.model.families import FAMILIES, FC_UNITS, MODEL_FAMILY, family_defaults
+from tuner_app.model.recipe import RECIPE_CHOICES, RECIPE_DOMAINS, RECIPE_HYPERPARAMETERS
 
-MODELS = ("cnn1d", "cnn2d")
-HEADS = ("flatten", "gap")
-TOP_KEYS = ("model", "frontend", "augment", "hyperparameters", "tuner", "training", "objective")
-
-# Every hp name, its value type, and the Fixed default used when the YAML omits it.
-# kernel_size / pool_size defaults depend on the model (see _model_defaults).
-HP_DEFAULTS: dict[str, Any] = {
-    "conv_layers": 2, "filters": 8, "filter_growth": 2, "kernel_size": 5, "pool_size": 2,
-    "batch_norm": False, "head": "flatten", "fc_layers": 1, "fc_units_1": 1024, "fc_units_2": 512,
-    "dropout": 0.5, "learning_rate": 0.001,
-}
-# Allowed values per hp as [low, high); every other numeric hp must be >= 1.
-DOMAINS = {"fc_layers": (0, None), "dropout": (0.0, 1.0), "learning_rate": (1e-12, None)}
-FC_UNITS = re.compile(r"fc_units_([1-9][0-9]*)$")
-
-# Keys each hp type accepts (besides `type`) and which of them are required.
-HP_TYPE_KEYS = {
-    "int": ({"min_value", "max_value", "step", "sampling", "default"}, {"min_value", "max_value"}),
-    "float": ({"min_value", "max_value", "step", "sampling", "default"}, {"min_value", "max_value"}),
-    "choice": ({"values", "ordered", "default"}, {"values"}),
-    "boolean": ({"default"}, set()),
-    "fixed": ({"value"}, {"value"}),
-}
-HP_METHODS = {"int": "Int", "float": "Float", "choice": "Choice", "boolean": "Boolean", "fixed": "Fixed"}
-SAMPLINGS = ("linear", "log", "reverse_log")
+FAMILY = "family"  # the hyperparameter that picks each trial's family under `model: family`
+MODELS = (*MODEL_FAMILY, FAMILY)
+TOP_KEYS = ("model", "frontend", "frontends", "augment", "hyperparameters", "tuner", "training", "objective")
+# Front-end keys a hyperparameter may set per trial (FrontendConfig checks each configuration's values).
+FRONTEND_FIELDS = ("frame_length", "frame_step", "fft_length", "num_mel_bins", "num_mfccs", "lower_edge_hertz",
+                   "upper_edge_hertz")
+# [low, high) of numeric hyperparameters; otherwise ints are >= 1 and floats > 0. `*_dropout` as `dropout`.
+DOMAINS = {"fc_layers": (0, None), "dropout": (0.0, 1.0), **RECIPE_DOMAINS, "learning_rate": (1e-12, None)}
+POSITIVE = {int: (1, None), float: (1e-12, None)}
 
 # Tuner options are keras-tuner's own constructor arguments.
 TUNER_COMMON = {"seed": int, "executions_per_trial": int, "max_retries_per_trial": int,
@@ -60,11 +50,13 @@ OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max"}
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-    """A validated search space; `hyperparameters` maps hp name -> spec dict, YAML order first."""
+    """A validated search space; `hyperparameters` maps hp name -> spec dict, parents before their conditional
+    children, YAML order otherwise; `frontends` are the presets the `frontend` hyperparameter picks from."""
 
     source: str
     model: str
     frontend: FrontendConfig
+    frontends: dict[str, FrontendConfig]
     augment: AugmentConfig
     hyperparameters: dict[str, dict[str, Any]]
     tuner: dict[str, Any]
@@ -118,27 +110,49 @@ def from_dict(document: Any, source: str = "<space>") -> SearchSpace:
     """Validate an already-parsed YAML document; `source` names it in error messages."""
     document = _mapping(document if document is not None else {}, source, "")
     reject_unknown(document, TOP_KEYS, f"{source}:")
-    model = document.get("model", "cnn2d")
+    declared = _mapping(document.get("hyperparameters"), source, "hyperparameters")
+    model = document.get("model", FAMILY if FAMILY in declared else "cnn2d")
     if model not in MODELS:
         raise TunerAppError(f"{source}: model: expected one of {list(MODELS)}, got {model!r}")
     frontend = FrontendConfig.from_dict(_mapping(document.get("frontend"), source, "frontend"),
                                         where=f"{source}: frontend")
-    _check_model_frontend(model, frontend, source)
+    frontends = _frontends(document.get("frontends"), frontend, source)
+    specs = _hyperparameters(declared, model, frontends, source)
+    training = _section(document.get("training"), TRAINING_DEFAULTS, source, "training")
+    _check_warmup(specs, training, source)
+    if not any(name in specs for name in (FAMILY, "frontend", *FRONTEND_FIELDS)):
+        _check_model_frontend(model, frontend, source)
     return SearchSpace(
-        source=source, model=model, frontend=frontend,
+        source=source, model=model, frontend=frontend, frontends=frontends,
         augment=AugmentConfig.from_dict(_mapping(document.get("augment"), source, "augment"),
                                         where=f"{source}: augment"),
-        hyperparameters=_hyperparameters(document.get("hyperparameters"), model, source),
-        tuner=_tuner(document.get("tuner"), source),
-        training=_section(document.get("training"), TRAINING_DEFAULTS, source, "training"),
+        hyperparameters=specs, tuner=_tuner(document.get("tuner"), source),
+        training=training,
         objective=_objective(document.get("objective"), source),
     )
+
+
+def _check_warmup(specs: Mapping[str, dict], training: Mapping[str, int], source: str) -> None:
+    fewest = hps.bound(specs["epochs"], min) if "epochs" in specs else training["epochs"]
+    if hps.bound(specs["warmup_epochs"], max) >= fewest:
+        raise TunerAppError(f"{source}: hyperparameters.warmup_epochs: values must be below the {fewest} "
+                            "training epochs")
 
 
 def _check_model_frontend(model: str, frontend: FrontendConfig, source: str) -> None:
     if (model == "cnn1d") != (frontend.kind == "waveform"):
         wanted = "waveform" if model == "cnn1d" else "stft, mel or mfcc"
         raise TunerAppError(f"{source}: frontend.kind: model {model} needs {wanted}, got {frontend.kind!r}")
+
+
+def _frontends(section: Any, base: FrontendConfig, source: str) -> dict[str, FrontendConfig]:
+    """Each preset: its keys over the `frontend` section's."""
+    presets = {}
+    for name, preset in _mapping(section, source, "frontends").items():
+        where = f"{source}: frontends.{name}"
+        presets[str(name)] = FrontendConfig.from_dict({**base.to_dict(), **_mapping(preset, source, f"frontends.{name}")},
+                                                      where=where)
+    return presets
 
 
 def _mapping(value: Any, source: str, where: str) -> dict:
@@ -149,124 +163,123 @@ def _mapping(value: Any, source: str, where: str) -> dict:
     return dict(value)
 
 
-def _model_defaults(model: str) -> dict[str, Any]:
-    if model == "cnn1d":
-        return {**HP_DEFAULTS, "kernel_size": 25, "pool_size": 4}
-    return dict(HP_DEFAULTS)
+def _families(declared: Mapping[str, Any], model: str, where: str) -> list[str]:
+    """The families a space searches: the one `model` names, or the values of its `family` hyperparameter."""
+    if model != FAMILY:
+        if FAMILY in declared:
+            raise TunerAppError(f"{where}.{FAMILY}: only with `model: family` (this space is model {model})")
+        return [MODEL_FAMILY[model]]
+    if FAMILY not in declared:
+        raise TunerAppError(f"{where}.{FAMILY}: missing; `model: family` searches the families it lists")
+    spec = hps.checked_spec(declared[FAMILY], str, f"{where}.{FAMILY}", tuple(FAMILIES))
+    return hps.candidate_values(spec)
 
 
-def _hyperparameters(section: Any, model: str, source: str) -> dict[str, dict[str, Any]]:
-    declared = _mapping(section, source, "hyperparameters")
-    defaults = _model_defaults(model)
+def _known(families: list[str], model: str, frontends: Mapping[str, FrontendConfig]) -> dict[str, tuple]:
+    """name -> (value type, allowed strings or None, default or None) of every hyperparameter a space may declare."""
+    known: dict[str, tuple] = {FAMILY: (str, tuple(FAMILIES), None), "epochs": (int, None, None),
+                               "frontend": (str, tuple(frontends), None)}
+    known.update({name: (type(getattr(FrontendConfig, name)), None, None) for name in FRONTEND_FIELDS})
+    known.update({name: (type(default), RECIPE_CHOICES.get(name), default)
+                  for name, default in RECIPE_HYPERPARAMETERS.items()})
+    for family in families:
+        strings = FAMILIES[family].strings
+        known.update({name: (type(default), strings.get(name), default)
+                      for name, default in family_defaults(family, model).items()})
+    return known
+
+
+def _owner(name: str, families: list[str]) -> str | None:
+    return next((family for family in families if FAMILIES[family].owns(name)), None)
+
+
+def _hyperparameters(declared: Mapping[str, Any], model: str, frontends: Mapping[str, FrontendConfig],
+                     source: str) -> dict[str, dict[str, Any]]:
+    where = f"{source}: hyperparameters"
+    families = _families(declared, model, where)
+    known = _known(families, model, frontends)
     specs = {}
     for name, spec in declared.items():
-        if name not in defaults and not FC_UNITS.match(str(name)):
-            raise TunerAppError(f"{source}: hyperparameters.{name}: unknown hyperparameter; "
-                                f"expected one of {sorted(defaults)} or fc_units_K")
-        specs[name] = _hp_spec(spec, type(defaults.get(name, 1)), source, f"hyperparameters.{name}")
-    deepest_fc = _bound(specs.get("fc_layers", {"type": "fixed", "value": defaults["fc_layers"]}), max)
-    for name, value in defaults.items():
-        # fc_units_K defaults beyond fc_layers' max would only clutter the logged params.
-        if not (FC_UNITS.match(name) and int(FC_UNITS.match(name).group(1)) > deepest_fc):
-            specs.setdefault(name, {"type": "fixed", "value": value})
-    _check_domains(specs, source)
-    _check_fc_units(specs, source)
+        if name not in known and not (FC_UNITS.match(str(name)) and "seed" in families):
+            raise TunerAppError(f"{where}.{name}: unknown hyperparameter for model {model}; expected one of "
+                                f"{sorted(known)} or fc_units_K")
+        value_type, strings, _ = known.get(name, (int, None, None))
+        specs[name] = hps.checked_spec(spec, value_type, f"{where}.{name}", strings)
+    if "frontend" in specs and not frontends:
+        raise TunerAppError(f"{where}.frontend: needs presets to pick from under the top-level `frontends`")
+    _fill_defaults(specs, known)
+    _add_family_scopes(specs, families, model)
+    for name in specs:
+        hps.check_scope(specs, name, where)
+    specs = hps.parents_first(specs, where)
+    _check_domains(specs, where)
+    _check_fc_units(specs, where)
     return specs
 
 
-def _hp_spec(spec: Any, value_type: type, source: str, where: str) -> dict[str, Any]:
-    spec = _mapping(spec, source, where)
-    kind = spec.get("type")
-    if kind not in HP_TYPE_KEYS:
-        raise TunerAppError(f"{source}: {where}.type: expected one of {sorted(HP_TYPE_KEYS)}, got {kind!r}")
-    allowed, required = HP_TYPE_KEYS[kind]
-    reject_unknown({k: v for k, v in spec.items() if k != "type"}, allowed, f"{source}: {where}")
-    missing = sorted(required - set(spec))
-    if missing:
-        raise TunerAppError(f"{source}: {where}.{missing[0]}: missing (required for type {kind})")
-    _check_hp_values(spec, kind, value_type, source, where)
-    return spec
+def _fill_defaults(specs: dict[str, dict], known: Mapping[str, tuple]) -> None:
+    for name, (_, _, default) in known.items():
+        if default is not None and not FC_UNITS.match(name):
+            specs.setdefault(name, {"type": "fixed", "value": default})
+    deepest_fc = hps.bound(specs["fc_layers"], max) if "fc_layers" in specs else 0
+    for name, (_, _, default) in known.items():
+        match = FC_UNITS.match(name)  # fc_units_K deeper than fc_layers allows would only clutter the params
+        if match and int(match.group(1)) <= deepest_fc:
+            specs.setdefault(name, {"type": "fixed", "value": default})
 
 
-def _check_hp_values(spec: dict, kind: str, value_type: type, source: str, where: str) -> None:
-    if kind in ("int", "float", "boolean") and kind != {int: "int", float: "float", bool: "boolean"}.get(value_type):
-        raise TunerAppError(f"{source}: {where}.type: this hyperparameter takes {value_type.__name__} values, "
-                            f"not type {kind}")
-    for key in ("min_value", "max_value", "step", "default", "value"):
-        if key in spec:
-            _check_value(spec[key], value_type, source, f"{where}.{key}")
-    if kind in ("int", "float"):
-        _check_range(spec, source, where)
-    if kind == "choice":
-        _check_choice(spec, value_type, source, where)
-    if "ordered" in spec:
-        check_type(spec["ordered"], bool, f"{source}: {where}.ordered")
-
-
-def _check_value(value: Any, value_type: type, source: str, where: str) -> None:
-    check_type(value, value_type, f"{source}: {where}")
-    if value_type is str and value not in HEADS:
-        raise TunerAppError(f"{source}: {where}: expected one of {list(HEADS)}, got {value!r}")
-
-
-def _check_range(spec: dict, source: str, where: str) -> None:
-    if spec["min_value"] > spec["max_value"]:
-        raise TunerAppError(f"{source}: {where}: empty range: min_value {spec['min_value']} > "
-                            f"max_value {spec['max_value']}")
-    if spec.get("sampling", "linear") not in SAMPLINGS:
-        raise TunerAppError(f"{source}: {where}.sampling: expected one of {list(SAMPLINGS)}, "
-                            f"got {spec['sampling']!r}")
-    if "default" in spec and not spec["min_value"] <= spec["default"] <= spec["max_value"]:
-        raise TunerAppError(f"{source}: {where}.default: {spec['default']!r} is outside the range")
-    if "step" in spec and spec["step"] <= 0:
-        raise TunerAppError(f"{source}: {where}.step: expected a positive step, got {spec['step']!r}")
-
-
-def _check_choice(spec: dict, value_type: type, source: str, where: str) -> None:
-    values = spec["values"]
-    if not isinstance(values, list) or not values:
-        raise TunerAppError(f"{source}: {where}.values: expected a non-empty list, got {values!r}")
-    for index, value in enumerate(values):
-        _check_value(value, value_type, source, f"{where}.values[{index}]")
-    if "default" in spec and spec["default"] not in values:
-        raise TunerAppError(f"{source}: {where}.default: {spec['default']!r} is not one of {values}")
-
-
-def candidate_values(spec: Mapping[str, Any]) -> list | None:
-    """Every value a spec can take, in keras-tuner's order; None if the range is continuous."""
-    kind = spec["type"]
-    if kind == "fixed":
-        return [spec["value"]]
-    if kind == "boolean":
-        return [False, True]
-    if kind == "choice":
-        return list(spec["values"])
-    if kind == "int" and spec.get("sampling", "linear") == "linear":
-        return list(range(spec["min_value"], spec["max_value"] + 1, spec.get("step", 1)))
-    return None
-
-
-def _bound(spec: Mapping[str, Any], pick) -> Any:
-    values = candidate_values(spec)
-    return pick(values) if values is not None else pick(spec["min_value"], spec["max_value"])
-
-
-def _check_domains(specs: dict[str, dict], source: str) -> None:
+def _add_family_scopes(specs: dict[str, dict], families: list[str], model: str) -> None:
+    """Each family's hyperparameters inside the scope of its `family` value, and the seed's FC hyperparameters
+    inside the scope of the fc_layers values that use them (derived anew each time, so an edited fc_layers
+    never meets a stale scope); an FC hyperparameter that no fc_layers value uses is left out."""
+    unused = []
     for name, spec in specs.items():
-        if name in ("batch_norm", "head"):
+        owner = _owner(name, families)
+        if owner is None:
             continue
-        low, high = DOMAINS.get(name, (1, None))
-        if _bound(spec, min) < low or (high is not None and _bound(spec, max) >= high):
+        scopes = hps.scope(spec)
+        if model == FAMILY:
+            scopes = {FAMILY: scopes.pop(FAMILY, [owner]), **scopes}
+        condition = FAMILIES[owner].condition(name)
+        if condition and condition[0] in specs:
+            parent, activates = condition
+            candidates = hps.candidate_values(specs[parent]) or []
+            allowed = [value for value in candidates if activates(value)]
+            scopes.pop(parent, None)
+            if not allowed:
+                unused.append(name)
+            elif len(allowed) < len(candidates):
+                scopes[parent] = allowed
+        spec.pop(hps.SCOPE, None)
+        if scopes:
+            spec[hps.SCOPE] = scopes
+    for name in unused:
+        del specs[name]
+
+
+def _domain(name: str, value_type: type) -> tuple:
+    return DOMAINS.get(name) or (DOMAINS["dropout"] if name.endswith("_dropout") else POSITIVE[value_type])
+
+
+def _check_domains(specs: dict[str, dict], where: str) -> None:
+    for name, spec in specs.items():
+        value = hps.bound(spec, min)
+        if name in FRONTEND_FIELDS or type(value) not in POSITIVE:
+            continue
+        low, high = _domain(name, type(value))
+        if value < low or (high is not None and hps.bound(spec, max) >= high):
             limit = f"in [{low}, {high})" if high is not None else f">= {low}"
-            raise TunerAppError(f"{source}: hyperparameters.{name}: values must be {limit}")
+            raise TunerAppError(f"{where}.{name}: values must be {limit}")
 
 
-def _check_fc_units(specs: dict[str, dict], source: str) -> None:
-    deepest = _bound(specs["fc_layers"], max)
+def _check_fc_units(specs: dict[str, dict], where: str) -> None:
+    if "fc_layers" not in specs:
+        return
+    deepest = hps.bound(specs["fc_layers"], max)
     for layer in range(1, deepest + 1):
         if f"fc_units_{layer}" not in specs:
-            raise TunerAppError(f"{source}: hyperparameters.fc_units_{layer}: missing; fc_layers can be "
-                                f"{deepest}, so fc_units_1..fc_units_{deepest} must be declared")
+            raise TunerAppError(f"{where}.fc_units_{layer}: missing; fc_layers can be {deepest}, so "
+                                f"fc_units_1..fc_units_{deepest} must be declared")
 
 
 def _tuner(section: Any, source: str) -> dict[str, Any]:
@@ -304,14 +317,14 @@ def _objective(section: Any, source: str) -> dict[str, str]:
 
 
 def declare(hp, space: SearchSpace) -> None:
-    """Create every hyperparameter of `space` on `hp` up front (GridSearch needs all names before build)."""
-    for name, spec in space.hyperparameters.items():
-        arguments = {key: value for key, value in spec.items() if key != "type"}
-        getattr(hp, HP_METHODS[spec["type"]])(name, **arguments)
+    """Create every hyperparameter of `space` on `hp` up front, each in its conditional scopes (GridSearch
+    needs all names before build)."""
+    hps.declare(hp, space.hyperparameters)
 
 
 def resolved(space: SearchSpace) -> dict[str, Any]:
     """The space with every default filled in, as a plain document that `from_dict` reads back."""
     return {"model": space.model, "frontend": dataclasses.asdict(space.frontend),
+            "frontends": {name: dataclasses.asdict(preset) for name, preset in space.frontends.items()},
             "augment": dataclasses.asdict(space.augment), "hyperparameters": space.hyperparameters,
             "tuner": space.tuner, "training": space.training, "objective": space.objective}

@@ -101,7 +101,11 @@ def build(blocks: Sequence[Block], input_shape: Sequence[int], n_classes: int, n
 
     walk(blocks, input_shape, n_classes)
     inputs = keras.Input(shape=tuple(input_shape), name="features")
-    x = inputs
+    return keras.Model(inputs, apply(blocks, inputs, n_classes), name=name)
+
+
+def apply(blocks: Sequence[Block], x: Any, n_classes: int) -> Any:
+    """The spec's layers, classifier included, called on the Keras tensor x (walk the spec first)."""
     for index, block in enumerate(with_head(blocks, n_classes)):
         x = block.build(x, block_name(index, block))
-    return keras.Model(inputs, x, name=name)
+    return x

@@ -9,7 +9,6 @@ them); the tuner reports them to the search's observers.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +16,8 @@ from typing import Any
 import keras_tuner
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model.architecture import count_params
+from tuner_app.model import hyperparameters as hps
+from tuner_app.model.architecture import sizes
 from tuner_app.model.spaces import SearchSpace
 
 # Sizing a configuration is cheap arithmetic, but a space where almost nothing fits must still end.
@@ -31,7 +31,8 @@ def misfit(space: SearchSpace, values: Mapping[str, Any], max_params: int | None
     """(params, why the configuration cannot be trained); the reason is None if it can, params None if
     it is infeasible."""
     try:
-        params = count_params(space, {name: values[name] for name in space.hyperparameters}, n_classes)
+        params = sizes(space, {name: value for name, value in values.items() if name in space.hyperparameters},
+                       n_classes)
     except InfeasibleConfig as err:
         return None, str(err)
     if max_params is not None and params["params_total"] > max_params:
@@ -168,6 +169,5 @@ class GridSearchOracle(BudgetMixin, keras_tuner.oracles.GridSearchOracle):
 
     def _grid(self):
         space = self.get_space().space
-        axes = [[hp.default, *(value for value in hp.values if value != hp.default)] for hp in space]
-        names = [hp.name for hp in space]
-        return (dict(zip(names, combination)) for combination in itertools.product(*axes))
+        axes = {hp.name: [hp.default, *(value for value in hp.values if value != hp.default)] for hp in space}
+        return hps.active_configurations(self.space.hyperparameters, axes)

@@ -23,7 +23,7 @@ def scores(model, val_ds, test_ds) -> dict[str, float]:
 
 
 def latency_ms(model, val_ds) -> float:
-    """Median wall time of one single-clip forward pass (features in, probabilities out)."""
+    """Median wall time of one single-clip forward pass (waveform in, front-end included, probabilities out)."""
     features = next(iter(val_ds))[0][:1]
     model(features, training=False)  # the first call traces
     times = []

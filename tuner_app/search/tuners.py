@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,8 +21,9 @@ import keras_tuner
 from tuner_app.data.cache import DecodedClips
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
-from tuner_app.model.architecture import N_CLASSES, count_macs, count_params
-from tuner_app.model.build import CnnHyperModel
+from tuner_app.model import architecture
+from tuner_app.model.architecture import N_CLASSES
+from tuner_app.model.build import CnnHyperModel, epochs
 from tuner_app.model.configurations import check_budget, configurations, is_grid
 from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
 from tuner_app.search import interrupts, oracles, scoring
@@ -63,6 +65,14 @@ class TrialMixin:
                                    project_name=project_name, overwrite=overwrite,
                                    executions_per_trial=executions_per_trial)
         self._reported = len(self.rejected)  # a resumed search's earlier rejections were reported then
+
+    def _populate_initial_space(self) -> None:
+        # keras-tuner's hook for this (AutoKeras overrides it too). Its own builds a model per conditional scope
+        # to discover the hyperparameters inside, at each one's defaults, which may be infeasible (TC-ResNet's
+        # kernel on a short front-end); our hypermodel declares every one, conditional ones included, up front.
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
 
     @property
     def rejected(self) -> list[dict[str, Any]]:
@@ -154,6 +164,7 @@ class TrialMixin:
     def _execute(self, trial, execution: int, train_ds, val_ds, test_ds, verbose: int) -> tuple:
         """One training of the trial's configuration: the model at its kept weights, and its scores."""
         values = trial.hyperparameters.values
+        space_values = {name: value for name, value in values.items() if name in self.space.hyperparameters}
         if self.executions_per_trial > 1:  # one execution keeps the search's own random stream, as it always did
             # Every trial's execution k starts from the same seed: configurations meet the same initialisations.
             keras.utils.set_random_seed(self.oracle.seed + execution)
@@ -164,7 +175,7 @@ class TrialMixin:
                                              restore_best_weights=True)
         started = time.perf_counter()
         model.fit(train_ds, validation_data=val_ds, callbacks=[stop, _EpochRelay(self, trial)],
-                  epochs=values.get("tuner/epochs", self.space.training["epochs"]),
+                  epochs=values.get("tuner/epochs", epochs(self.space, space_values)),
                   initial_epoch=values.get("tuner/initial_epoch", 0), shuffle=False,  # the dataset shuffles
                   verbose=verbose)
         seconds = time.perf_counter() - started
@@ -172,10 +183,9 @@ class TrialMixin:
 
     def sizes(self, values: Mapping[str, Any]) -> dict[str, float]:
         """params (= params_total), params_trainable/conv/fc and macs of a configuration, without building it."""
-        space_values = {name: values[name] for name in self.space.hyperparameters}
-        counts = count_params(self.space, space_values, self.n_classes)
-        return {"params": counts["params_total"], **counts,
-                "macs": count_macs(self.space, space_values, self.n_classes)}
+        space_values = {name: value for name, value in values.items() if name in self.space.hyperparameters}
+        counts = architecture.sizes(self.space, space_values, self.n_classes)
+        return {"params": counts["params_total"], **counts}
 
     def save_model(self, trial_id: str, model, step: int = 0) -> None:
         """Keep the trial's weights where keras-tuner (and Hyperband's continued trials) look for them."""
@@ -292,7 +302,8 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     check_budget(space, max_params, len(class_names))
     seed = seed if seed is not None else space.training["seed"]
     keras.utils.set_random_seed(seed)
-    tuner = make_tuner(space, CnnHyperModel(space, len(class_names)), Path(directory),
+    steps_per_epoch = max(1, math.ceil(len(splits.get("train", ())) / space.training["batch_size"]))
+    tuner = make_tuner(space, CnnHyperModel(space, len(class_names), steps_per_epoch), Path(directory),
                        _project_name(space, tuner_name), tuner_name=tuner_name, max_params=max_params,
                        overwrite=fresh, seed=seed, observers=observers)
     write_search_record(tuner, class_names, data or {})
@@ -321,10 +332,9 @@ def _datasets(space: SearchSpace, splits: dict[str, DecodedClips], noise, seed: 
     missing = [name for name in ("train", "validation") if not len(splits.get(name, ()))]
     if missing:
         raise TunerAppError(f"corpus: the {missing[0]} split is empty; a search needs train and validation clips")
-    train = make_dataset(splits["train"], space.frontend, batch_size, training=True,
-                         augment=space.augment, noise=noise, seed=seed)
-    val = make_dataset(splits["validation"], space.frontend, batch_size)
-    test = make_dataset(splits["test"], space.frontend, batch_size) if len(splits.get("test", ())) else None
+    train = make_dataset(splits["train"], batch_size, training=True, augment=space.augment, noise=noise, seed=seed)
+    val = make_dataset(splits["validation"], batch_size)
+    test = make_dataset(splits["test"], batch_size) if len(splits.get("test", ())) else None
     return train, val, test
 
 

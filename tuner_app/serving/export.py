@@ -33,8 +33,7 @@ import tuner_app
 from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.data import audio
 from tuner_app.errors import TunerAppError
-from tuner_app.features import frontend
-from tuner_app.model import architecture, build, spaces
+from tuner_app.model import architecture, build, hyperparameters, spaces
 from tuner_app.search import record as search_record
 from tuner_app.serving import tflite as tflite_copies
 
@@ -70,18 +69,17 @@ class Trial:
 
 
 class AudioClassifier(tf.Module):
-    """The Keras model behind the shared front-end, with the class names inside; core TensorFlow ops only."""
+    """The Keras model (its front-end is its first layer) with the class names inside; core TensorFlow ops only."""
 
-    def __init__(self, model, frontend_config: frontend.FrontendConfig, class_names):
+    def __init__(self, model, class_names):
         super().__init__(name="tuner_app")
         self.model = model
-        self.frontend_config = frontend_config
         self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string, name="class_names")
 
     @tf.function(input_signature=[tf.TensorSpec([None, CLIP_SAMPLES], tf.float32, name="waveform")])
     def serve_waveform(self, waveform):
         """16 kHz float32 waveforms [batch, 16000] -> probabilities, class_id, class_name."""
-        probabilities = self.model(frontend.features(waveform, self.frontend_config), training=False)
+        probabilities = self.model(waveform, training=False)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {"probabilities": probabilities, "class_id": class_id,
                 "class_name": tf.gather(self.class_names, class_id)}
@@ -137,11 +135,14 @@ def _read_trial(path: Path, space: spaces.SearchSpace) -> tuple[dict[str, Any], 
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TunerAppError(f"{path}: cannot read the keras-tuner trial ({err})") from None
     stored = trial.hyperparameters.values
-    missing = [name for name in space.hyperparameters if name not in stored]
-    if missing:
-        raise TunerAppError(f"{path}: no value for hyperparameter {missing[0]!r}")
+    values: dict[str, Any] = {}
+    for name in space.hyperparameters:  # parents first: whether a name is active depends on those before it
+        if hyperparameters.is_active(space.hyperparameters, name, values):
+            if name not in stored:
+                raise TunerAppError(f"{path}: no value for hyperparameter {name!r}")
+            values[name] = stored[name]
     scores = {name: search_record.metric(trial, name) for name in trial.metrics.metrics}
-    return {name: stored[name] for name in space.hyperparameters}, {k: v for k, v in scores.items() if v is not None}
+    return values, {k: v for k, v in scores.items() if v is not None}
 
 
 def _load_weights(model, checkpoint: Path) -> None:
@@ -156,12 +157,12 @@ def _load_weights(model, checkpoint: Path) -> None:
 
 def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The tuner_app.json document written beside the SavedModel."""
-    counts = architecture.count_params(trial.space, trial.values, len(trial.class_names))
+    counts = architecture.sizes(trial.space, trial.values, len(trial.class_names))
     return {
         "class_names": list(trial.class_names),
-        "model": trial.space.model,
+        "model": architecture.model_name(trial.space, trial.values),
         "hyperparameters": dict(trial.values),
-        "frontend": dataclasses.asdict(trial.space.frontend),
+        "frontend": dataclasses.asdict(architecture.frontend_config(trial.space, trial.values)),
         "params": counts["params_total"],
         "param_counts": counts,
         "metrics": {**trial.scores, **dict(metrics or {}), "params_total": counts["params_total"]},
@@ -225,7 +226,7 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
 
 def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, quantize, representative,
                   check) -> ExportResult:
-    module = AudioClassifier(trial.model, trial.space.frontend, trial.class_names)
+    module = AudioClassifier(trial.model, trial.class_names)
     save_module(module, staging)
     result = ExportResult(staging, metadata(trial, run_id, metrics))
     if tflite:

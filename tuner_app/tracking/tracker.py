@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 from mlflow.entities import Metric, Param, RunTag
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model import spaces
+from tuner_app.model import architecture, spaces
 from tuner_app.search import observers
 from tuner_app.search import record as search_record
 from tuner_app.tracking import params as run_params
@@ -144,7 +144,9 @@ class MLflowTracker(observers.SearchObserver):
 
     def _create_child(self, tuner, trial, extra_tags: Mapping[str, str] | None = None) -> str:
         """A RUNNING nested run for the trial: its tags, and its hyperparameters as params."""
-        tags = {PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id, "model": tuner.space.model,
+        values = {name: value for name, value in trial.hyperparameters.values.items() if name in tuner.space.hyperparameters}
+        tags = {PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id,
+                "model": architecture.model_name(tuner.space, values),
                 "trial_dir": str(Path(tuner.get_trial_dir(trial.trial_id)).resolve()), **(extra_tags or {})}
         run_id = self._client.create_run(self._experiment_id, run_name=f"trial_{trial.trial_id}", tags=tags).info.run_id
         hyperparameters = {name: run_params.param_value(value) for name, value in trial.hyperparameters.values.items()}
