@@ -177,8 +177,14 @@ def test_locate_finds_a_space_by_name_or_path(tmp_path, monkeypatch):
         spaces.locate("nope")
 
 
-@pytest.mark.parametrize("name", ["cnn2d", "cnn1d", "default"])
-def test_wide_and_default_spaces_load(name):
+def test_the_default_space_is_tc_resnet_on_log_mel():
+    space = spaces.load(SPACES / "default.yaml")
+    assert space.model == "tcresnet" and space.frontend.kind == "mel" and space.frontend.num_mel_bins == 40
+    assert space.hyperparameters["tcresnet_width"]["values"] == [1.0, 1.5]
+
+
+@pytest.mark.parametrize("name", ["cnn2d", "cnn1d"])
+def test_wide_spaces_load(name):
     space = spaces.load(SPACES / f"{name}.yaml")
-    assert space.model == ("cnn1d" if name == "cnn1d" else "cnn2d")
+    assert space.model == name
     assert space.hyperparameters["head"]["type"] in ("choice", "fixed")

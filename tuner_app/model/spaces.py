@@ -22,18 +22,9 @@ from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import AugmentConfig
 from tuner_app.features.frontend import FrontendConfig
 from tuner_app.model import hyperparameters as hps
-from tuner_app.model.families import FAMILIES, FC_UNITS, MODEL_FAMILY, family_defaults
-from tuner_app.model.recipe import RECIPE_CHOICES, RECIPE_DOMAINS, RECIPE_HYPERPARAMETERS
+from tuner_app.model.space_hyperparameters import FAMILY, FRONTEND_FIELDS, MODELS, checked_hyperparameters
 
-FAMILY = "family"  # the hyperparameter that picks each trial's family under `model: family`
-MODELS = (*MODEL_FAMILY, FAMILY)
 TOP_KEYS = ("model", "frontend", "frontends", "augment", "hyperparameters", "tuner", "training", "objective")
-# Front-end keys a hyperparameter may set per trial (FrontendConfig checks each configuration's values).
-FRONTEND_FIELDS = ("frame_length", "frame_step", "fft_length", "num_mel_bins", "num_mfccs", "lower_edge_hertz",
-                   "upper_edge_hertz")
-# [low, high) of numeric hyperparameters; otherwise ints are >= 1 and floats > 0. `*_dropout` as `dropout`.
-DOMAINS = {"fc_layers": (0, None), "dropout": (0.0, 1.0), **RECIPE_DOMAINS, "learning_rate": (1e-12, None)}
-POSITIVE = {int: (1, None), float: (1e-12, None)}
 
 # Tuner options are keras-tuner's own constructor arguments.
 TUNER_COMMON = {"seed": int, "executions_per_trial": int, "max_retries_per_trial": int,
@@ -117,7 +108,7 @@ def from_dict(document: Any, source: str = "<space>") -> SearchSpace:
     frontend = FrontendConfig.from_dict(_mapping(document.get("frontend"), source, "frontend"),
                                         where=f"{source}: frontend")
     frontends = _frontends(document.get("frontends"), frontend, source)
-    specs = _hyperparameters(declared, model, frontends, source)
+    specs = checked_hyperparameters(declared, model, frontends, source)
     training = _section(document.get("training"), TRAINING_DEFAULTS, source, "training")
     _check_warmup(specs, training, source)
     if not any(name in specs for name in (FAMILY, "frontend", *FRONTEND_FIELDS)):
@@ -161,125 +152,6 @@ def _mapping(value: Any, source: str, where: str) -> dict:
     if not isinstance(value, Mapping):
         raise TunerAppError(f"{source}: {where or 'top level'}: expected a mapping, got {value!r}")
     return dict(value)
-
-
-def _families(declared: Mapping[str, Any], model: str, where: str) -> list[str]:
-    """The families a space searches: the one `model` names, or the values of its `family` hyperparameter."""
-    if model != FAMILY:
-        if FAMILY in declared:
-            raise TunerAppError(f"{where}.{FAMILY}: only with `model: family` (this space is model {model})")
-        return [MODEL_FAMILY[model]]
-    if FAMILY not in declared:
-        raise TunerAppError(f"{where}.{FAMILY}: missing; `model: family` searches the families it lists")
-    spec = hps.checked_spec(declared[FAMILY], str, f"{where}.{FAMILY}", tuple(FAMILIES))
-    return hps.candidate_values(spec)
-
-
-def _known(families: list[str], model: str, frontends: Mapping[str, FrontendConfig]) -> dict[str, tuple]:
-    """name -> (value type, allowed strings or None, default or None) of every hyperparameter a space may declare."""
-    known: dict[str, tuple] = {FAMILY: (str, tuple(FAMILIES), None), "epochs": (int, None, None),
-                               "frontend": (str, tuple(frontends), None)}
-    known.update({name: (type(getattr(FrontendConfig, name)), None, None) for name in FRONTEND_FIELDS})
-    known.update({name: (type(default), RECIPE_CHOICES.get(name), default)
-                  for name, default in RECIPE_HYPERPARAMETERS.items()})
-    for family in families:
-        strings = FAMILIES[family].strings
-        known.update({name: (type(default), strings.get(name), default)
-                      for name, default in family_defaults(family, model).items()})
-    return known
-
-
-def _owner(name: str, families: list[str]) -> str | None:
-    return next((family for family in families if FAMILIES[family].owns(name)), None)
-
-
-def _hyperparameters(declared: Mapping[str, Any], model: str, frontends: Mapping[str, FrontendConfig],
-                     source: str) -> dict[str, dict[str, Any]]:
-    where = f"{source}: hyperparameters"
-    families = _families(declared, model, where)
-    known = _known(families, model, frontends)
-    specs = {}
-    for name, spec in declared.items():
-        if name not in known and not (FC_UNITS.match(str(name)) and "seed" in families):
-            raise TunerAppError(f"{where}.{name}: unknown hyperparameter for model {model}; expected one of "
-                                f"{sorted(known)} or fc_units_K")
-        value_type, strings, _ = known.get(name, (int, None, None))
-        specs[name] = hps.checked_spec(spec, value_type, f"{where}.{name}", strings)
-    if "frontend" in specs and not frontends:
-        raise TunerAppError(f"{where}.frontend: needs presets to pick from under the top-level `frontends`")
-    _fill_defaults(specs, known)
-    _add_family_scopes(specs, families, model)
-    for name in specs:
-        hps.check_scope(specs, name, where)
-    specs = hps.parents_first(specs, where)
-    _check_domains(specs, where)
-    _check_fc_units(specs, where)
-    return specs
-
-
-def _fill_defaults(specs: dict[str, dict], known: Mapping[str, tuple]) -> None:
-    for name, (_, _, default) in known.items():
-        if default is not None and not FC_UNITS.match(name):
-            specs.setdefault(name, {"type": "fixed", "value": default})
-    deepest_fc = hps.bound(specs["fc_layers"], max) if "fc_layers" in specs else 0
-    for name, (_, _, default) in known.items():
-        match = FC_UNITS.match(name)  # fc_units_K deeper than fc_layers allows would only clutter the params
-        if match and int(match.group(1)) <= deepest_fc:
-            specs.setdefault(name, {"type": "fixed", "value": default})
-
-
-def _add_family_scopes(specs: dict[str, dict], families: list[str], model: str) -> None:
-    """Each family's hyperparameters inside the scope of its `family` value, and the seed's FC hyperparameters
-    inside the scope of the fc_layers values that use them (derived anew each time, so an edited fc_layers
-    never meets a stale scope); an FC hyperparameter that no fc_layers value uses is left out."""
-    unused = []
-    for name, spec in specs.items():
-        owner = _owner(name, families)
-        if owner is None:
-            continue
-        scopes = hps.scope(spec)
-        if model == FAMILY:
-            scopes = {FAMILY: scopes.pop(FAMILY, [owner]), **scopes}
-        condition = FAMILIES[owner].condition(name)
-        if condition and condition[0] in specs:
-            parent, activates = condition
-            candidates = hps.candidate_values(specs[parent]) or []
-            allowed = [value for value in candidates if activates(value)]
-            scopes.pop(parent, None)
-            if not allowed:
-                unused.append(name)
-            elif len(allowed) < len(candidates):
-                scopes[parent] = allowed
-        spec.pop(hps.SCOPE, None)
-        if scopes:
-            spec[hps.SCOPE] = scopes
-    for name in unused:
-        del specs[name]
-
-
-def _domain(name: str, value_type: type) -> tuple:
-    return DOMAINS.get(name) or (DOMAINS["dropout"] if name.endswith("_dropout") else POSITIVE[value_type])
-
-
-def _check_domains(specs: dict[str, dict], where: str) -> None:
-    for name, spec in specs.items():
-        value = hps.bound(spec, min)
-        if name in FRONTEND_FIELDS or type(value) not in POSITIVE:
-            continue
-        low, high = _domain(name, type(value))
-        if value < low or (high is not None and hps.bound(spec, max) >= high):
-            limit = f"in [{low}, {high})" if high is not None else f">= {low}"
-            raise TunerAppError(f"{where}.{name}: values must be {limit}")
-
-
-def _check_fc_units(specs: dict[str, dict], where: str) -> None:
-    if "fc_layers" not in specs:
-        return
-    deepest = hps.bound(specs["fc_layers"], max)
-    for layer in range(1, deepest + 1):
-        if f"fc_units_{layer}" not in specs:
-            raise TunerAppError(f"{where}.fc_units_{layer}: missing; fc_layers can be {deepest}, so "
-                                f"fc_units_1..fc_units_{deepest} must be declared")
 
 
 def _tuner(section: Any, source: str) -> dict[str, Any]:

@@ -57,7 +57,8 @@ class ProgressReporter(SearchObserver):
 
     def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
         now = time.perf_counter()
-        epochs = trial.hyperparameters.values.get("tuner/epochs", tuner.space.training["epochs"])
+        values = trial.hyperparameters.values
+        epochs = values.get("tuner/epochs", values.get("epochs", tuner.space.training["epochs"]))
         self._say(f"    epoch {epoch + 1}/{epochs}  loss {logs.get('loss', float('nan')):.4f} "
                   f"acc {logs.get('accuracy', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f} "
                   f"val_acc {logs.get('val_accuracy', float('nan')):.4f}  ({now - self._epoch_started:.1f} s)")

@@ -37,12 +37,17 @@ def _params(tuner, row: Mapping[str, Any]) -> int | None:
 
 
 def _varying(rows: list[dict]) -> list[str]:
-    """Hyperparameter names whose value differs between configurations: the table's columns."""
-    names = list(rows[0]["hyperparameters"]) if rows else []
-    return [n for n in names if len({repr(r["hyperparameters"].get(n)) for r in rows}) > 1] or names[:3]
+    """Hyperparameter names whose value differs between the configurations that hold them (a conditional one is
+    absent from the others): the table's columns."""
+    names = list(dict.fromkeys(name for row in rows for name in row["hyperparameters"]))
+    return [n for n in names if len({repr(r["hyperparameters"][n]) for r in rows if n in r["hyperparameters"]}) > 1
+            ] or names[:3]
 
 
 def _cell(value) -> str:
+    """A value as the tables show it; "-" where a hyperparameter is inactive (outside its conditional scope)."""
+    if value is None:
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -51,7 +56,7 @@ def format_dry_run(rows: list[dict], max_params: int | None) -> str:
     columns = _varying(rows)
     lines = ["  ".join(f"{name:>14}" for name in columns) + f"  {'params':>12}"]
     for row in rows:
-        cells = "  ".join(f"{_cell(row['hyperparameters'][name]):>14}" for name in columns)
+        cells = "  ".join(f"{_cell(row['hyperparameters'].get(name)):>14}" for name in columns)
         size = f"{row['params']:>12,}" if row["params"] is not None else f"  infeasible: {row['infeasible']}"
         lines.append(f"{cells}  {size}{'  over budget' if row.get('over_budget') else ''}")
     feasible = [row for row in rows if row["params"] is not None]
