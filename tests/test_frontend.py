@@ -56,3 +56,14 @@ def test_clip_normalisation_standardises_each_clip(kind):
 def test_unknown_normalisation_is_named():
     with pytest.raises(TunerAppError, match="frontend: normalize 'global' is not one of \\['none', 'clip'\\]"):
         FrontendConfig.from_dict({"normalize": "global"})
+
+
+def test_mfccs_are_tf_signals_mfccs_of_the_log_mel_bands():
+    import tensorflow as tf
+
+    waveforms = np.random.default_rng(3).normal(0, 0.1, (2, 16000)).astype(np.float32)
+    mel = FrontendConfig(kind="mel", num_mel_bins=40)
+    mfcc = FrontendConfig(kind="mfcc", num_mel_bins=40, num_mfccs=10)
+    log_mel = features(waveforms, mel)[..., 0].numpy().transpose(0, 2, 1)  # back to [batch, time, mel]
+    expected = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :10].numpy().transpose(0, 2, 1)
+    np.testing.assert_allclose(features(waveforms, mfcc)[..., 0].numpy(), expected, atol=1e-4)

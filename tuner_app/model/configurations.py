@@ -12,7 +12,7 @@ from tuner_app.model import hyperparameters as hps
 from tuner_app.model.architecture import N_CLASSES, sizes
 from tuner_app.model.spaces import SearchSpace
 
-MAX_ENUMERATED = 200_000  # a configuration's walk takes ~50 us: 200,000 take ~10 s on 2 cores
+MAX_ENUMERATED = 100_000  # a configuration's walk takes 75-100 us: 100,000 take ~10 s on 2 cores
 SAMPLED = 20_000  # configurations the budget check sizes when a space has more than MAX_ENUMERATED
 SAMPLE_SEED = 0
 
