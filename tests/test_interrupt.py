@@ -48,10 +48,10 @@ def _completed(runs: Path) -> dict[str, float]:
     return done
 
 
-def _search(tmp_path: Path) -> list[str]:
+def _search(tmp_path: Path, tuner: str) -> list[str]:
     return [sys.executable, "-m", "tuner_app.cli", "search", "--space", str(_space(tmp_path / "space.yaml")),
             "--data", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
-            "--runs-dir", str(tmp_path / "runs"), "--format", "json"]
+            "--runs-dir", str(tmp_path / "runs"), "--format", "json", "--tuner", tuner]
 
 
 def _wait_for_first_trial(process: subprocess.Popen, runs: Path, stderr: Path) -> dict[str, float]:
@@ -66,14 +66,18 @@ def _wait_for_first_trial(process: subprocess.Popen, runs: Path, stderr: Path) -
     raise AssertionError(f"no trial finished (exit {process.wait()}): {stderr.read_text()[-2000:]}")
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["int", "term", "kill"])
-def test_interrupted_search_resumes_without_retraining(tmp_path, how):
+@pytest.mark.parametrize("how, tuner", [
+    pytest.param(signal.SIGINT, "random", id="int"), pytest.param(signal.SIGTERM, "random", id="term"),
+    pytest.param(signal.SIGKILL, "random", id="kill"),
+    pytest.param(signal.SIGKILL, "pareto", id="kill-pareto"),  # its Optuna study is rebuilt from the trials
+])
+def test_interrupted_search_resumes_without_retraining(tmp_path, how, tuner):
     _corpus(tmp_path / "data")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = tmp_path / "stderr.txt"
     # Output to files, not pipes: nobody reads a pipe while the search runs, and a full one would block it.
     with log.open("w") as errors, (tmp_path / "stdout.txt").open("w") as out:
-        process = subprocess.Popen(_search(tmp_path), env=env, cwd=tmp_path, text=True, stdout=out, stderr=errors)
+        process = subprocess.Popen(_search(tmp_path, tuner), env=env, cwd=tmp_path, text=True, stdout=out, stderr=errors)
     before = _wait_for_first_trial(process, tmp_path / "runs", log)
     process.send_signal(how)
     process.wait(timeout=HANG)
@@ -86,7 +90,7 @@ def test_interrupted_search_resumes_without_retraining(tmp_path, how):
     interrupted = _completed(tmp_path / "runs")
     assert 1 <= len(interrupted) < TRIALS, "the search ended before the signal: make the trials longer"
 
-    resumed = subprocess.run(_search(tmp_path), env=env, cwd=tmp_path, text=True, capture_output=True, timeout=HANG,
+    resumed = subprocess.run(_search(tmp_path, tuner), env=env, cwd=tmp_path, text=True, capture_output=True, timeout=HANG,
                              check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{len(interrupted)} already done (resuming)" in resumed.stderr
@@ -95,3 +99,5 @@ def test_interrupted_search_resumes_without_retraining(tmp_path, how):
     after = _completed(tmp_path / "runs")
     assert {trial_id: after[trial_id] for trial_id in interrupted} == interrupted  # never retrained
     assert set(before) <= set(interrupted)
+    proposed = [json.dumps(row["hyperparameters"], sort_keys=True) for row in rows]
+    assert len(set(proposed)) == TRIALS  # no configuration proposed twice across the kill

@@ -20,7 +20,7 @@ from tuner_app.errors import TunerAppError
               envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Where the tuner keeps its trials (resume reads them back).")
-@click.option("--tuner", "tuner_name", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+@click.option("--tuner", "tuner_name", type=click.Choice(["random", "bayesian", "hyperband", "grid", "pareto"]),
               help="Override the space's tuner.")
 @click.option("--max-params", type=click.IntRange(min=1), help="Size budget: larger configurations are never trained.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming the same search.")

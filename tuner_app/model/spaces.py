@@ -34,9 +34,12 @@ TUNER_OPTIONS: dict[str, dict[str, type]] = {
     "grid": {**TUNER_COMMON, "max_trials": int},
     "bayesian": {**TUNER_COMMON, "max_trials": int, "num_initial_points": int, "alpha": float, "beta": float},
     "hyperband": {**TUNER_COMMON, "max_epochs": int, "factor": int, "hyperband_iterations": int},
+    "pareto": {**TUNER_COMMON, "max_trials": int, "sampler": str},
 }
+PARETO_SAMPLERS = ("tpe", "nsga2")
+SIZE_OBJECTIVES = ("params_total", "macs", "model_bytes")  # `objective.size`: the pareto tuner's second objective
 TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0}
-OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max"}
+OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max", "size": "params_total"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +167,9 @@ def _tuner(section: Any, source: str) -> dict[str, Any]:
     reject_unknown(options_given, ["name", *options], f"{source}: tuner")
     for key, value in options_given.items():
         check_type(value, options[key], f"{source}: tuner.{key}")
+    if options_given.get("sampler", "tpe") not in PARETO_SAMPLERS:
+        raise TunerAppError(f"{source}: tuner.sampler: expected one of {list(PARETO_SAMPLERS)}, "
+                            f"got {options_given['sampler']!r}")
     return {"name": name, **options_given}
 
 
@@ -182,6 +188,9 @@ def _objective(section: Any, source: str) -> dict[str, str]:
     reject_unknown(values, OBJECTIVE_DEFAULTS, f"{source}: objective")
     objective = {**OBJECTIVE_DEFAULTS, **values}
     check_type(objective["name"], str, f"{source}: objective.name")
+    if objective["size"] not in SIZE_OBJECTIVES:
+        raise TunerAppError(f"{source}: objective.size: expected one of {list(SIZE_OBJECTIVES)}, "
+                            f"got {objective['size']!r}")
     if objective["direction"] not in ("min", "max"):
         raise TunerAppError(f"{source}: objective.direction: expected 'min' or 'max', "
                             f"got {objective['direction']!r}")

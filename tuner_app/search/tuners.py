@@ -28,6 +28,7 @@ from tuner_app.model.configurations import check_budget, configurations, is_grid
 from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
 from tuner_app.search import interrupts, oracles, scoring
 from tuner_app.search.observers import SearchObserver, TrialOutcome
+from tuner_app.search.pareto_oracle import ParetoOracle
 from tuner_app.search.record import metric, rejected_trials, write_search_record
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,14 @@ class GridSearch(TrialMixin, keras_tuner.Tuner):
     oracle_class = oracles.GridSearchOracle
 
 
-TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband, "grid": GridSearch}
+class ParetoSearch(TrialMixin, keras_tuner.Tuner):
+    """The front of validation accuracy against size: Optuna's multi-objective sampler proposes, keras-tuner runs."""
+
+    oracle_class = ParetoOracle
+
+
+TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband, "grid": GridSearch,
+          "pareto": ParetoSearch}
 
 
 def make_tuner(space: SearchSpace, hypermodel, directory: Path, project: str, tuner_name: str | None = None,

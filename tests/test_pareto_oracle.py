@@ -1,0 +1,131 @@
+"""`--tuner pareto`: Optuna's multi-objective sampler proposes through ask-and-tell, keras-tuner runs the trials.
+Proposals fit the budget, are feasible and never repeat; the front is the non-dominated trials; a resumed
+oracle rebuilds its study from keras-tuner's finished trials; a smoke search and a killed search's resume."""
+
+import json
+
+import keras_tuner
+import pytest
+import yaml
+from conftest import smoke_space, tone_splits
+
+from tuner_app.errors import TunerAppError
+from tuner_app.model import architecture, spaces
+from tuner_app.search import pareto_oracle, tuners
+
+BUDGET = 300  # of the smoke space's four configurations (184, 288, 1,056 and 1,128 params) two fit
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return tone_splits()
+
+
+def _oracle(space, max_params=None, **options):
+    hp = keras_tuner.HyperParameters()
+    spaces.declare(hp, space)
+    return pareto_oracle.ParetoOracle(space, max_params, architecture.N_CLASSES, hyperparameters=hp,
+                                      objective=keras_tuner.Objective("val_accuracy", "max"), **options)
+
+
+def _run(oracle, tmp_path, count, score=lambda values, index: 0.5):
+    """Create and end up to `count` trials, each scored by `score` with its size; no training."""
+    oracle._set_project_dir(str(tmp_path), "pareto")
+    trials = []
+    for index in range(count):
+        trial = oracle.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            break
+        values = trial.hyperparameters.values
+        params = architecture.sizes(oracle.space, values)["params_total"]
+        oracle.update_trial(trial.trial_id, {"val_accuracy": score(values, index), "params_total": params})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        trials.append(trial)
+    return trials
+
+
+def test_distributions_follow_the_specs():
+    space = spaces.load("search_spaces/kws.yaml")
+    specs = space.hyperparameters
+    assert pareto_oracle.distribution(specs["family"]).choices == ("dscnn", "bcresnet", "tcresnet", "seed")
+    assert pareto_oracle.distribution(specs["learning_rate"]).log
+    assert pareto_oracle.distribution(specs["dscnn_blocks"]).low == 1
+    assert pareto_oracle.distribution(specs["kernel_size"]) is None  # fixed: never sampled
+
+
+def test_it_proposes_every_fitting_configuration_once_then_stops(tmp_path):
+    oracle = _oracle(smoke_space(max_trials=10), BUDGET, max_trials=10, seed=1)
+    trials = _run(oracle, tmp_path, 10)
+    proposed = [json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials]
+    assert len(proposed) == len(set(proposed)) == 2  # of the four, only two fit the budget
+    assert all(architecture.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= BUDGET
+               for trial in trials)
+    assert sorted(entry["params"] for entry in oracle.rejections) == [1056, 1128]
+    assert not oracle.gave_up  # a spent space stops quietly, as keras-tuner's oracles do, proposing no repeat
+
+
+def test_infeasible_configurations_are_never_proposed(tmp_path):
+    space = spaces.load("search_spaces/kws.yaml")
+    oracle = _oracle(space, 60_000, max_trials=12, seed=0)
+    trials = _run(oracle, tmp_path, 12)
+    assert len(trials) == 12
+    for trial in trials:
+        assert architecture.sizes(space, trial.hyperparameters.values)["params_total"] <= 60_000
+    assert oracle.rejections and all(entry["params"] is None or entry["params"] > 60_000
+                                     for entry in oracle.rejections)
+
+
+def test_the_front_is_the_non_dominated_trials(tmp_path):
+    document = yaml.safe_load(open("search_spaces/smoke.yaml"))
+    document["hyperparameters"]["filters"] = {"type": "choice", "values": [4, 8]}
+    space = spaces.from_dict(document, "smoke.yaml")
+    oracle = _oracle(space, max_trials=8, seed=2)
+    # Accuracy 0.6 to 0.9 growing with size, except that every configuration over 500 params scores 0.3: the
+    # large ones are dominated by any small one; among the small, each larger one is more accurate.
+    def score(values, index):
+        params = architecture.sizes(space, values)["params_total"]
+        return 0.3 if params > 500 else 0.6 + params / 2000
+
+    trials = _run(oracle, tmp_path, 8, score)
+    assert len(trials) == 8
+    sizes = {trial.trial_id: architecture.sizes(space, trial.hyperparameters.values)["params_total"]
+             for trial in trials}
+    small = sorted((size, trial_id) for trial_id, size in sizes.items() if size <= 500)
+    assert sorted(oracle.front()) == sorted(trial_id for _, trial_id in small)  # every small one, no large one
+    assert len(small) < len(trials)
+
+
+def test_a_resumed_oracle_rebuilds_its_study_and_proposes_nothing_twice(tmp_path):
+    space = spaces.load("search_spaces/kws.yaml")
+    first = _oracle(space, 60_000, max_trials=6, seed=3)
+    done = _run(first, tmp_path, 3)
+    state = json.loads(json.dumps(first.get_state()))
+    again = _oracle(space, 60_000, max_trials=6, seed=3)
+    again._set_project_dir(str(tmp_path), "pareto")
+    again.set_state(state)
+    again.trials = first.trials  # what keras-tuner's reload reads back from the trial files
+    assert len([t for t in again.study.trials if t.state.name == "COMPLETE"]) == 3
+    later = _run(again, tmp_path, 3)
+    seen = [json.dumps(t.hyperparameters.values, sort_keys=True) for t in [*done, *later]]
+    assert len(later) == 3 and len(set(seen)) == 6
+
+
+def test_a_bad_sampler_or_size_is_named():
+    document = yaml.safe_load(open("search_spaces/smoke.yaml"))
+    with pytest.raises(TunerAppError, match="smoke.yaml: tuner.sampler: expected one of"):
+        spaces.from_dict({**document, "tuner": {"name": "pareto", "sampler": "cmaes"}}, "smoke.yaml")
+    with pytest.raises(TunerAppError, match="smoke.yaml: objective.size: expected one of"):
+        spaces.from_dict({**document, "objective": {"size": "flops"}}, "smoke.yaml")
+
+
+def test_a_pareto_smoke_search_trains_and_resumes(splits, tmp_path):
+    tuner = tuners.run_search(smoke_space(max_trials=2), splits, tmp_path, tuner_name="pareto", seed=0)
+    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    assert len(completed) == 2 and tuner.oracle.front()
+    resumed = tuners.run_search(smoke_space(max_trials=3), splits, tmp_path, tuner_name="pareto", seed=0)
+    values = [json.dumps(t.hyperparameters.values, sort_keys=True) for t in resumed.oracle.trials.values()]
+    assert len(values) == len(set(values)) == 3  # one new trial; the two finished ones were not retrained
+    scores = {t.trial_id: t.metrics.get_last_value("val_accuracy") for t in completed}
+    assert {trial_id: resumed.oracle.trials[trial_id].metrics.get_last_value("val_accuracy")
+            for trial_id in scores} == scores  # kept as they were: not retrained

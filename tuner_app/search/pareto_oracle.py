@@ -1,0 +1,151 @@
+"""`--tuner pareto`: a keras-tuner oracle for the whole front of accuracy against size, not one best model.
+
+Keras Tuner optimises one number. This oracle asks Optuna's multi-objective sampler (TPE, or NSGA-II) for each
+configuration through its ask-and-tell interface, with two objectives: validation accuracy (maximised) and the
+size (`objective.size`: params_total, macs or model_bytes; minimised), while keras-tuner still runs the trials,
+so tracking, resume and the budget keep working. The size of a configuration is known before it trains (the
+architecture walk): one over the budget, or infeasible, is told to the study as failed and another is asked
+for, without spending a trial.
+
+No Optuna state is saved: on every start the study is rebuilt from keras-tuner's finished trials (their values
+and scores), so a killed and restarted search goes on where it stood and never proposes a configuration twice.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import keras_tuner
+import optuna
+
+from tuner_app.model import hyperparameters as hps
+from tuner_app.model.spaces import SearchSpace
+from tuner_app.search.oracles import MAX_CONSECUTIVE_REJECTIONS, BudgetMixin
+
+ACCURACY = "val_accuracy"
+
+
+def distribution(spec: Mapping[str, Any]):
+    """The Optuna distribution of a hyperparameter spec (None for a fixed one: it is not sampled)."""
+    kind = spec["type"]
+    if kind == "fixed":
+        return None
+    if kind in ("choice", "boolean"):
+        return optuna.distributions.CategoricalDistribution(hps.candidate_values(spec))
+    log = spec.get("sampling", "linear") == "log"
+    step = None if log else spec.get("step")
+    if kind == "int":
+        return optuna.distributions.IntDistribution(spec["min_value"], spec["max_value"], log=log, step=step or 1)
+    return optuna.distributions.FloatDistribution(spec["min_value"], spec["max_value"], log=log, step=step)
+
+
+def _suggest(asked: optuna.trial.Trial, name: str, dist) -> Any:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return asked.suggest_categorical(name, dist.choices)
+    suggest = asked.suggest_int if isinstance(dist, optuna.distributions.IntDistribution) else asked.suggest_float
+    return suggest(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _sampler(name: str, seed: int | None):
+    with warnings.catch_warnings():  # Optuna flags multivariate TPE as experimental; it is what conditional spaces need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
+def _key(values: Mapping[str, Any]) -> str:
+    return json.dumps(dict(values), sort_keys=True)
+
+
+class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
+    """Proposes configurations for the front of validation accuracy against size (see the module)."""
+
+    def __init__(self, space: SearchSpace, max_params: int | None, n_classes: int, *, sampler: str = "tpe",
+                 max_trials: int | None = None, seed: int | None = None, **options):
+        super().__init__(space, max_params, n_classes, max_trials=max_trials, seed=seed, **options)
+        self.sampler_name, self.size = sampler, space.objective.get("size", "params_total")
+        self._study: optuna.Study | None = None
+        self._asked: dict[str, optuna.trial.Trial] = {}  # keras-tuner trial id -> its Optuna trial, this process
+
+    @property
+    def study(self) -> optuna.Study:
+        """The Optuna study, built on first use from keras-tuner's finished trials."""
+        if self._study is None:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            self._study = optuna.create_study(directions=["maximize", "minimize"],
+                                              sampler=_sampler(self.sampler_name, self.seed))
+            for trial in self.trials.values():
+                self._replay(trial)
+        return self._study
+
+    def _replay(self, trial) -> None:
+        values = self._objectives(trial)
+        if values is None:
+            return
+        params = {name: value for name, value in trial.hyperparameters.values.items()
+                  if name in self.space.hyperparameters and distribution(self.space.hyperparameters[name])}
+        distributions = {name: distribution(self.space.hyperparameters[name]) for name in params}
+        self._study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=values))
+
+    def _objectives(self, trial) -> list[float] | None:
+        """[validation accuracy, size] of a completed trial; None for any other."""
+        if trial.status != "COMPLETED":
+            return None
+        metrics = trial.metrics
+        size = "params" if self.size == "params_total" and not metrics.exists(self.size) else self.size
+        if not (metrics.exists(ACCURACY) and metrics.exists(size)):
+            return None
+        return [float(metrics.get_last_value(ACCURACY)), float(metrics.get_last_value(size))]
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if self.max_trials is not None and len(self.trials) >= self.max_trials:
+            return {"status": "STOPPED", "values": None}
+        tried = {_key(trial.hyperparameters.values) for trial in self.trials.values() if trial.trial_id != trial_id}
+        repeats = 0
+        for _ in range(MAX_CONSECUTIVE_REJECTIONS):
+            asked = self.study.ask()
+            values = self._values(asked)
+            repeat = _key(values) in tried or _key(values) in self._rejected
+            if repeat or not self.fits(values):
+                repeats += repeat
+                self.study.tell(asked, state=optuna.trial.TrialState.FAIL)  # not learned from; asked again
+                continue
+            self._asked[trial_id] = asked
+            return {"status": "RUNNING", "values": values}
+        if repeats < MAX_CONSECUTIVE_REJECTIONS // 2:  # mostly turned away, not a spent space: say why
+            self.gave_up = (f"{self.space.source}: {MAX_CONSECUTIVE_REJECTIONS} proposals in a row were over the "
+                            "budget, infeasible or tried already; raise --max-params or widen the space")
+        return {"status": "STOPPED", "values": None}  # a spent space stops as keras-tuner's own oracles do
+
+    def _values(self, asked: optuna.trial.Trial) -> dict[str, Any]:
+        """A configuration drawn on the Optuna trial: each active hyperparameter in order, parents first."""
+        values: dict[str, Any] = {}
+        for name, spec in self.space.hyperparameters.items():
+            if not hps.is_active(self.space.hyperparameters, name, values):
+                continue
+            dist = distribution(spec)
+            values[name] = spec["value"] if dist is None else _suggest(asked, name, dist)
+        return values
+
+    def end_trial(self, trial) -> None:
+        super().end_trial(trial)
+        asked = self._asked.pop(trial.trial_id, None)
+        values = self._objectives(self.trials[trial.trial_id])
+        if asked is not None:
+            self.study.tell(asked, values) if values else self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
+        elif values and self._study is not None:
+            self._replay(self.trials[trial.trial_id])  # a trial retried after a resume: asked by an earlier process
+
+    def front(self) -> list[str]:
+        """The keras-tuner trial ids on the current front of accuracy against size (Optuna's non-dominated sort)."""
+        by_values = {_key(self._search_values(trial)): trial.trial_id for trial in self.trials.values()
+                     if self._objectives(trial)}
+        return [by_values[_key(best.params)] for best in self.study.best_trials if _key(best.params) in by_values]
+
+    def _search_values(self, trial) -> dict[str, Any]:
+        return {name: value for name, value in trial.hyperparameters.values.items()
+                if name in self.space.hyperparameters and distribution(self.space.hyperparameters[name])}
