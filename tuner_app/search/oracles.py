@@ -19,6 +19,7 @@ from tuner_app.errors import InfeasibleConfig
 from tuner_app.model import hyperparameters as hps
 from tuner_app.model.architecture import sizes
 from tuner_app.model.spaces import SearchSpace
+from tuner_app.search import interrupts
 
 # Sizing a configuration is cheap arithmetic, but a space where almost nothing fits must still end.
 MAX_CONSECUTIVE_REJECTIONS = 500
@@ -73,6 +74,16 @@ class BudgetMixin:
                                     "before_trial": len(self.trials)})
         self._consecutive_rejections += 1
         return False
+
+    def create_trial(self, tuner_id):
+        # keras-tuner saves oracle.json here: a Ctrl-C or `kill` mid-write would leave one no resume can read
+        # (seen: an empty oracle.json). The stop is acted on at the next safe point, a batch later.
+        with interrupts.signals_to(interrupts.note_stop):
+            return super().create_trial(tuner_id)
+
+    def update_trial(self, trial_id, metrics, step=0):
+        with interrupts.signals_to(interrupts.note_stop):  # it writes the trial's trial.json
+            return super().update_trial(trial_id, metrics, step=step)
 
     def _random_values(self):
         while self._consecutive_rejections < MAX_CONSECUTIVE_REJECTIONS:
