@@ -118,3 +118,57 @@ def copy_trial(trial_dir: Path, destination: Path) -> Path:
     """A private copy of a trial with its project (the search record beside it), for a test that changes it."""
     project = shutil.copytree(trial_dir.parent, destination / trial_dir.parent.name)
     return Path(project) / trial_dir.name
+
+
+def weight_count(weights) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in weights)
+
+
+def layer_macs(layer) -> int:
+    """One MAC per kernel weight per output position, from the built layer alone: a Conv's (1D, 2D, depthwise)
+    kernel holds every weight one output position uses, a Dense's every weight but its bias."""
+    if not hasattr(layer, "kernel"):
+        return 0
+    return int(np.prod(layer.output.shape[1:-1])) * int(np.prod(layer.kernel.shape))
+
+
+def block_layers(model, row):
+    """The Keras layers a walk row's block built: named as the row, or starting with its name and `_`."""
+    return [layer for layer in model.layers if layer.name == row.name or layer.name.startswith(row.name + "_")]
+
+
+def assert_build_matches_walk(blocks, shape, n_classes) -> set[str]:
+    """spec.build's model equals spec.walk block by block (trainable and non-trainable params, output shape,
+    MACs counted over the built layers) and in total; every layer belongs to one block. The rows' kinds."""
+    from tuner_app.model import spec
+
+    walk, model = spec.walk(blocks, shape, n_classes), spec.build(blocks, shape, n_classes)
+    claimed, context = [], (blocks, shape)
+    for row in walk.rows:
+        layers = block_layers(model, row)
+        assert layers, f"no Keras layer for {row.name}"
+        assert weight_count(w for layer in layers for w in layer.trainable_weights) == row.trainable, (row, context)
+        assert weight_count(w for layer in layers for w in layer.non_trainable_weights) == row.non_trainable, (
+            row, context)
+        assert tuple(layers[-1].output.shape[1:]) == row.output_shape, (row, context)
+        assert sum(layer_macs(layer) for layer in layers) == row.macs, (row, context)
+        claimed += [layer.name for layer in layers]
+    assert sorted(claimed) == sorted(layer.name for layer in model.layers[1:]), "every layer has one block"
+    assert weight_count(model.trainable_weights) == walk.params_trainable
+    assert weight_count(model.non_trainable_weights) == walk.params_non_trainable
+    assert model.count_params() == walk.params_total
+    assert sum(layer_macs(layer) for layer in model.layers) == walk.macs
+    assert tuple(model.output.shape[1:]) == walk.output_shape == (n_classes,)
+    return {row.kind for row in walk.rows}
+
+
+def make_oracle(kind, space, max_params, **options):
+    """An oracle of tuner-app's `kind` over `space`, its hyperparameters declared, objective val_accuracy."""
+    import keras_tuner
+
+    from tuner_app.model import architecture, spaces
+
+    hp = keras_tuner.HyperParameters()
+    spaces.declare(hp, space)
+    return kind(space, max_params, architecture.N_CLASSES, objective=keras_tuner.Objective("val_accuracy", "max"),
+                hyperparameters=hp, **options)

@@ -2,12 +2,12 @@
 (params layer by layer, shapes, MACs counted independently over the built layers), refuses infeasible
 specs naming the block, and reproduces DS-CNN-S's published count."""
 
-import math
 import random
 import subprocess
 import sys
 
 import pytest
+from conftest import assert_build_matches_walk
 
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.model import kws_families, spec
@@ -76,44 +76,12 @@ def _feasible_specs(seed, count):
     return specs, refused
 
 
-def _weights(weights):
-    return sum(math.prod(weight.shape) for weight in weights)
-
-
-def _layer_macs(layer):
-    """One MAC per kernel weight per output position, from the built layer alone (bias, BN, pooling: none)."""
-    if not hasattr(layer, "kernel"):
-        return 0
-    return math.prod(layer.output.shape[1:-1]) * math.prod(layer.kernel.shape)
-
-
-def _block_layers(model, row):
-    return [layer for layer in model.layers if layer.name == row.name or layer.name.startswith(row.name + "_")]
-
-
 def test_walk_matches_keras_layer_by_layer_on_random_specs():
     specs, refused = _feasible_specs(seed=10, count=N_SPECS)
     assert refused > 0, "the generator should also draw infeasible specs, for the walk to refuse"
     kinds_seen = set()
     for blocks, shape, n_classes in specs:
-        walk = spec.walk(blocks, shape, n_classes)
-        model = spec.build(blocks, shape, n_classes)
-        claimed = []
-        for row in walk.rows:
-            layers = _block_layers(model, row)
-            assert layers, f"no Keras layer for {row.name}"
-            context = (row, blocks, shape)
-            assert _weights(w for layer in layers for w in layer.trainable_weights) == row.trainable, context
-            assert _weights(w for layer in layers for w in layer.non_trainable_weights) == row.non_trainable, context
-            assert tuple(layers[-1].output.shape[1:]) == row.output_shape, context
-            assert sum(_layer_macs(layer) for layer in layers) == row.macs, context
-            claimed += [layer.name for layer in layers]
-            kinds_seen.add(row.kind)
-        assert sorted(claimed) == sorted(layer.name for layer in model.layers[1:]), "every layer has one block"
-        assert model.count_params() == walk.params_total
-        assert _weights(model.trainable_weights) == walk.params_trainable
-        assert tuple(model.output.shape[1:]) == walk.output_shape == (n_classes,)
-        assert sum(_layer_macs(layer) for layer in model.layers) == walk.macs
+        kinds_seen |= assert_build_matches_walk(blocks, shape, n_classes)
     assert kinds_seen == set(BLOCK_TYPES)
 
 

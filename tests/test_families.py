@@ -1,4 +1,4 @@
-"""Families as conditional spaces: the reference spaces' published counts, the seed grids' counts, no aliases
+"""Families as conditional spaces: the reference spaces' published counts (the seed grids': test_hypermodel), no aliases
 from inactive hyperparameters, grids that enumerate only active combinations (also keras-tuner's grid), and
 the built model (front-end layer included) equal to the walk for random configurations of every family."""
 
@@ -15,9 +15,6 @@ from tuner_app.model import hyperparameters as hps
 from tuner_app.search import oracles
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
-SEED_2D = [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
-SEED_1D = [32_736_480, 33_253_088, 16_290_160, 16_806_768, 7_996_304, 8_512_912, 3_689_424, 4_206_032,
-           1_338_448, 1_855_056]
 
 
 def load(name):
@@ -33,19 +30,6 @@ def test_reference_spaces_have_their_published_trainable_counts(name, trainable)
     space = load(name)
     (values,) = configurations.configurations(space)
     assert architecture.sizes(space, values, n_classes=12)["params_trainable"] == trainable
-
-
-@pytest.mark.parametrize("name, published", [("seed_2d", SEED_2D), ("seed_1d", SEED_1D)])
-def test_the_seed_grids_keep_their_published_counts(name, published):
-    space = load(name)
-    counts = []
-    for values in configurations.configurations(space):
-        if not values["batch_norm"]:
-            try:
-                counts.append(architecture.sizes(space, values)["params_total"])
-            except InfeasibleConfig:
-                continue
-    assert counts == published  # 8 + 10: the seed study's 18 published counts, in its table's order
 
 
 def _model_key(space, values):

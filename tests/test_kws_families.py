@@ -7,6 +7,7 @@ import math
 import random
 
 import pytest
+from conftest import assert_build_matches_walk
 
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.model import spec
@@ -177,45 +178,11 @@ def _feasible_cases(family, seed):
     return cases, refused
 
 
-def _weights(weights):
-    return sum(math.prod(weight.shape) for weight in weights)
-
-
-def _layer_macs(layer):
-    """One MAC per kernel weight per output position, from the built layer alone: a Conv's (1D, 2D, depthwise)
-    kernel holds every weight one output position uses, a Dense's every weight but its bias."""
-    if not hasattr(layer, "kernel"):
-        return 0
-    return math.prod(layer.output.shape[1:-1]) * math.prod(layer.kernel.shape)
-
-
-def _block_layers(model, row):
-    return [layer for layer in model.layers if layer.name == row.name or layer.name.startswith(row.name + "_")]
-
-
-def _assert_build_matches_walk(blocks, shape, n_classes):
-    walk, model = spec.walk(blocks, shape, n_classes), spec.build(blocks, shape, n_classes)
-    claimed = []
-    for row in walk.rows:
-        layers = _block_layers(model, row)
-        assert layers, f"no Keras layer for {row.name}"
-        assert _weights(w for layer in layers for w in layer.trainable_weights) == row.trainable, row
-        assert _weights(w for layer in layers for w in layer.non_trainable_weights) == row.non_trainable, row
-        assert sum(_layer_macs(layer) for layer in layers) == row.macs, row
-        claimed += [layer.name for layer in layers]
-    assert sorted(claimed) == sorted(layer.name for layer in model.layers[1:]), "every layer has one block"
-    assert _weights(model.trainable_weights) == walk.params_trainable
-    assert _weights(model.non_trainable_weights) == walk.params_non_trainable
-    assert model.count_params() == walk.params_total
-    assert sum(_layer_macs(layer) for layer in model.layers) == walk.macs
-    assert tuple(model.output.shape[1:]) == walk.output_shape == (n_classes,)
-
-
 @pytest.mark.parametrize("family, seed", [("dscnn", 1), ("tcresnet", 2), ("bcresnet", 3)])
 def test_random_configurations_build_as_they_walk_block_by_block(family, seed):
     cases, refused = _feasible_cases(family, seed)
     for values, shape, n_classes in cases:
-        _assert_build_matches_walk(FAMILIES[family][0](values, n_classes), shape, n_classes)
+        assert_build_matches_walk(FAMILIES[family][0](values, n_classes), shape, n_classes)
     if family == "tcresnet":
         assert {values["tcresnet_depth"] for values, _, _ in cases} == {8, 14}
     if family == "bcresnet":

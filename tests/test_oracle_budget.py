@@ -2,19 +2,19 @@
 they never become keras-tuner trials, never reach the Gaussian process, and still show as REJECTED in
 progress, in the summary and to every observer; the budget check before a search never skips silently."""
 
-import json
 import io
+import json
 import logging
 import re
 from pathlib import Path
 
 import keras_tuner
 import pytest
-from conftest import smoke_space, tone_splits
+from conftest import make_oracle, smoke_space, tone_splits
 
 from tuner_app.errors import TunerAppError
-from tuner_app.model import hyperparameters as hps
 from tuner_app.model import architecture, configurations, spaces
+from tuner_app.model import hyperparameters as hps
 from tuner_app.search import observers, oracles, progress, summary, tuners
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,13 +108,6 @@ def test_a_resumed_search_keeps_its_rejections_and_reports_only_new_ones(splits,
     assert len(_completed(tuner)) == 2
 
 
-def _oracle(kind, space, max_params, **options):
-    hp = keras_tuner.HyperParameters()
-    spaces.declare(hp, space)
-    return kind(space, max_params, architecture.N_CLASSES, objective=keras_tuner.Objective("val_accuracy", "max"),
-                hyperparameters=hp, **options)
-
-
 def _run_fake_trials(oracle, tmp_path, count):
     """Create and end `count` trials with a made-up score: the oracle's own loop, without training."""
     oracle._set_project_dir(str(tmp_path), "fake")
@@ -132,7 +125,7 @@ def _run_fake_trials(oracle, tmp_path, count):
 
 def test_infeasible_configurations_are_turned_away_without_a_budget(tmp_path):
     space = spaces.load(ROOT / "search_spaces" / "cnn2d.yaml")
-    oracle = _oracle(oracles.RandomSearchOracle, space, None, max_trials=40, seed=1)
+    oracle = make_oracle(oracles.RandomSearchOracle, space, None, max_trials=40, seed=1)
     trials = _run_fake_trials(oracle, tmp_path, 40)
     assert len(trials) == 40
     for trial in trials:
@@ -143,7 +136,7 @@ def test_infeasible_configurations_are_turned_away_without_a_budget(tmp_path):
 
 def test_a_gaussian_process_proposal_over_budget_falls_back_to_a_fitting_random_draw(tmp_path, monkeypatch):
     space = smoke_space(name="bayesian")
-    oracle = _oracle(oracles.BayesianOptimizationOracle, space, BUDGET, max_trials=4, seed=3, num_initial_points=1)
+    oracle = make_oracle(oracles.BayesianOptimizationOracle, space, BUDGET, max_trials=4, seed=3, num_initial_points=1)
     over = hps.completed(space.hyperparameters, {**configurations.configurations(space)[0], "conv_layers": 2, "fc_layers": 1})  # 1,128 params
     proposals = []
 
@@ -160,14 +153,14 @@ def test_a_gaussian_process_proposal_over_budget_falls_back_to_a_fitting_random_
 
 
 def test_rejections_survive_the_oracle_state_and_a_raised_budget_admits_them_again(tmp_path):
-    oracle = _oracle(oracles.RandomSearchOracle, smoke_space(), BUDGET, max_trials=4, seed=SEED)
+    oracle = make_oracle(oracles.RandomSearchOracle, smoke_space(), BUDGET, max_trials=4, seed=SEED)
     assert len(_run_fake_trials(oracle, tmp_path, 4)) == 2  # two configurations fit; then the space is spent
     assert sorted(entry["params"] for entry in oracle.rejections) == [1056, 1128]
     state = oracle.get_state()
-    same = _oracle(oracles.RandomSearchOracle, smoke_space(), BUDGET, max_trials=4, seed=SEED)
+    same = make_oracle(oracles.RandomSearchOracle, smoke_space(), BUDGET, max_trials=4, seed=SEED)
     same.set_state(json.loads(json.dumps(state)))  # as a resume reads it (keras-tuner's set_state edits it)
     assert same.rejections == oracle.rejections and same._duplicate(oracle.rejections[0]["hyperparameters"])
-    raised = _oracle(oracles.RandomSearchOracle, smoke_space(), 2000, max_trials=4, seed=SEED)
+    raised = make_oracle(oracles.RandomSearchOracle, smoke_space(), 2000, max_trials=4, seed=SEED)
     raised.set_state(json.loads(json.dumps(state)))
     assert not raised._duplicate(oracle.rejections[0]["hyperparameters"])  # it fits now: it may be drawn
 
@@ -210,7 +203,7 @@ def test_a_project_from_before_holding_stopped_rejections_resumes_under_bayesian
     # tuner-app before this change ended rejected configurations as STOPPED trials; keras-tuner's
     # _vectorize_trials has no branch for them (UnboundLocalError, or the previous trial's score).
     space = smoke_space(name="bayesian")
-    oracle = _oracle(oracles.BayesianOptimizationOracle, space, None, max_trials=6, seed=3, num_initial_points=1)
+    oracle = make_oracle(oracles.BayesianOptimizationOracle, space, None, max_trials=6, seed=3, num_initial_points=1)
     oracle._set_project_dir(str(tmp_path), "legacy")
     legacy = oracle.create_trial("tuner0")
     legacy.status, legacy.message = "STOPPED", "rejected: 1128 params > budget 300"

@@ -3,11 +3,11 @@ Proposals fit the budget, are feasible and never repeat; the front is the non-do
 oracle rebuilds its study from keras-tuner's finished trials; a smoke search and a killed search's resume."""
 
 import json
+from pathlib import Path
 
-import keras_tuner
 import pytest
 import yaml
-from conftest import smoke_space, tone_splits
+from conftest import make_oracle, smoke_space, tone_splits
 
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
@@ -19,13 +19,6 @@ BUDGET = 300  # of the smoke space's four configurations (184, 288, 1,056 and 1,
 @pytest.fixture(scope="module")
 def splits():
     return tone_splits()
-
-
-def _oracle(space, max_params=None, **options):
-    hp = keras_tuner.HyperParameters()
-    spaces.declare(hp, space)
-    return pareto_oracle.ParetoOracle(space, max_params, architecture.N_CLASSES, hyperparameters=hp,
-                                      objective=keras_tuner.Objective("val_accuracy", "max"), **options)
 
 
 def _run(oracle, tmp_path, count, score=lambda values, index: 0.5):
@@ -55,7 +48,7 @@ def test_distributions_follow_the_specs():
 
 
 def test_it_proposes_every_fitting_configuration_once_then_stops(tmp_path):
-    oracle = _oracle(smoke_space(max_trials=10), BUDGET, max_trials=10, seed=1)
+    oracle = make_oracle(pareto_oracle.ParetoOracle, smoke_space(max_trials=10), BUDGET, max_trials=10, seed=1)
     trials = _run(oracle, tmp_path, 10)
     proposed = [json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials]
     assert len(proposed) == len(set(proposed)) == 2  # of the four, only two fit the budget
@@ -67,7 +60,7 @@ def test_it_proposes_every_fitting_configuration_once_then_stops(tmp_path):
 
 def test_infeasible_configurations_are_never_proposed(tmp_path):
     space = spaces.load("search_spaces/kws.yaml")
-    oracle = _oracle(space, 60_000, max_trials=12, seed=0)
+    oracle = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=12, seed=0)
     trials = _run(oracle, tmp_path, 12)
     assert len(trials) == 12
     for trial in trials:
@@ -77,10 +70,10 @@ def test_infeasible_configurations_are_never_proposed(tmp_path):
 
 
 def test_the_front_is_the_non_dominated_trials(tmp_path):
-    document = yaml.safe_load(open("search_spaces/smoke.yaml"))
+    document = yaml.safe_load(Path("search_spaces/smoke.yaml").read_text())
     document["hyperparameters"]["filters"] = {"type": "choice", "values": [4, 8]}
     space = spaces.from_dict(document, "smoke.yaml")
-    oracle = _oracle(space, max_trials=8, seed=2)
+    oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, max_trials=8, seed=2)
     # Accuracy 0.6 to 0.9 growing with size, except that every configuration over 500 params scores 0.3: the
     # large ones are dominated by any small one; among the small, each larger one is more accurate.
     def score(values, index):
@@ -98,10 +91,10 @@ def test_the_front_is_the_non_dominated_trials(tmp_path):
 
 def test_a_resumed_oracle_rebuilds_its_study_and_proposes_nothing_twice(tmp_path):
     space = spaces.load("search_spaces/kws.yaml")
-    first = _oracle(space, 60_000, max_trials=6, seed=3)
+    first = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=6, seed=3)
     done = _run(first, tmp_path, 3)
     state = json.loads(json.dumps(first.get_state()))
-    again = _oracle(space, 60_000, max_trials=6, seed=3)
+    again = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=6, seed=3)
     again._set_project_dir(str(tmp_path), "pareto")
     again.set_state(state)
     again.trials = first.trials  # what keras-tuner's reload reads back from the trial files
@@ -112,7 +105,7 @@ def test_a_resumed_oracle_rebuilds_its_study_and_proposes_nothing_twice(tmp_path
 
 
 def test_a_bad_sampler_or_size_is_named():
-    document = yaml.safe_load(open("search_spaces/smoke.yaml"))
+    document = yaml.safe_load(Path("search_spaces/smoke.yaml").read_text())
     with pytest.raises(TunerAppError, match="smoke.yaml: tuner.sampler: expected one of"):
         spaces.from_dict({**document, "tuner": {"name": "pareto", "sampler": "cmaes"}}, "smoke.yaml")
     with pytest.raises(TunerAppError, match="smoke.yaml: objective.size: expected one of"):

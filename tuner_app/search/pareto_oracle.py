@@ -86,8 +86,7 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
         values = self._objectives(trial)
         if values is None:
             return
-        params = {name: value for name, value in trial.hyperparameters.values.items()
-                  if name in self.space.hyperparameters and distribution(self.space.hyperparameters[name])}
+        params = self._search_values(trial)
         distributions = {name: distribution(self.space.hyperparameters[name]) for name in params}
         self._study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=values))
 
@@ -147,5 +146,6 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
         return [by_values[_key(best.params)] for best in self.study.best_trials if _key(best.params) in by_values]
 
     def _search_values(self, trial) -> dict[str, Any]:
+        """The trial's values of the sampled (not fixed) hyperparameters: its Optuna params."""
         return {name: value for name, value in trial.hyperparameters.values.items()
                 if name in self.space.hyperparameters and distribution(self.space.hyperparameters[name])}
