@@ -15,7 +15,7 @@ from conftest import make_oracle, smoke_space, tone_splits
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, configurations, spaces
 from tuner_app.model import hyperparameters as hps
-from tuner_app.search import observers, oracles, progress, summary, tuners
+from tuner_app.search import observers, oracles, pareto_oracle, progress, summary, tuners
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = 300  # of the smoke space's four configurations only the one-conv ones (184, 288 params) fit
@@ -214,3 +214,27 @@ def test_a_project_from_before_holding_stopped_rejections_resumes_under_bayesian
     assert len(y) == len(x) == len(completed) == 2
     assert sorted(-score for score in y) == sorted(trial.score for trial in completed)
     assert oracle.create_trial("tuner0").status == "RUNNING"  # the GP phase proposes without crashing
+
+
+@pytest.mark.parametrize("kind, options", [
+    (oracles.RandomSearchOracle, {"max_trials": 4}),
+    (oracles.BayesianOptimizationOracle, {"max_trials": 4, "num_initial_points": 2}),
+    (oracles.HyperbandOracle, {"max_epochs": 3, "factor": 3}),
+    (pareto_oracle.ParetoOracle, {"max_trials": 4}),
+])
+def test_seed_zero_draws_the_same_configurations_on_every_run(kind, options, tmp_path):
+    # keras-tuner reads seed 0 as no seed; every space's default seed is 0.
+    space = spaces.load(ROOT / "search_spaces" / "kws.yaml")
+    runs = []
+    for run in range(2):
+        oracle = make_oracle(kind, space, None, seed=0, **options)
+        oracle._set_project_dir(str(tmp_path / str(run)), "seed0")
+        drawn = []
+        for _ in range(4):
+            trial = oracle.create_trial("tuner0")
+            drawn.append(json.dumps(trial.hyperparameters.values, sort_keys=True))
+            oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5, "params_total": 1000.0})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+        runs.append(drawn)
+    assert runs[0] == runs[1]

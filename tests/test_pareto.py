@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tuner_app.analysis import front, pareto
+from tuner_app.analysis import pareto
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
+from tuner_app.search import front
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEED_2D_PARAMS = [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
@@ -76,10 +77,19 @@ def test_hypervolume_ignores_points_outside_the_reference_box():
     assert front.hypervolume([(20_000.0, 0.95)], (10_000.0, 0.0)) == 0.0
 
 
-def test_default_reference_is_ten_times_the_largest_size_and_zero_accuracy():
-    assert front.default_reference(STAIRCASE) == (10_000.0, 0.0)
-    with pytest.raises(TunerAppError, match="no points"):
-        front.default_reference([])
+@pytest.mark.parametrize("size, expected", [
+    (10.0, 0.0), (100.0, 0.0),  # sizes the front holds
+    (31.6, 1.0), (500.0, 2.0), (9_000.0, 2.0),  # inside the gaps 10-100 (1 decade) and 100-10,000 (2 decades)
+    (1.0, 1.0), (1e6, 2.0),  # beyond either end: the distance out to it
+])
+def test_gap_width_in_decades(size, expected):
+    staircase = [(10.0, 0.5), (100.0, 0.7), (10_000.0, 0.9)]
+    assert front.gap_width(size, staircase) == pytest.approx(expected)
+    assert front.gap_width(size, []) == float("inf")
+
+
+def test_front_points_are_the_non_dominated_by_size():
+    assert front.front_points(STAIRCASE + [(500.0, 0.6)]) == sorted(STAIRCASE)
 
 
 @pytest.mark.parametrize("points, expected", [
@@ -175,9 +185,9 @@ def test_analyse_writes_csv_and_png(tmp_path, agg_renders, reference):
     analysis = pareto.analyse(_trials(), tmp_path / "out", reference=reference)
     assert [row["run_id"] for row in analysis.front] == ["c", "b", "a", "d"]
     assert [row["run_id"] for row in analysis.all_rows] == ["c", "b", "a", "e", "d"]
-    assert analysis.left_out == 2 and analysis.reference_point == (1_000_000.0, 0.0)
-    # log10 sizes 1, 2, 3, 5 against 6: 5*0.85 + 4*0.045 + 3*0.015 + 1*0.01
-    assert analysis.hypervolume == pytest.approx(4.485, abs=1e-9)
+    assert analysis.left_out == 2 and analysis.reference_point == (1e8, 0.0)  # the fixed default for params
+    # log10 sizes 1, 2, 3, 5 against 8: 7*0.85 + 6*0.045 + 5*0.015 + 3*0.01
+    assert analysis.hypervolume == pytest.approx(6.325, abs=1e-9)
     with analysis.csv_path.open(newline="") as handle:
         lines = list(csv.DictReader(handle))
     assert len(analysis.csv_path.read_text().splitlines()) == 1 + 5
@@ -221,8 +231,9 @@ def test_format_table_lists_the_front_in_order(tmp_path):
     assert [line.split("  ")[0] for line in table[1:5]] == [pareto.architecture(row) for row in analysis.front]
     assert table[1].split()[-3:] == ["0.7000", "10", "C"] and "100,000" in table[4]
     assert table[5].startswith("4 of 5 trials on the front") and "2 runs left out" in table[5]
-    assert table[6] == ("hypervolume 4.4850 in (log10 params_total, validation accuracy) against reference point "
-                        "(params_total=1,000,000, validation accuracy=0.00)")
+    assert table[6] == ("hypervolume 6.3250 in (log10 params_total, validation accuracy) against reference point "
+                        "(params_total=100,000,000, validation accuracy=0.00)")
+    assert table[7].startswith("reference point: the fixed default for params_total")
 
 
 def test_seed_points_transcribe_the_published_tables():

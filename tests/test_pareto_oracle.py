@@ -122,3 +122,109 @@ def test_a_pareto_smoke_search_trains_and_resumes(splits, tmp_path):
     scores = {t.trial_id: t.metrics.get_last_value("val_accuracy") for t in completed}
     assert {trial_id: resumed.oracle.trials[trial_id].metrics.get_last_value("val_accuracy")
             for trial_id in scores} == scores  # kept as they were: not retrained
+
+
+def _finished(oracle, values, accuracy):
+    """A COMPLETED keras-tuner trial of `values` scored `accuracy`, placed among the oracle's trials by hand."""
+    import keras_tuner
+
+    hp = oracle.get_space()
+    hp.values.update(values)
+    trial = keras_tuner.engine.trial.Trial(hp, trial_id=str(len(oracle.trials)), status="COMPLETED")
+    trial.metrics.register("val_accuracy", "max")
+    trial.metrics.update("val_accuracy", accuracy)
+    trial.metrics.register("params_total", "min")
+    trial.metrics.update("params_total", architecture.sizes(oracle.space, values)["params_total"])
+    oracle.trials[trial.trial_id] = trial
+    return trial
+
+
+def _filters_space():
+    """The smoke space with `filters` searched: 20 configurations from 104 to ~14K params."""
+    document = yaml.safe_load(Path("search_spaces/smoke.yaml").read_text())
+    document["hyperparameters"]["filters"] = {"type": "choice", "values": [2, 4, 8, 16, 32]}
+    return spaces.from_dict(document, "smoke.yaml")
+
+
+def test_the_gap_preference_takes_the_candidate_in_the_widest_gap_of_the_front():
+    space = _filters_space()
+    configurations = sorted(({"conv_layers": c, "fc_layers": 0, "filters": f, **_fixed(space)}
+                             for c in (1, 2) for f in (2, 4, 8, 16, 32)),
+                            key=lambda values: architecture.sizes(space, values)["params_total"])
+    oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, gap_candidates=3, seed=0)
+    smallest, largest = configurations[0], configurations[-1]
+    _finished(oracle, smallest, 0.5)
+    _finished(oracle, largest, 0.9)  # the front: two points, one gap between them
+    near_small, middle, near_large = configurations[1], configurations[len(configurations) // 2], configurations[-2]
+    candidates = [("a", near_small), ("b", near_large), ("c", middle)]
+    # Every candidate falls in the one gap; a third point splits it, so the next choice favours the wider half.
+    assert oracle._widest_gap(candidates)[0] == "a"  # equal widths: the sampler's order decides
+    _finished(oracle, middle, 0.7)
+    wider_half = "a" if _log_size(space, middle) - _log_size(space, smallest) > \
+        _log_size(space, largest) - _log_size(space, middle) else "b"
+    assert oracle._widest_gap(candidates[:2])[0] == wider_half
+    assert oracle._widest_gap(candidates)[0] != "c"  # a size the front holds leaves no gap to fill
+
+
+def test_without_a_front_or_with_one_candidate_the_sampler_decides():
+    space = _filters_space()
+    values = {"conv_layers": 1, "fc_layers": 0, "filters": 2, **_fixed(space)}
+    oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, gap_candidates=3, seed=0)
+    assert oracle._widest_gap([("a", values), ("b", {**values, "filters": 32})])[0] == "a"
+    _finished(oracle, values, 0.5)  # a front of one point has no gap
+    assert oracle._widest_gap([("a", values), ("b", {**values, "filters": 32})])[0] == "a"
+
+
+def test_with_the_gap_preference_proposals_still_fit_and_never_repeat(tmp_path):
+    oracle = make_oracle(pareto_oracle.ParetoOracle, _filters_space(), 3_000, gap_candidates=3, max_trials=20,
+                         seed=4)
+    trials = _run(oracle, tmp_path, 20, score=lambda values, index: 0.4 + 0.02 * index)
+    proposed = [json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials]
+    assert len(proposed) == len(set(proposed)) and len(trials) >= 4
+    assert all(architecture.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= 3_000
+               for trial in trials)
+    assert any(t.state.name == "FAIL" for t in oracle.study.trials)  # the candidates passed over
+
+
+def test_progress_and_summary_show_the_front(tmp_path):
+    from types import SimpleNamespace
+
+    from tuner_app.search import front, progress, summary
+
+    space = _filters_space()
+    oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, max_trials=6, seed=5)
+    trials = _run(oracle, tmp_path, 6, score=lambda values, index: [0.5, 0.8, 0.6, 0.7, 0.9, 0.4][index])
+    tuner = SimpleNamespace(space=space, oracle=oracle, sizes=lambda values: {"params": 0})
+    points = {t.trial_id: (architecture.sizes(space, t.hyperparameters.values)["params_total"],
+                           t.metrics.get_last_value("val_accuracy")) for t in trials}
+    on_front = {trial_id for trial_id, point in points.items() if point in front.front_points(list(points.values()))}
+    line = progress.front_line(tuner)
+    volume = front.hypervolume(list(points.values()), (1e8, 0.0))
+    assert line.startswith(f"    front: {len(on_front)} of 6 trials, hypervolume {volume:.4f} (params_total, val_acc): ")
+    assert line.count("|") == len(on_front) - 1
+    rows = summary.summary_rows(tuner)
+    assert {row["trial_id"] for row in rows if row["front"]} == on_front
+    table = summary.format_trials(rows).splitlines()
+    assert table[0].split()[-1] == "front"
+    assert sum(line.endswith("*") for line in table[1:]) == len(on_front)
+
+
+def _fixed(space):
+    return {name: spec["value"] for name, spec in space.hyperparameters.items() if spec["type"] == "fixed"}
+
+
+def _log_size(space, values):
+    import math
+
+    return math.log10(architecture.sizes(space, values)["params_total"])
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_a_sampler_that_repeats_itself_still_covers_a_small_space(tmp_path, sampler):
+    # TPE settles on its favourites and proposes them again and again; the oracle then draws an untried one.
+    oracle = make_oracle(pareto_oracle.ParetoOracle, _filters_space(), None, sampler=sampler, max_trials=20,
+                         seed=6)
+    trials = _run(oracle, tmp_path, 20, score=lambda values, index: 0.9 if values["filters"] == 2 else 0.1)
+    proposed = {json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials}
+    assert len(trials) == len(proposed) == 20  # every configuration of the space, each once
+    assert not oracle.gave_up

@@ -140,7 +140,10 @@ def test_progress_shows_trial_of_total_params_epochs_and_eta(splits, tmp_path):
     assert re.fullmatch(r"    epoch 1/1  loss [\d.]+ acc [\d.]+  val_loss [\d.]+ val_acc [\d.]+  \([\d.]+ s\)", lines[2])
     clock = r"\d+:[0-5]\d:[0-5]\d"  # H:MM:SS, however slow the machine
     assert re.fullmatch(rf"    done in {clock}: val_acc [\d.]+, test_acc [\d.]+; 1 to go, ETA {clock}", lines[3])
-    assert lines[4].startswith("[2/2] trial 1: ") and len(lines) == 7
+    assert re.fullmatch(r"    front: 1 of 1 trials, hypervolume [\d.]+ \(params_total, val_acc\): [\d.]+K? [\d.]+",
+                        lines[4])
+    assert lines[5].startswith("[2/2] trial 1: ") and len(lines) == 9
+    assert re.fullmatch(r"    front: [12] of 2 trials, .*", lines[8])
 
 
 def test_a_one_dimensional_smoke_search(splits, tmp_path):

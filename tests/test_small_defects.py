@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import copy_trial, tone, write_wav
 
-from tuner_app.analysis import front, pareto
+from tuner_app.analysis import pareto
 from tuner_app.cli import cli, search_commands
 from tuner_app.data import corpus, synth
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
-from tuner_app.search import record
+from tuner_app.search import front, record
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
@@ -95,8 +95,7 @@ def test_select_knee_among_identical_trials():
 # --- a fixed hypervolume reference --------------------------------------------------------------------
 
 
-def _rows():
-    sizes_accuracies = [(10, 0.5), (100, 0.7), (1000, 0.9)]
+def _rows(sizes_accuracies=((10, 0.5), (100, 0.7), (1000, 0.9))):
     return [{"run_id": f"r{i}", "trial_id": str(i), "status": "FINISHED", "model": "cnn2d", "hyperparameters": {},
              "metrics": {"params_total": float(size), "best_val_accuracy": accuracy}}
             for i, (size, accuracy) in enumerate(sizes_accuracies)]
@@ -108,16 +107,23 @@ def test_analyse_uses_and_records_a_given_reference(tmp_path):
     # log10 sizes 1, 2, 3 against 5: 4 * 0.4 + 3 * 0.2 + 2 * 0.2
     assert analysis.hypervolume == pytest.approx(2.6)
     saved = json.loads(analysis.json_path.read_text())
-    assert saved["hv_reference"] == [100_000.0, 0.1] and saved["hv_reference_given"] is True
+    assert saved["hv_reference"] == [100_000.0, 0.1] and saved["hv_reference_source"] == "--hv-reference"
     assert saved["hypervolume"] == pytest.approx(2.6)
     assert "--hv-reference" in pareto.format_table(analysis)
 
 
-def test_the_default_reference_is_recorded_as_such(tmp_path):
-    analysis = pareto.analyse(_rows(), tmp_path)
+@pytest.mark.parametrize("x", ["params_total", "macs"])
+def test_the_default_reference_is_fixed_per_axis_and_recorded_as_such(tmp_path, x):
+    rows = _rows()
+    for row in rows:
+        row["metrics"]["macs"] = row["metrics"]["params_total"] * 100
+    analysis = pareto.analyse(rows, tmp_path, x=x)
     saved = json.loads(analysis.json_path.read_text())
-    assert saved["hv_reference"] == [10_000.0, 0.0] and saved["hv_reference_given"] is False
+    assert saved["hv_reference"] == list(spaces.HV_REFERENCES[x]) and "default" in saved["hv_reference_source"]
     assert "default" in pareto.format_table(analysis).splitlines()[-1]
+    # it does not move with the trials: a bigger trial leaves the reference where it was
+    bigger = pareto.analyse([*rows, *_rows([(10**6, 0.2)])], tmp_path / "b", x=x)
+    assert bigger.reference_point == analysis.reference_point
 
 
 def _log_trials(tracking_uri: str) -> str:
@@ -177,6 +183,24 @@ def test_search_passes_its_hv_reference_to_the_analysis(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "runs" / "p" / "pareto" / "pareto.json").read_text())["hv_reference"] == [
         100_000.0, 0.1]
+    space_file = tmp_path / "own.yaml"
+    space_file.write_text((SPACES / "smoke.yaml").read_text() + "\nobjective: {hv_reference: [2.0e5, 0.05]}\n")
+    result = CliRunner().invoke(cli, ["search", "--space", str(space_file)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "runs" / "p" / "pareto" / "pareto.json").read_text())
+    assert saved["hv_reference"] == [200_000.0, 0.05] and "own.yaml" in saved["hv_reference_source"]
+
+
+def test_cli_pareto_of_one_search_reuses_the_reference_it_recorded(tmp_path):
+    uri = f"sqlite:///{tmp_path}/store.db"
+    parent = _log_trials(uri)
+    first = CliRunner().invoke(cli, ["pareto", "--tracking-uri", uri, "--out", str(tmp_path / "a"),
+                                     "--hv-reference", "1e5,0.1"])
+    again = CliRunner().invoke(cli, ["pareto", "--tracking-uri", uri, "--out", str(tmp_path / "b"),
+                                     "--parent", parent])
+    assert first.exit_code == again.exit_code == 0, again.output
+    saved = json.loads((tmp_path / "b" / "pareto.json").read_text())
+    assert saved["hv_reference"] == [100_000.0, 0.1] and "recorded" in saved["hv_reference_source"]
 
 
 # --- the dry run's class count ------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from tuner_app.analysis.front import Point, checked_reference, default_reference, hypervolume, knee, non_dominated
 from tuner_app.errors import TunerAppError
+from tuner_app.model.spaces import HV_REFERENCES, checked_reference
+from tuner_app.search.front import Point, hypervolume, knee, non_dominated
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,8 @@ def _tolerance(text: str) -> float:
 @dataclasses.dataclass
 class Analysis:
     """front: rows on the validation front, by x; all_rows: eligible rows, by x; hypervolume: in (log10 x,
-    validation accuracy) against reference_point, which the caller gave (hv_reference_given) or
-    default_reference placed; json_path: that reference and the hypervolume; notes: caveats also on the plot."""
+    validation accuracy) against reference_point, a fixed point from reference_source (the caller's, or the
+    axis's default); json_path: that reference and the hypervolume; notes: caveats also on the plot."""
 
     front: list[dict]
     all_rows: list[dict]
@@ -112,16 +113,18 @@ class Analysis:
     x: str
     y: str
     notes: list[str] = dataclasses.field(default_factory=list)
-    hv_reference_given: bool = False
+    reference_source: str = ""
     json_path: Path | None = None
 
 
 def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_total", y: str = "val",
-            reference: str | None = None, name: str = "pareto", hv_reference: Point | None = None) -> Analysis:
+            reference: str | None = None, name: str = "pareto", hv_reference: Point | None = None,
+            reference_source: str = "--hv-reference") -> Analysis:
     """Front, hypervolume, `<name>.csv`, `<name>.png` and `<name>.json` (the hypervolume and its reference) in
     out_dir. The front and hypervolume always use validation accuracy; y="test" only changes the plot's y axis.
-    reference="seed" overlays the seed's points. hv_reference (size, accuracy) fixes the hypervolume's
-    reference point, so that searches can be compared; by default it follows the largest trial."""
+    reference="seed" overlays the seed's points. hv_reference (size, accuracy; from reference_source) is the
+    hypervolume's reference point; by default the axis's fixed one (spaces.HV_REFERENCES), so that every
+    analysis of the same axis compares."""
     _check_choice("accuracy axis", y, ACCURACY_METRICS)
     _check_choice("reference", reference, REFERENCES)
     kept, left_out = eligible_rows(rows, x)
@@ -129,12 +132,14 @@ def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_t
         raise TunerAppError(f"no finished trial with best_val_accuracy and {x} among {len(rows)} runs to analyse")
     kept.sort(key=lambda row: (_metric(row, x), -_metric(row, "best_val_accuracy")))
     points = [_point(row, x) for row in kept]
-    reference_point = default_reference(points) if hv_reference is None else checked_reference(hv_reference)
+    if hv_reference is None:
+        hv_reference, reference_source = HV_REFERENCES[x], f"the fixed default for {x}"
+    reference_point = checked_reference(hv_reference, reference_source)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     analysis = Analysis(_front(kept, x), kept, left_out, hypervolume(points, reference_point), reference_point,
                         out_dir / f"{name}.csv", out_dir / f"{name}.png", x, y,
-                        hv_reference_given=hv_reference is not None, json_path=out_dir / f"{name}.json")
+                        reference_source=reference_source, json_path=out_dir / f"{name}.json")
     write_csv(analysis)
     write_json(analysis)
     plot(analysis, reference)
@@ -206,7 +211,7 @@ def write_csv(analysis: Analysis) -> Path:
 def write_json(analysis: Analysis) -> Path:
     """The hypervolume with the reference point it was measured against, and where that point came from."""
     summary = {"x": analysis.x, "hypervolume": analysis.hypervolume,
-               "hv_reference": list(analysis.reference_point), "hv_reference_given": analysis.hv_reference_given,
+               "hv_reference": list(analysis.reference_point), "hv_reference_source": analysis.reference_source,
                "front_run_ids": [row["run_id"] for row in analysis.front]}
     analysis.json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return analysis.json_path
@@ -286,9 +291,7 @@ def format_table(analysis: Analysis) -> str:
                 f"accuracy); {analysis.left_out} runs left out (not FINISHED or missing metrics)")
     text.append(f"hypervolume {analysis.hypervolume:.4f} in (log10 {analysis.x}, validation accuracy) against "
                 f"reference point ({analysis.x}={x_ref:,.0f}, validation accuracy={y_ref:.2f})")
-    text.append("reference point fixed by --hv-reference" if analysis.hv_reference_given else
-                "reference point by default 10x the largest size, so it moves with the trials; fix it with "
-                "--hv-reference SIZE,ACC to compare searches")
+    text.append(f"reference point: {analysis.reference_source} (another: --hv-reference SIZE,ACC)")
     return "\n".join(text)
 
 

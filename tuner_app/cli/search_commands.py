@@ -32,7 +32,7 @@ from tuner_app.errors import TunerAppError
               help="MLflow store: a tracking server or database URI (default: SQLite in ./mlruns).")
 @click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment of the runs.")
 @click.option("--hv-reference", metavar="SIZE,ACC",
-              help="Fixed hypervolume reference point of the final analysis (default: 10x the largest size, 0).")
+              help="Hypervolume reference point of the final analysis (default: the space's objective.hv_reference).")
 def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
            max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,
            output_format: str, tracking_uri: str | None, experiment: str, hv_reference: str | None) -> None:
@@ -59,21 +59,29 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
     echo_json(rows) if output_format == "json" else click.echo(summary.format_trials(rows))
     click.echo(f"Trials and their weights: {project_dir.resolve()}", err=True)
     if tracker.parent_run_id and any(row["status"] == "COMPLETED" for row in rows):
+        if reference_point is None:
+            reference_point = (space.objective["hv_reference"], f"{Path(space.source).name}: objective.hv_reference")
         analysis = _pareto(tracker.tracking_uri, experiment, tracker.parent_run_id, project_dir / "pareto",
-                           "params_total", "val", "seed", reference_point)
+                           space.objective["size"], "val", "seed", reference_point)
         click.echo(f"MLflow: {tracker.tracking_uri}, experiment {experiment!r}, run {tracker.parent_run_id} "
                    f"(browse with `tuner-app ui`)\nPareto front: {analysis.csv_path}, {analysis.png_path}", err=True)
 
 
 def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_dir: Path, x: str, y: str,
-            reference: str | None, hv_reference: tuple[float, float] | None = None):
+            reference: str | None, hv_reference: tuple | None = None):
     """Analyse the runs of an experiment (or of one search), tag them, log the CSV, PNG and hypervolume (with
-    its reference point) on the search's parent run, print the front."""
+    its reference point) on the search's parent run, print the front. hv_reference: (point, where it comes
+    from); by default the one recorded on the search's parent run for this axis, else the axis's fixed one."""
     from tuner_app.analysis import pareto
     from tuner_app.tracking import runs
 
     rows = runs.trial_runs(tracking_uri, experiment, parent)
-    analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference, hv_reference=hv_reference)
+    if hv_reference is None and parent:
+        recorded = runs.recorded_hv_reference(tracking_uri, parent, x)
+        hv_reference = (recorded, "recorded on the search's parent run") if recorded else None
+    point, source = hv_reference or (None, "")
+    analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference, hv_reference=point,
+                              reference_source=source)
     runs.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
                         [row["run_id"] for row in analysis.all_rows])
     parents = {row["parent_run_id"] for row in analysis.all_rows}
@@ -85,16 +93,13 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
     return analysis
 
 
-def _hv_reference(text: str | None) -> tuple[float, float] | None:
-    """`--hv-reference SIZE,ACC` as (size, accuracy); None when the option was not given."""
-    from tuner_app.analysis import front
+def _hv_reference(text: str | None) -> tuple | None:
+    """`--hv-reference SIZE,ACC` as ((size, accuracy), "--hv-reference"); None when the option was not given."""
+    from tuner_app.model import spaces
 
     if text is None:
         return None
-    try:
-        return front.checked_reference(text.split(","))
-    except TunerAppError:
-        raise TunerAppError(f"--hv-reference {text!r}: {front.REFERENCE_HELP}") from None
+    return spaces.checked_reference(text.split(","), f"--hv-reference {text!r}"), "--hv-reference"
 
 
 def _class_count(data_dir: Path | None) -> int:
@@ -121,7 +126,7 @@ def _class_count(data_dir: Path | None) -> int:
               help="Directory for pareto.csv and pareto.png.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
 @click.option("--hv-reference", metavar="SIZE,ACC",
-              help="Fixed hypervolume reference point, to compare searches (default: 10x the largest size, 0).")
+              help="Hypervolume reference point (default: the one the search recorded, else a fixed one per axis).")
 def pareto_command(experiment: str, parent_run_id: str | None, x_axis: str, y_axis: str, reference: str | None,
                    out_dir: Path, tracking_uri: str | None, hv_reference: str | None) -> None:
     """Pareto front of accuracy against size, read back from MLflow; tags runs pareto=true/false."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import os
 from importlib.abc import Traversable
 from pathlib import Path
@@ -34,12 +35,17 @@ TUNER_OPTIONS: dict[str, dict[str, type]] = {
     "grid": {**TUNER_COMMON, "max_trials": int},
     "bayesian": {**TUNER_COMMON, "max_trials": int, "num_initial_points": int, "alpha": float, "beta": float},
     "hyperband": {**TUNER_COMMON, "max_epochs": int, "factor": int, "hyperband_iterations": int},
-    "pareto": {**TUNER_COMMON, "max_trials": int, "sampler": str},
+    "pareto": {**TUNER_COMMON, "max_trials": int, "sampler": str, "gap_candidates": int},
 }
 PARETO_SAMPLERS = ("tpe", "nsga2")
 SIZE_OBJECTIVES = ("params_total", "macs", "model_bytes")  # `objective.size`: the pareto tuner's second objective
 TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0}
-OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max", "size": "params_total"}
+OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max", "size": "params_total", "hv_reference": None}
+# The hypervolume's fixed reference point per size axis, (size, accuracy), where `objective.hv_reference` gives
+# none: beyond the seed's largest model (50.5M params, 2D conv1 fc2), so every model counts, and fixed, so that
+# searches and tuners compare. Its hypervolume is the area in (log10 size, accuracy) the front dominates.
+HV_REFERENCES = {"params_total": (1e8, 0.0), "macs": (1e11, 0.0), "model_bytes": (4e8, 0.0)}
+REFERENCE_HELP = "give SIZE,ACC: a positive size and an accuracy in [0, 1], e.g. 1e8,0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +61,7 @@ class SearchSpace:
     hyperparameters: dict[str, dict[str, Any]]
     tuner: dict[str, Any]
     training: dict[str, int]
-    objective: dict[str, str]
+    objective: dict[str, Any]
 
 
 def search_dirs() -> list[Traversable]:
@@ -170,6 +176,9 @@ def _tuner(section: Any, source: str) -> dict[str, Any]:
     if options_given.get("sampler", "tpe") not in PARETO_SAMPLERS:
         raise TunerAppError(f"{source}: tuner.sampler: expected one of {list(PARETO_SAMPLERS)}, "
                             f"got {options_given['sampler']!r}")
+    if options_given.get("gap_candidates", 1) < 1:
+        raise TunerAppError(f"{source}: tuner.gap_candidates: expected at least 1 (1: the sampler's own choice), "
+                            f"got {options_given['gap_candidates']!r}")
     return {"name": name, **options_given}
 
 
@@ -183,7 +192,7 @@ def _section(section: Any, defaults: Mapping[str, Any], source: str, where: str)
     return {**defaults, **values}
 
 
-def _objective(section: Any, source: str) -> dict[str, str]:
+def _objective(section: Any, source: str) -> dict[str, Any]:
     values = _mapping(section, source, "objective")
     reject_unknown(values, OBJECTIVE_DEFAULTS, f"{source}: objective")
     objective = {**OBJECTIVE_DEFAULTS, **values}
@@ -194,7 +203,23 @@ def _objective(section: Any, source: str) -> dict[str, str]:
     if objective["direction"] not in ("min", "max"):
         raise TunerAppError(f"{source}: objective.direction: expected 'min' or 'max', "
                             f"got {objective['direction']!r}")
-    return objective
+    given = objective["hv_reference"]
+    reference = HV_REFERENCES[objective["size"]] if given is None else checked_reference(
+        given, f"{source}: objective.hv_reference")
+    return {**objective, "hv_reference": list(reference)}
+
+
+def checked_reference(reference: Any, where: str) -> tuple[float, float]:
+    """A hypervolume reference point (size > 0, accuracy in [0, 1], both finite); TunerAppError naming `where`."""
+    try:
+        if isinstance(reference, str):  # "10" would unpack to (1, 0)
+            raise TypeError(reference)
+        x_ref, y_ref = (float(value) for value in reference)
+    except (TypeError, ValueError):
+        x_ref = y_ref = math.nan
+    if not (math.isfinite(x_ref) and x_ref > 0 and 0.0 <= y_ref <= 1.0):  # also rejects nan
+        raise TunerAppError(f"{where}: {reference!r}: {REFERENCE_HELP}")
+    return x_ref, y_ref
 
 
 def declare(hp, space: SearchSpace) -> None:

@@ -25,6 +25,9 @@ from tuner_app.search import interrupts
 MAX_CONSECUTIVE_REJECTIONS = 500
 REJECTIONS_STATE = "tuner_app_rejections"  # the key of the rejections in oracle.json
 RETRIED_STATUSES = ("RUNNING", "INVALID")  # a trial a kill interrupted, or one keras-tuner queued for retry
+# keras-tuner reads seed 0 as no seed at all (`seed or random.randint(1, 10000)`), so a search at seed 0, every
+# space's default, drew other configurations on every run. 0 goes to keras-tuner as this seed, outside that range.
+SEED_ZERO = 10_007
 
 
 def misfit(space: SearchSpace, values: Mapping[str, Any], max_params: int | None,
@@ -60,6 +63,8 @@ class BudgetMixin:
         self._rejected: set[str] = set()
         self._consecutive_rejections = 0
         self.gave_up: str | None = None  # why the oracle stopped proposing, if nothing fitted for too long
+        if options.get("seed") == 0:
+            options["seed"] = SEED_ZERO
         super().__init__(**options)
 
     def fits(self, values: Mapping[str, Any]) -> bool:

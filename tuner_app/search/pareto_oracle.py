@@ -14,6 +14,7 @@ and scores), so a killed and restarted search goes on where it stood and never p
 from __future__ import annotations
 
 import json
+import random
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -22,10 +23,16 @@ import keras_tuner
 import optuna
 
 from tuner_app.model import hyperparameters as hps
+from tuner_app.model.architecture import sizes
+from tuner_app.model.configurations import configurations, is_grid
 from tuner_app.model.spaces import SearchSpace
-from tuner_app.search.oracles import MAX_CONSECUTIVE_REJECTIONS, BudgetMixin
+from tuner_app.search.front import front_points, gap_width
+from tuner_app.search.oracles import MAX_CONSECUTIVE_REJECTIONS, BudgetMixin, misfit
+from tuner_app.search.record import trial_point
 
-ACCURACY = "val_accuracy"
+REDRAW_AFTER_REPEATS = 20  # proposals in a row of configurations tried already, before a random draw
+# The gap preference measures sizes with the walk, before training: model_bytes grows as params_total does.
+WALK_SIZES = {"params_total": "params_total", "macs": "macs", "model_bytes": "params_total"}
 
 
 def distribution(spec: Mapping[str, Any]):
@@ -65,9 +72,10 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
     """Proposes configurations for the front of validation accuracy against size (see the module)."""
 
     def __init__(self, space: SearchSpace, max_params: int | None, n_classes: int, *, sampler: str = "tpe",
-                 max_trials: int | None = None, seed: int | None = None, **options):
+                 gap_candidates: int = 1, max_trials: int | None = None, seed: int | None = None, **options):
         super().__init__(space, max_params, n_classes, max_trials=max_trials, seed=seed, **options)
         self.sampler_name, self.size = sampler, space.objective.get("size", "params_total")
+        self.gap_candidates = gap_candidates
         self._study: optuna.Study | None = None
         self._asked: dict[str, optuna.trial.Trial] = {}  # keras-tuner trial id -> its Optuna trial, this process
 
@@ -92,20 +100,35 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
 
     def _objectives(self, trial) -> list[float] | None:
         """[validation accuracy, size] of a completed trial; None for any other."""
-        if trial.status != "COMPLETED":
-            return None
-        metrics = trial.metrics
-        size = "params" if self.size == "params_total" and not metrics.exists(self.size) else self.size
-        if not (metrics.exists(ACCURACY) and metrics.exists(size)):
-            return None
-        return [float(metrics.get_last_value(ACCURACY)), float(metrics.get_last_value(size))]
+        point = trial_point(trial, self.size)
+        return None if point is None else [point[1], point[0]]
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if self.max_trials is not None and len(self.trials) >= self.max_trials:
             return {"status": "STOPPED", "values": None}
+        candidates = self._candidates(trial_id)
+        if not candidates:
+            return {"status": "STOPPED", "values": None}  # a spent space stops as keras-tuner's own oracles do
+        chosen = self._widest_gap(candidates)
+        for asked, _ in candidates:
+            if asked is not chosen[0]:
+                self.study.tell(asked, state=optuna.trial.TrialState.FAIL)  # passed over: not learned from
+        self._asked[trial_id] = chosen[0]
+        return {"status": "RUNNING", "values": chosen[1]}
+
+    def _candidates(self, trial_id: str) -> list[tuple[optuna.trial.Trial, dict[str, Any]]]:
+        """Up to gap_candidates (asked trial, values) that can be trained and were never tried; each other
+        proposal is told as failed and another asked for. A sampler that keeps proposing what was tried (TPE
+        settles on its favourites in a small space) is handed an untried configuration drawn at random."""
         tried = {_key(trial.hyperparameters.values) for trial in self.trials.values() if trial.trial_id != trial_id}
-        repeats = 0
+        candidates, repeats = [], 0
         for _ in range(MAX_CONSECUTIVE_REJECTIONS):
+            if repeats == REDRAW_AFTER_REPEATS:
+                drawn = self._random_values() or self._untried()
+                if drawn is None:
+                    return candidates  # spent; or nothing fits, and BudgetMixin said why
+                self.study.enqueue_trial(self._sampled(drawn))
+                repeats = 0
             asked = self.study.ask()
             values = self._values(asked)
             repeat = _key(values) in tried or _key(values) in self._rejected
@@ -113,12 +136,41 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
                 repeats += repeat
                 self.study.tell(asked, state=optuna.trial.TrialState.FAIL)  # not learned from; asked again
                 continue
-            self._asked[trial_id] = asked
-            return {"status": "RUNNING", "values": values}
-        if repeats < MAX_CONSECUTIVE_REJECTIONS // 2:  # mostly turned away, not a spent space: say why
+            candidates.append((asked, values))
+            tried.add(_key(values))
+            repeats = 0
+            if len(candidates) == self.gap_candidates:
+                return candidates
+        if not candidates:  # turned away again and again, not a spent space: say why
             self.gave_up = (f"{self.space.source}: {MAX_CONSECUTIVE_REJECTIONS} proposals in a row were over the "
                             "budget, infeasible or tried already; raise --max-params or widen the space")
-        return {"status": "STOPPED", "values": None}  # a spent space stops as keras-tuner's own oracles do
+        return candidates
+
+    def _untried(self) -> dict[str, Any] | None:
+        """A fitting configuration no trial holds, picked at random from a finite space's enumeration: for the
+        last few, which keras-tuner's random draw gives up on after 20 collisions. None if there is none."""
+        if not is_grid(self.space):
+            return None
+        tried = {_key(self._search_values(trial)) for trial in self.trials.values()}
+        remaining = [values for values in configurations(self.space) if _key(self._sampled(values)) not in tried]
+        random.Random(self.seed + len(self.trials)).shuffle(remaining)
+        return next((values for values in remaining
+                     if misfit(self.space, values, self.max_params, self.n_classes)[1] is None), None)
+
+    def _widest_gap(self, candidates: list[tuple]) -> tuple:
+        """The candidate whose size falls in the widest gap of the current front; the first (the sampler's own
+        order) among equals, and always while the front has under two points."""
+        axis = WALK_SIZES[self.size]
+        points = [point for point in (trial_point(trial, axis) for trial in self.trials.values()) if point]
+        front = front_points(points)
+        if len(candidates) == 1 or len(front) < 2:
+            return candidates[0]
+        widths = [gap_width(sizes(self.space, self._space_values(values), self.n_classes)[axis], front)
+                  for _, values in candidates]
+        return candidates[widths.index(max(widths))]
+
+    def _space_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in values.items() if name in self.space.hyperparameters}
 
     def _values(self, asked: optuna.trial.Trial) -> dict[str, Any]:
         """A configuration drawn on the Optuna trial: each active hyperparameter in order, parents first."""
@@ -147,5 +199,8 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
 
     def _search_values(self, trial) -> dict[str, Any]:
         """The trial's values of the sampled (not fixed) hyperparameters: its Optuna params."""
-        return {name: value for name, value in trial.hyperparameters.values.items()
+        return self._sampled(trial.hyperparameters.values)
+
+    def _sampled(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in values.items()
                 if name in self.space.hyperparameters and distribution(self.space.hyperparameters[name])}

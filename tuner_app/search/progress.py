@@ -1,6 +1,6 @@
 """Progress a person can follow: one header per trial (number of total, searched hyperparameters,
-parameter count), one line per epoch, and how the trial ended with an ETA for the rest; one line per
-configuration the oracle turned away untrained."""
+parameter count), one line per epoch, how the trial ended with an ETA for the rest, and the front of
+accuracy against size as it grows; one line per configuration the oracle turned away untrained."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import time
 from typing import Any, Mapping, TextIO
 
 from tuner_app.errors import InfeasibleConfig
+from tuner_app.search.front import front_points, hypervolume
 from tuner_app.search.observers import SearchObserver, TrialOutcome
+from tuner_app.search.record import trial_point
+
+FRONT_SHOWN = 8  # points of the front on its progress line; a longer front shows its ends
 
 
 def _duration(seconds: float) -> str:
@@ -74,6 +78,7 @@ class ProgressReporter(SearchObserver):
         runs = f" ({scores['executions']:.0f} runs)" if "executions" in scores else ""  # executions_per_trial > 1
         test = f", test_acc {_score(scores, 'test_accuracy')}" if "test_accuracy" in scores else ""
         self._say(f"    done in {_duration(seconds)}: val_acc {_score(scores, 'val_accuracy')}{runs}{test}{self._eta()}")
+        self._say(front_line(tuner))
 
     def _eta(self) -> str:
         if self.planned is None or not self.trained_seconds:
@@ -86,6 +91,26 @@ class ProgressReporter(SearchObserver):
         if status == "KILLED":
             self._say(f"Interrupted: {self.finished} finished trial(s) kept in {tuner.project_dir}; "
                       "run the same command again to resume.")
+
+
+def front_line(tuner) -> str:
+    """The completed trials' front of validation accuracy against the space's size axis, and its hypervolume
+    against the space's fixed reference point: "front: 3 of 5 trials, hypervolume 6.1234: 1.6K 0.812 | ..."."""
+    size = tuner.space.objective["size"]
+    points = [point for point in (trial_point(trial, size) for trial in tuner.oracle.trials.values()) if point]
+    front = front_points(points)
+    shown = front if len(front) <= FRONT_SHOWN else [*front[:FRONT_SHOWN // 2], None, *front[-FRONT_SHOWN // 2:]]
+    cells = " | ".join("..." if point is None else f"{_compact(point[0])} {point[1]:.3f}" for point in shown)
+    volume = hypervolume(points, tuple(tuner.space.objective["hv_reference"]))
+    return f"    front: {len(front)} of {len(points)} trials, hypervolume {volume:.4f} ({size}, val_acc): {cells}"
+
+
+def _compact(size: float) -> str:
+    """1552 -> 1.6K, 8579978 -> 8.6M."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.{1 if size < 10 * scale else 0}f}{unit}"
+    return f"{size:.0f}"
 
 
 def _score(scores: Mapping[str, float], name: str) -> str:

@@ -53,3 +53,14 @@ def metric(trial, name: str) -> float | None:
     if not trial.metrics.exists(name):
         return None
     return trial.metrics.get_last_value(name)
+
+
+def trial_point(trial, size: str) -> tuple[float, float] | None:
+    """(size, validation accuracy) of a COMPLETED trial that reported both, else None. `params` stands in for
+    params_total in projects from before that metric."""
+    if trial.status != "COMPLETED":
+        return None
+    if size == "params_total" and not trial.metrics.exists(size):
+        size = "params"
+    accuracy, measured = metric(trial, "val_accuracy"), metric(trial, size)
+    return None if accuracy is None or measured is None else (float(measured), float(accuracy))

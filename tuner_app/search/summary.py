@@ -5,27 +5,37 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.search.record import metric, rejected_trials
+from tuner_app.search.front import non_dominated
+from tuner_app.search.record import metric, rejected_trials, trial_point
 
 TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
 
 
 def summary_rows(tuner) -> list[dict[str, Any]]:
-    """One row per trial, by trial id: trial_id, status, hyperparameters, params, val/test scores; and one per
-    configuration the oracle turned away (trial_id None, status REJECTED), where it met it among the trials."""
-    rows = []
+    """One row per trial, by trial id: trial_id, status, hyperparameters, params, val/test scores, and front
+    (on the front of validation accuracy against the space's size axis); and one per configuration the oracle
+    turned away (trial_id None, status REJECTED), where it met it among the trials."""
+    rows, on_front = [], _front_ids(tuner)
     for trial in tuner.oracle.trials.values():
         row = {"trial_id": trial.trial_id, "status": trial.status,
                "hyperparameters": dict(trial.hyperparameters.values)}
         for name in TRIAL_METRICS:
             row[name] = metric(trial, name)
         row["params"] = int(row["params"]) if row["params"] is not None else _params(tuner, row)
+        row["front"] = trial.trial_id in on_front
         rows.append(((int(trial.trial_id), 1), row))
     for rejection in rejected_trials(tuner.oracle):
         row = {"trial_id": None, "status": "REJECTED", "hyperparameters": dict(rejection["hyperparameters"]),
-               **dict.fromkeys(TRIAL_METRICS), "params": rejection["params"]}
+               **dict.fromkeys(TRIAL_METRICS), "params": rejection["params"], "front": False}
         rows.append(((rejection.get("before_trial", 0), 0), row))
     return [row for _, row in sorted(rows, key=lambda item: item[0])]
+
+
+def _front_ids(tuner) -> set[str]:
+    size = tuner.space.objective["size"]
+    points = {trial.trial_id: trial_point(trial, size) for trial in tuner.oracle.trials.values()}
+    ids = [trial_id for trial_id, point in points.items() if point]
+    return {ids[index] for index in non_dominated([points[trial_id] for trial_id in ids])}
 
 
 def _params(tuner, row: Mapping[str, Any]) -> int | None:
@@ -68,12 +78,14 @@ def format_dry_run(rows: list[dict], max_params: int | None) -> str:
 
 
 def format_trials(rows: list[dict]) -> str:
-    """The search's summary table: one line per trial with its varying hyperparameters and scores."""
+    """The search's summary table: one line per trial with its varying hyperparameters and scores, and a * for
+    the trials on the front of validation accuracy against size."""
     columns = _varying(rows)
-    lines = ["  ".join(f"{name:>14}" for name in ["trial", "status", *columns, "params", "val_acc", "test_acc"])]
+    lines = ["  ".join(f"{name:>14}" for name in ["trial", "status", *columns, "params", "val_acc", "test_acc",
+                                                    "front"])]
     for row in rows:
         scores = [f"{row[key]:.4f}" if row[key] is not None else "-" for key in ("val_accuracy", "test_accuracy")]
         cells = [row["trial_id"] or "-", row["status"], *(_cell(row["hyperparameters"].get(n)) for n in columns),
-                 f"{row['params']:,}" if row["params"] is not None else "-", *scores]
-        lines.append("  ".join(f"{str(cell):>14}" for cell in cells))
+                 f"{row['params']:,}" if row["params"] is not None else "-", *scores, "*" if row.get("front") else ""]
+        lines.append("  ".join(f"{str(cell):>14}" for cell in cells).rstrip())
     return "\n".join(lines)

@@ -92,6 +92,18 @@ def record_hypervolume(tracking_uri: str | None, run_id: str, x: str, reference:
     client.log_metric(run_id, "hypervolume", hypervolume)
 
 
+def recorded_hv_reference(tracking_uri: str | None, run_id: str, x: str) -> tuple[float, float] | None:
+    """The hypervolume reference point a search recorded on its parent run for size axis `x`: the last
+    analysis's tags, else the space's objective.hv_reference param; None if neither is for `x`."""
+    _, client = store(tracking_uri)
+    data = client.get_run(run_id).data
+    if data.tags.get("hv_axis") == x and "hv_reference" in data.tags:
+        return tuple(float(value) for value in data.tags["hv_reference"].split(","))
+    if data.params.get("objective.size") == x and "objective.hv_reference" in data.params:
+        return tuple(float(value) for value in run_params.loads(data.params["objective.hv_reference"]))
+    return None
+
+
 def log_artifacts(tracking_uri: str | None, run_id: str, paths: Iterable[str | Path]) -> None:
     """Attach files (CSV, PNG, ...) to a run."""
     _, client = store(tracking_uri)

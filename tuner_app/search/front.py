@@ -1,11 +1,13 @@
 """The geometry of a Pareto front of accuracy against size: which points are non-dominated, the
-hypervolume they dominate against a reference point, and the front's knee.
+hypervolume they dominate against a reference point, the front's knee, and the widest gap in its sizes.
 
-Size x is minimised (on a log scale for hypervolume and knee), accuracy y maximised.
+Size x is minimised (on a log scale for hypervolume, knee and gaps), accuracy y maximised. The search uses it
+as it goes (progress, the pareto oracle) and the Pareto analysis at the end.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Sequence
 
@@ -13,7 +15,6 @@ from tuner_app.errors import TunerAppError
 
 Point = tuple[float, float]
 ROUNDING = 1e-9  # float noise: a knee must stand out of the line by more than this
-REFERENCE_HELP = "give SIZE,ACC: a positive size and an accuracy in [0, 1], e.g. 1e7,0"
 
 
 def non_dominated(points: Sequence[Point]) -> list[int]:
@@ -35,23 +36,9 @@ def non_dominated(points: Sequence[Point]) -> list[int]:
     return front
 
 
-def default_reference(points: Sequence[Point]) -> Point:
-    """The reference point for hypervolume: x_ref = 10 x the largest x (one decade beyond the biggest
-    model on a log scale), y_ref = 0.0 accuracy. Reproducible from the points alone."""
-    if not points:
-        raise TunerAppError("no points to place a hypervolume reference point against")
-    return 10.0 * max(x for x, _ in points), 0.0
-
-
-def checked_reference(reference: Sequence[float]) -> Point:
-    """A hypervolume reference point given by the user: (size > 0, accuracy in [0, 1]), both finite."""
-    try:
-        x_ref, y_ref = (float(value) for value in reference)
-    except (TypeError, ValueError):
-        x_ref = y_ref = math.nan
-    if not (math.isfinite(x_ref) and x_ref > 0 and 0.0 <= y_ref <= 1.0):  # also rejects nan
-        raise TunerAppError(f"hypervolume reference point {tuple(reference)!r}: {REFERENCE_HELP}")
-    return x_ref, y_ref
+def front_points(points: Sequence[Point]) -> list[Point]:
+    """The non-dominated points themselves, by size ascending."""
+    return [points[index] for index in non_dominated(points)]
 
 
 def hypervolume(points: Sequence[Point], reference: Point, log_x: bool = True) -> float:
@@ -67,6 +54,21 @@ def hypervolume(points: Sequence[Point], reference: Point, log_x: bool = True) -
         area += (scale(x_ref) - scale(x)) * (y - floor)
         floor = y
     return area
+
+
+def gap_width(size: float, front: Sequence[Point]) -> float:
+    """The width, in decades (log10), of the gap in the front's sizes that `size` falls in: between the two
+    front sizes around it, or from the nearest end of the front out to `size`; 0 at a size the front holds,
+    infinite for an empty front."""
+    if not front:
+        return math.inf
+    sizes, position = sorted(_log10(x) for x, _ in front), _log10(size)
+    if position in sizes:
+        return 0.0
+    if position < sizes[0] or position > sizes[-1]:
+        return min(abs(position - sizes[0]), abs(position - sizes[-1]))
+    above = bisect.bisect(sizes, position)
+    return sizes[above] - sizes[above - 1]
 
 
 def knee(front: Sequence[Point]) -> int:
