@@ -172,3 +172,24 @@ def make_oracle(kind, space, max_params, **options):
     spaces.declare(hp, space)
     return kind(space, max_params, architecture.N_CLASSES, objective=keras_tuner.Objective("val_accuracy", "max"),
                 hyperparameters=hp, **options)
+
+
+def run_fake_trials(oracle, directory, count, score=lambda values, index: 0.5):
+    """The oracle's own loop without training: create and end up to `count` trials, each reporting
+    val_accuracy = score(values, index) and its walk's params_total. Returns the trials, stopping early
+    when the oracle does."""
+    from tuner_app.model import architecture
+
+    oracle._set_project_dir(str(directory), "fake")
+    trials = []
+    for index in range(count):
+        trial = oracle.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            break
+        values = trial.hyperparameters.values
+        params = architecture.sizes(oracle.space, values)["params_total"]
+        oracle.update_trial(trial.trial_id, {"val_accuracy": score(values, index), "params_total": params})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        trials.append(trial)
+    return trials

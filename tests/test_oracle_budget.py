@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras_tuner
 import pytest
-from conftest import make_oracle, smoke_space, tone_splits
+from conftest import make_oracle, run_fake_trials, smoke_space, tone_splits
 
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, configurations, spaces
@@ -20,6 +20,10 @@ from tuner_app.search import observers, oracles, pareto_oracle, progress, summar
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = 300  # of the smoke space's four configurations only the one-conv ones (184, 288 params) fit
 SEED = 2  # keras-tuner's random draws with seed 2 start with a two-conv net (1,056 params): rejected first
+
+
+def _made_up(values, index):
+    return 0.1 * (index % 7)  # a score that varies, for oracles that learn from it
 
 
 @pytest.fixture(scope="module")
@@ -108,25 +112,10 @@ def test_a_resumed_search_keeps_its_rejections_and_reports_only_new_ones(splits,
     assert len(_completed(tuner)) == 2
 
 
-def _run_fake_trials(oracle, tmp_path, count):
-    """Create and end `count` trials with a made-up score: the oracle's own loop, without training."""
-    oracle._set_project_dir(str(tmp_path), "fake")
-    trials = []
-    for index in range(count):
-        trial = oracle.create_trial("tuner0")
-        if trial.status != "RUNNING":
-            break
-        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.1 * (index % 7)})
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-        trials.append(trial)
-    return trials
-
-
 def test_infeasible_configurations_are_turned_away_without_a_budget(tmp_path):
     space = spaces.load(ROOT / "search_spaces" / "cnn2d.yaml")
     oracle = make_oracle(oracles.RandomSearchOracle, space, None, max_trials=40, seed=1)
-    trials = _run_fake_trials(oracle, tmp_path, 40)
+    trials = run_fake_trials(oracle, tmp_path, 40, score=_made_up)
     assert len(trials) == 40
     for trial in trials:
         architecture.sizes(space, trial.hyperparameters.values)  # raises InfeasibleConfig if one slipped in
@@ -145,7 +134,7 @@ def test_a_gaussian_process_proposal_over_budget_falls_back_to_a_fitting_random_
         return {"status": "RUNNING", "values": dict(over)}
 
     monkeypatch.setattr(keras_tuner.oracles.BayesianOptimizationOracle, "populate_space", propose)
-    trials = _run_fake_trials(oracle, tmp_path, 2)
+    trials = run_fake_trials(oracle, tmp_path, 2, score=_made_up)
     assert len(proposals) == 2 and len(trials) == 2  # each proposal was turned away, yet both trials run
     assert [entry["params"] for entry in oracle.rejections] == [1128]  # recorded once, not once per proposal
     assert all(architecture.sizes(space, trial.hyperparameters.values)["params_total"] <= BUDGET
@@ -154,7 +143,8 @@ def test_a_gaussian_process_proposal_over_budget_falls_back_to_a_fitting_random_
 
 def test_rejections_survive_the_oracle_state_and_a_raised_budget_admits_them_again(tmp_path):
     oracle = make_oracle(oracles.RandomSearchOracle, smoke_space(), BUDGET, max_trials=4, seed=SEED)
-    assert len(_run_fake_trials(oracle, tmp_path, 4)) == 2  # two configurations fit; then the space is spent
+    trials = run_fake_trials(oracle, tmp_path, 4, score=_made_up)
+    assert len(trials) == 2  # two configurations fit; then the space is spent
     assert sorted(entry["params"] for entry in oracle.rejections) == [1056, 1128]
     state = oracle.get_state()
     same = make_oracle(oracles.RandomSearchOracle, smoke_space(), BUDGET, max_trials=4, seed=SEED)
@@ -208,7 +198,7 @@ def test_a_project_from_before_holding_stopped_rejections_resumes_under_bayesian
     legacy = oracle.create_trial("tuner0")
     legacy.status, legacy.message = "STOPPED", "rejected: 1128 params > budget 300"
     oracle.end_trial(legacy)
-    _run_fake_trials(oracle, tmp_path, 2)
+    run_fake_trials(oracle, tmp_path, 2, score=_made_up)
     x, y = oracle._vectorize_trials()
     completed = [trial for trial in oracle.trials.values() if trial.status == "COMPLETED"]
     assert len(y) == len(x) == len(completed) == 2
@@ -225,16 +215,7 @@ def test_a_project_from_before_holding_stopped_rejections_resumes_under_bayesian
 def test_seed_zero_draws_the_same_configurations_on_every_run(kind, options, tmp_path):
     # keras-tuner reads seed 0 as no seed; every space's default seed is 0.
     space = spaces.load(ROOT / "search_spaces" / "kws.yaml")
-    runs = []
-    for run in range(2):
-        oracle = make_oracle(kind, space, None, seed=0, **options)
-        oracle._set_project_dir(str(tmp_path / str(run)), "seed0")
-        drawn = []
-        for _ in range(4):
-            trial = oracle.create_trial("tuner0")
-            drawn.append(json.dumps(trial.hyperparameters.values, sort_keys=True))
-            oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5, "params_total": 1000.0})
-            trial.status = "COMPLETED"
-            oracle.end_trial(trial)
-        runs.append(drawn)
-    assert runs[0] == runs[1]
+    runs = [[json.dumps(trial.hyperparameters.values, sort_keys=True)
+             for trial in run_fake_trials(make_oracle(kind, space, None, seed=0, **options), tmp_path / str(run), 4)]
+            for run in range(2)]
+    assert len(runs[0]) == 4 and runs[0] == runs[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_oracle, smoke_space, tone_splits
+from conftest import make_oracle, run_fake_trials, smoke_space, tone_splits
 
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
@@ -21,23 +21,6 @@ def splits():
     return tone_splits()
 
 
-def _run(oracle, tmp_path, count, score=lambda values, index: 0.5):
-    """Create and end up to `count` trials, each scored by `score` with its size; no training."""
-    oracle._set_project_dir(str(tmp_path), "pareto")
-    trials = []
-    for index in range(count):
-        trial = oracle.create_trial("tuner0")
-        if trial.status != "RUNNING":
-            break
-        values = trial.hyperparameters.values
-        params = architecture.sizes(oracle.space, values)["params_total"]
-        oracle.update_trial(trial.trial_id, {"val_accuracy": score(values, index), "params_total": params})
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-        trials.append(trial)
-    return trials
-
-
 def test_distributions_follow_the_specs():
     space = spaces.load("search_spaces/kws.yaml")
     specs = space.hyperparameters
@@ -49,7 +32,7 @@ def test_distributions_follow_the_specs():
 
 def test_it_proposes_every_fitting_configuration_once_then_stops(tmp_path):
     oracle = make_oracle(pareto_oracle.ParetoOracle, smoke_space(max_trials=10), BUDGET, max_trials=10, seed=1)
-    trials = _run(oracle, tmp_path, 10)
+    trials = run_fake_trials(oracle, tmp_path, 10)
     proposed = [json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials]
     assert len(proposed) == len(set(proposed)) == 2  # of the four, only two fit the budget
     assert all(architecture.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= BUDGET
@@ -61,7 +44,7 @@ def test_it_proposes_every_fitting_configuration_once_then_stops(tmp_path):
 def test_infeasible_configurations_are_never_proposed(tmp_path):
     space = spaces.load("search_spaces/kws.yaml")
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=12, seed=0)
-    trials = _run(oracle, tmp_path, 12)
+    trials = run_fake_trials(oracle, tmp_path, 12)
     assert len(trials) == 12
     for trial in trials:
         assert architecture.sizes(space, trial.hyperparameters.values)["params_total"] <= 60_000
@@ -80,7 +63,7 @@ def test_the_front_is_the_non_dominated_trials(tmp_path):
         params = architecture.sizes(space, values)["params_total"]
         return 0.3 if params > 500 else 0.6 + params / 2000
 
-    trials = _run(oracle, tmp_path, 8, score)
+    trials = run_fake_trials(oracle, tmp_path, 8, score)
     assert len(trials) == 8
     sizes = {trial.trial_id: architecture.sizes(space, trial.hyperparameters.values)["params_total"]
              for trial in trials}
@@ -92,14 +75,14 @@ def test_the_front_is_the_non_dominated_trials(tmp_path):
 def test_a_resumed_oracle_rebuilds_its_study_and_proposes_nothing_twice(tmp_path):
     space = spaces.load("search_spaces/kws.yaml")
     first = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=6, seed=3)
-    done = _run(first, tmp_path, 3)
+    done = run_fake_trials(first, tmp_path, 3)
     state = json.loads(json.dumps(first.get_state()))
     again = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=6, seed=3)
     again._set_project_dir(str(tmp_path), "pareto")
     again.set_state(state)
     again.trials = first.trials  # what keras-tuner's reload reads back from the trial files
     assert len([t for t in again.study.trials if t.state.name == "COMPLETE"]) == 3
-    later = _run(again, tmp_path, 3)
+    later = run_fake_trials(again, tmp_path, 3)
     seen = [json.dumps(t.hyperparameters.values, sort_keys=True) for t in [*done, *later]]
     assert len(later) == 3 and len(set(seen)) == 6
 
@@ -178,7 +161,7 @@ def test_without_a_front_or_with_one_candidate_the_sampler_decides():
 def test_with_the_gap_preference_proposals_still_fit_and_never_repeat(tmp_path):
     oracle = make_oracle(pareto_oracle.ParetoOracle, _filters_space(), 3_000, gap_candidates=3, max_trials=20,
                          seed=4)
-    trials = _run(oracle, tmp_path, 20, score=lambda values, index: 0.4 + 0.02 * index)
+    trials = run_fake_trials(oracle, tmp_path, 20, score=lambda values, index: 0.4 + 0.02 * index)
     proposed = [json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials]
     assert len(proposed) == len(set(proposed)) and len(trials) >= 4
     assert all(architecture.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= 3_000
@@ -193,7 +176,7 @@ def test_progress_and_summary_show_the_front(tmp_path):
 
     space = _filters_space()
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, max_trials=6, seed=5)
-    trials = _run(oracle, tmp_path, 6, score=lambda values, index: [0.5, 0.8, 0.6, 0.7, 0.9, 0.4][index])
+    trials = run_fake_trials(oracle, tmp_path, 6, score=lambda values, index: [0.5, 0.8, 0.6, 0.7, 0.9, 0.4][index])
     tuner = SimpleNamespace(space=space, oracle=oracle, sizes=lambda values: {"params": 0})
     points = {t.trial_id: (architecture.sizes(space, t.hyperparameters.values)["params_total"],
                            t.metrics.get_last_value("val_accuracy")) for t in trials}
@@ -224,7 +207,7 @@ def test_a_sampler_that_repeats_itself_still_covers_a_small_space(tmp_path, samp
     # TPE settles on its favourites and proposes them again and again; the oracle then draws an untried one.
     oracle = make_oracle(pareto_oracle.ParetoOracle, _filters_space(), None, sampler=sampler, max_trials=20,
                          seed=6)
-    trials = _run(oracle, tmp_path, 20, score=lambda values, index: 0.9 if values["filters"] == 2 else 0.1)
+    trials = run_fake_trials(oracle, tmp_path, 20, score=lambda values, index: 0.9 if values["filters"] == 2 else 0.1)
     proposed = {json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials}
     assert len(trials) == len(proposed) == 20  # every configuration of the space, each once
     assert not oracle.gave_up

@@ -28,7 +28,7 @@ from tuner_app.model.configurations import configurations, is_grid
 from tuner_app.model.spaces import SearchSpace
 from tuner_app.search.front import front_points, gap_width
 from tuner_app.search.oracles import MAX_CONSECUTIVE_REJECTIONS, BudgetMixin, misfit
-from tuner_app.search.record import trial_point
+from tuner_app.search.record import trial_point, trial_points
 
 REDRAW_AFTER_REPEATS = 20  # proposals in a row of configurations tried already, before a random draw
 # The gap preference measures sizes with the walk, before training: model_bytes grows as params_total does.
@@ -161,8 +161,7 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
         """The candidate whose size falls in the widest gap of the current front; the first (the sampler's own
         order) among equals, and always while the front has under two points."""
         axis = WALK_SIZES[self.size]
-        points = [point for point in (trial_point(trial, axis) for trial in self.trials.values()) if point]
-        front = front_points(points)
+        front = front_points(list(trial_points(self, axis).values()))
         if len(candidates) == 1 or len(front) < 2:
             return candidates[0]
         widths = [gap_width(sizes(self.space, self._space_values(values), self.n_classes)[axis], front)

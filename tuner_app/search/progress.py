@@ -11,7 +11,7 @@ from typing import Any, Mapping, TextIO
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.search.front import front_points, hypervolume
 from tuner_app.search.observers import SearchObserver, TrialOutcome
-from tuner_app.search.record import trial_point
+from tuner_app.search.record import trial_points
 
 FRONT_SHOWN = 8  # points of the front on its progress line; a longer front shows its ends
 
@@ -97,7 +97,7 @@ def front_line(tuner) -> str:
     """The completed trials' front of validation accuracy against the space's size axis, and its hypervolume
     against the space's fixed reference point: "front: 3 of 5 trials, hypervolume 6.1234: 1.6K 0.812 | ..."."""
     size = tuner.space.objective["size"]
-    points = [point for point in (trial_point(trial, size) for trial in tuner.oracle.trials.values()) if point]
+    points = list(trial_points(tuner.oracle, size).values())
     front = front_points(points)
     shown = front if len(front) <= FRONT_SHOWN else [*front[:FRONT_SHOWN // 2], None, *front[-FRONT_SHOWN // 2:]]
     cells = " | ".join("..." if point is None else f"{_compact(point[0])} {point[1]:.3f}" for point in shown)

@@ -64,3 +64,9 @@ def trial_point(trial, size: str) -> tuple[float, float] | None:
         size = "params"
     accuracy, measured = metric(trial, "val_accuracy"), metric(trial, size)
     return None if accuracy is None or measured is None else (float(measured), float(accuracy))
+
+
+def trial_points(oracle, size: str) -> dict[str, tuple[float, float]]:
+    """trial id -> (size, validation accuracy) of every trial trial_point gives a point for."""
+    points = {trial.trial_id: trial_point(trial, size) for trial in oracle.trials.values()}
+    return {trial_id: point for trial_id, point in points.items() if point}

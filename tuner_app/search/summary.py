@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.search.front import non_dominated
-from tuner_app.search.record import metric, rejected_trials, trial_point
+from tuner_app.search.record import metric, rejected_trials, trial_points
 
 TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
 
@@ -32,10 +32,9 @@ def summary_rows(tuner) -> list[dict[str, Any]]:
 
 
 def _front_ids(tuner) -> set[str]:
-    size = tuner.space.objective["size"]
-    points = {trial.trial_id: trial_point(trial, size) for trial in tuner.oracle.trials.values()}
-    ids = [trial_id for trial_id, point in points.items() if point]
-    return {ids[index] for index in non_dominated([points[trial_id] for trial_id in ids])}
+    points = trial_points(tuner.oracle, tuner.space.objective["size"])
+    ids = list(points)
+    return {ids[index] for index in non_dominated(list(points.values()))}
 
 
 def _params(tuner, row: Mapping[str, Any]) -> int | None:
