@@ -193,3 +193,43 @@ def run_fake_trials(oracle, directory, count, score=lambda values, index: 0.5):
         oracle.end_trial(trial)
         trials.append(trial)
     return trials
+
+
+# One small configuration of every family the search produces, for the inspection tests (untrained weights):
+# the seed stacks in 1D (waveform) and 2D (STFT), DS-CNN (2D, MFCC), TC-ResNet (1D over time, MFCC) and
+# BC-ResNet (2D, log-mel). The seed's FC layers shrink to 8 units so the models build in a second.
+FAMILY_SPACES = {
+    "seed_1d": {"conv_layers": 2, "fc_layers": 1, "batch_norm": True, "fc_units_1": 8},
+    "seed_2d": {"conv_layers": 2, "fc_layers": 1, "batch_norm": False, "fc_units_1": 8},
+    "dscnn_s": {},
+    "tcresnet8": {},
+    "bcresnet1": {},
+}
+
+
+def inspected_model(space_name: str, n_classes: int = 4, seed: int = 0):
+    """tuner_app.inspection.source.Inspected of FAMILY_SPACES[space_name], built with seeded random weights."""
+    import keras
+
+    from tuner_app.inspection.source import Inspected
+    from tuner_app.model import architecture, build, configurations, spaces
+
+    keras.utils.set_random_seed(seed)
+    space = spaces.load(spaces.locate(space_name))
+    values = {**configurations.configurations(space, 1)[0], **FAMILY_SPACES[space_name]}
+    model = build.build_model(space, values, n_classes)
+    class_names = tuple(f"class{index}" for index in range(n_classes))
+    return Inspected(architecture.model_name(space, values), space, values, class_names, model, space_name)
+
+
+def one_line_error(call, *fragments) -> str:
+    """The message of the TunerAppError `call()` raises: one line, containing every fragment (a file, a key)."""
+    from tuner_app.errors import TunerAppError
+
+    with pytest.raises(TunerAppError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert str(fragment) in message, message
+    return message

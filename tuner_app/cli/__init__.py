@@ -4,7 +4,12 @@ Heavy modules (TensorFlow, MLflow) are imported inside each command, after the r
 how quiet TensorFlow's start-up should be. The command modules attach their commands to the root group.
 """
 
-from tuner_app.cli import data_commands, model_commands, search_commands  # noqa: F401 -- they attach commands
+from tuner_app.cli import (  # noqa: F401 -- they attach commands
+    data_commands,
+    inspect_commands,
+    model_commands,
+    search_commands,
+)
 from tuner_app.cli.root import cli
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tuner_app.cli.root import DEFAULT_CACHE, class_list, cli, decoded_corpus
+from tuner_app.cli.root import DEFAULT_CACHE, comma_list, cli, decoded_corpus
 
 
 @cli.group()
@@ -37,7 +37,7 @@ def data_stats(directory: Path, output_format: str, classes: tuple[str, ...], un
     """Clip counts per class and split, sample rates, durations and unreadable files of DIRECTORY."""
     from tuner_app.data import corpus, stats
 
-    found = corpus.scan(directory, class_list(classes), unknown=unknown)
+    found = corpus.scan(directory, comma_list(classes), unknown=unknown)
     click.echo(stats.format_stats(stats.stats(found), as_json=output_format == "json"))
 
 
@@ -66,7 +66,7 @@ def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: 
     from tuner_app.data import cache
 
     cache_dir = cache_dir.expanduser()
-    found, decoded = decoded_corpus(data_dir, cache_dir, class_list(classes), unknown, strict)
+    found, decoded = decoded_corpus(data_dir, cache_dir, comma_list(classes), unknown, strict)
     noise = cache.noise_bank(found.background_noise, strict)
     for split, clips in decoded.items():
         click.echo(f"{split:>10}: {len(clips)} clips decoded, {len(clips.skipped)} skipped")

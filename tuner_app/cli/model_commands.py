@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tuner_app.cli.root import DEFAULT_CACHE, class_list, cli, decoded_corpus, echo_json
+from tuner_app.cli.root import DEFAULT_CACHE, comma_list, cli, decoded_corpus, echo_json
 from tuner_app.errors import TunerAppError
 
 
@@ -133,7 +133,7 @@ def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], 
     """Accuracy, per-class precision and recall and the confusion matrix of MODEL on a corpus split."""
     from tuner_app.serving import inference
 
-    evaluation = inference.evaluate(inference.load(model), data_dir, split, class_list(classes))
+    evaluation = inference.evaluate(inference.load(model), data_dir, split, comma_list(classes))
     inference.write_confusion_png(evaluation, out)
     echo_json(evaluation.to_dict()) if output_format == "json" else click.echo(inference.format_evaluation(evaluation))
     click.echo(f"Confusion matrix: {out.resolve()}", err=True)

@@ -54,8 +54,8 @@ def echo_json(value) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
-def class_list(values: tuple[str, ...]) -> tuple[str, ...] | None:
-    """`--classes a,b --classes c` -> ('a', 'b', 'c'); None when the option was not given."""
+def comma_list(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """`--classes a,b --classes c` (or `--layers`) -> ("a", "b", "c"); None when the option was not given."""
     names = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
     return names or None
 

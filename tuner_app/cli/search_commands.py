@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from tuner_app.cli.root import DEFAULT_CACHE, cli, decoded_corpus, echo_json
-from tuner_app.errors import TunerAppError
 
 
 @cli.command()

@@ -8,7 +8,6 @@ import hashlib
 import logging
 import os
 import struct
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +18,7 @@ import tensorflow as tf
 from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.data import audio
 from tuner_app.errors import TunerAppError
+from tuner_app.files import atomic_path
 
 log = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
@@ -174,19 +174,10 @@ def _read_cache(cache_file: Path) -> DecodedClips | None:
 
 
 def _write_cache(cache_file: Path, decoded: DecodedClips) -> None:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    # A name of its own: two searches on one corpus may write the same cache at the same time.
-    descriptor, temporary = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.stem}.",
-                                             suffix=".partial.npz")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, waveforms=decoded.waveforms, labels=decoded.labels,
-                     paths=np.asarray(decoded.paths, dtype=str), skipped=np.asarray(decoded.skipped, dtype=str),
-                     skip_reasons=np.asarray(decoded.skip_reasons, dtype=str))
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the cache is ordinary data
-        os.replace(temporary, cache_file)  # atomic: an interrupted write never leaves a half cache
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    with atomic_path(cache_file) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, waveforms=decoded.waveforms, labels=decoded.labels,
+                 paths=np.asarray(decoded.paths, dtype=str), skipped=np.asarray(decoded.skipped, dtype=str),
+                 skip_reasons=np.asarray(decoded.skip_reasons, dtype=str))
 
 
 def decode_corpus(corpus, cache_dir: Path, strict: bool = False) -> dict[str, DecodedClips]:

@@ -134,3 +134,37 @@ def _log_mel(magnitude, cfg: FrontendConfig):
         cfg.num_mel_bins, cfg.fft_length // 2 + 1, SAMPLE_RATE, cfg.lower_edge_hertz, cfg.upper_edge_hertz
     )
     return tf.math.log(tf.tensordot(magnitude, matrix, 1) + cfg.log_offset)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureAxes:
+    """What the features' axes mean: each frame's centre in seconds, and each frequency row's centre in Hz
+    (`frequencies` None for a waveform; for MFCCs the coefficient index, `frequency_label` says which)."""
+
+    times: Any
+    frequencies: Any
+    frequency_label: str
+
+
+def feature_axes(cfg: FrontendConfig) -> FeatureAxes:
+    """The seconds and Hz of `features(…, cfg)`'s time and frequency axes, for figures labelled in them."""
+    import numpy as np
+
+    if cfg.kind == "waveform":
+        return FeatureAxes(np.arange(CLIP_SAMPLES) / SAMPLE_RATE, None, "")
+    frames = output_shape(cfg)[1]
+    times = (np.arange(frames) * cfg.frame_step + cfg.frame_length / 2) / SAMPLE_RATE
+    if cfg.kind == "stft":
+        return FeatureAxes(times, np.arange(cfg.fft_length // 2 + 1) * SAMPLE_RATE / cfg.fft_length, "frequency (Hz)")
+    if cfg.kind == "mfcc":
+        return FeatureAxes(times, np.arange(cfg.num_mfccs, dtype=float), "MFCC coefficient")
+    return FeatureAxes(times, _mel_centres(cfg), "frequency (Hz)")
+
+
+def _mel_centres(cfg: FrontendConfig):
+    """Centre of each of tf.signal.linear_to_mel_weight_matrix's triangles: bands evenly spaced in HTK mels."""
+    import numpy as np
+
+    low, high = (1127.0 * np.log1p(np.array([cfg.lower_edge_hertz, cfg.upper_edge_hertz]) / 700.0))
+    edges = np.linspace(low, high, cfg.num_mel_bins + 2)
+    return 700.0 * np.expm1(edges[1:-1] / 1127.0)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from tuner_app.errors import TunerAppError
+from tuner_app.files import atomic_path
 from tuner_app.model.spaces import resolved
 
 SEARCH_RECORD = "tuner_app_search.json"  # beside the trials: what export needs to rebuild a trial's model
@@ -19,16 +19,8 @@ def write_search_record(tuner, class_names: Sequence[str], data: Mapping[str, An
     record = {"space_file": tuner.space.source, "space": resolved(tuner.space), "tuner": type(tuner).__name__,
               "class_names": list(class_names), "data": dict(data)}
     path = Path(tuner.project_dir) / SEARCH_RECORD
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A name of its own: two searches in one project directory may write the record at the same time.
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.stem}.",
-                                     suffix=".tmp", delete=False) as temporary:
-        temporary.write(json.dumps(record, indent=2))
-    try:
-        os.chmod(temporary.name, 0o644)  # NamedTemporaryFile makes it private
-        os.replace(temporary.name, path)
-    finally:
-        Path(temporary.name).unlink(missing_ok=True)
+    with atomic_path(path) as temporary:  # two searches in one project directory may write it at once
+        temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return path
 
 

@@ -8,7 +8,11 @@ Layout of an export directory DIR (`tuner-app predict DIR` and `tf.saved_model.l
   DIR/any_format/                      a second SavedModel whose `serving_default` takes WAV, FLAC, Ogg
                                        Vorbis or MP3 files: it holds tensorflow-io ops, so loading it needs
                                        `import tensorflow_io` first;
-  DIR/tuner_app.json                   hyperparameters, front-end, class names, metrics, versions;
+  DIR/tuner_app.json                   hyperparameters, front-end, class names, metrics, versions, and the
+                                       resolved search space (`space`);
+  DIR/keras.weights.h5                 the Keras model's weights: with `space` and `hyperparameters` they
+                                       rebuild the Keras model layer by layer (`tuner-app visualize`,
+                                       `activations`), through Keras's weights format, never a pickle;
   DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8" (see tflite.py).
 
 The serving graphs call `frontend.features` and `audio.decode`, the very functions the training pipeline
@@ -40,6 +44,7 @@ from tuner_app.serving import tflite as tflite_copies
 METADATA = "tuner_app.json"
 ANY_FORMAT = "any_format"  # the sub-directory of the SavedModel that decodes every format
 CHECKPOINT = "checkpoint.weights.h5"
+KERAS_WEIGHTS = "keras.weights.h5"
 TRIAL_FILE = "trial.json"
 
 
@@ -122,7 +127,7 @@ def load_trial(trial_dir: str | os.PathLike) -> Trial:
         raise TunerAppError(f"{trial_dir.parent / search_record.SEARCH_RECORD}: missing key {err}") from None
     values, scores = _read_trial(trial_dir / TRIAL_FILE, space)
     model = build.build_model(space, values, len(class_names))
-    _load_weights(model, trial_dir / CHECKPOINT)
+    load_weights(model, trial_dir / CHECKPOINT)
     return Trial(trial_dir, space, values, class_names, model, scores)
 
 
@@ -145,7 +150,8 @@ def _read_trial(path: Path, space: spaces.SearchSpace) -> tuple[dict[str, Any], 
     return values, {k: v for k, v in scores.items() if v is not None}
 
 
-def _load_weights(model, checkpoint: Path) -> None:
+def load_weights(model, checkpoint: Path) -> None:
+    """Load a trial's checkpoint, or an export's keras.weights.h5, into the model its configuration builds."""
     if not checkpoint.is_file():
         raise TunerAppError(f"{checkpoint}: no trained weights (did the trial complete?)")
     model.optimizer.build(model.trainable_variables)  # the checkpoint holds Adam's state too
@@ -171,6 +177,8 @@ def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any]
         "tuner_app_version": tuner_app.__version__,
         "trial_dir": str(trial.directory.resolve()),
         "space_file": trial.space.source,
+        "space": spaces.resolved(trial.space),
+        "keras_weights": KERAS_WEIGHTS,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "signatures": {
             "serving_default": "waveform float32 [batch, 16000] at 16 kHz; core TensorFlow ops only",
@@ -228,6 +236,7 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
                   check) -> ExportResult:
     module = AudioClassifier(trial.model, trial.class_names)
     save_module(module, staging)
+    trial.model.save_weights(staging / KERAS_WEIGHTS)
     result = ExportResult(staging, metadata(trial, run_id, metrics))
     if tflite:
         result.tflite, result.quantization = tflite_copies.write_tflite(module, staging, quantize, representative)
