@@ -79,11 +79,12 @@ def test_compare_rdms_against_a_user_rdm_and_a_wrong_sized_one(exported, stimulu
 
 def test_a_trial_is_found_by_its_run_id_and_model_and_run_id_exclude_each_other(tiny_trial_dir, stimulus_dir,
                                                                                tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "run_info", lambda uri, run_id: {"run_id": run_id, "trial_id": "0000",
-                                                               "outcome": "COMPLETED", "trial_dir": str(tiny_trial_dir)})
+    row = {"trial_id": "0000", "outcome": "COMPLETED", "trial_dir": str(tiny_trial_dir)}
+    monkeypatch.setattr(runs, "run_info", lambda uri, run_id: {**row, "run_id": run_id})
     result = _invoke("activations", "--run-id", "abc", "--stimuli", stimulus_dir, "--out", tmp_path / "a.npz",
                      "--layers", "b03_dense")
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "a.npz")["layers"].tolist() == ["b03_dense"]
-    both = _invoke("activations", tiny_trial_dir, "--run-id", "abc", "--stimuli", stimulus_dir, "--out", tmp_path / "b.npz")
+    both = _invoke("activations", tiny_trial_dir, "--run-id", "abc", "--stimuli", stimulus_dir,
+                   "--out", tmp_path / "b.npz")
     assert both.exit_code == 2 and "exactly one of MODEL" in both.output

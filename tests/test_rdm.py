@@ -106,12 +106,18 @@ def _write_reference(kind, folder, matrix, names):
         np.savetxt(path, matrix, delimiter="," if kind == ".csv" else " ")
     elif kind.startswith(".npz"):
         np.savez(path, v1=matrix, **({"stimuli": np.asarray(names)} if kind == ".npz+stimuli" else {}))
+    elif kind.startswith(".mat"):  # as MATLAB's save writes it: names as a cell array of char
+        import scipy.io
+
+        cell = np.array(list(names), dtype=object)[:, None]
+        scipy.io.savemat(path, {"v1": matrix, **({"stimuli": cell} if kind == ".mat+stimuli" else {})})
     else:
         rdm.save_rdms(rdm._rdms(matrix[None], ["v1"], names, "user"), path)
     return path
 
 
-@pytest.mark.parametrize("kind", [".npy", ".csv", ".txt", ".npz", ".npz+stimuli", ".hdf5", ".h5"])
+@pytest.mark.parametrize("kind", [".npy", ".csv", ".txt", ".npz", ".npz+stimuli", ".mat", ".mat+stimuli", ".hdf5",
+                                  ".h5"])
 def test_a_user_rdm_reads_from_every_file_type(tmp_path, kind):
     path = _write_reference(kind, tmp_path, CORRELATION_RDM, NAMES)
     rdms = rdm.reference_rdms(path, NAMES)
@@ -149,6 +155,7 @@ def _asymmetric():
     ("cube.npz", {"v1": np.zeros((4, 4, 4))}, "RDM 'v1' is a float64 array of shape (4, 4, 4)"),
     ("pickled.npz", {"v1": np.array([None, 1], dtype=object)}, "not a readable .npz archive"),
     ("notes.hdf5", "not HDF5", "not an rsatoolbox RDMs HDF5 file"),
+    ("notes.mat", "not MATLAB", "not a readable MATLAB file"),
 ])
 def test_a_malformed_user_rdm_is_a_one_line_error_naming_the_file(tmp_path, name, content, fragment):
     path = tmp_path / name

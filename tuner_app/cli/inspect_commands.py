@@ -128,8 +128,8 @@ def _layer_rdms(arrays, stimulus_names, metric: str):
 @click.option("--metric", type=click.Choice(RDM_METRICS), default="correlation", show_default=True,
               help="RDM dissimilarity for an activations file saved without --rdm.")
 def compare_rdms(first: Path, second: Path, out: Path, method: str, metric: str) -> None:
-    """Compare the RDMs of FIRST (an activations .npz) with those of SECOND: another model's activations, or
-    an RDM you supply (.npy, .csv, .npz, rsatoolbox .hdf5), e.g. from fMRI responses to the same stimuli."""
+    """Compare the RDMs of FIRST (an activations .npz) with those of SECOND: another model's activations, or an
+    RDM you supply (.npy, .csv, .npz, MATLAB .mat, rsatoolbox .hdf5), e.g. from fMRI responses to the stimuli."""
     from tuner_app.inspection import rdm
 
     rows = rdm.compare(first, second, out.expanduser(), method, metric)

@@ -27,7 +27,7 @@ METRIC_MEANINGS = {
     "poisson": "symmetrised KL divergence of Poisson rates (rsatoolbox; prior_lambda 1, prior_weight 0.1)",
 }
 COMPARISONS = ("spearman", "rho-a", "corr", "cosine", "kendall", "tau-a")
-RDM_SUFFIXES = (".npy", ".csv", ".txt", ".npz", ".hdf5", ".h5")
+RDM_SUFFIXES = (".npy", ".csv", ".txt", ".npz", ".mat", ".hdf5", ".h5")
 TOLERANCE = 1e-6  # relative to the largest dissimilarity when that is above 1
 
 
@@ -145,6 +145,8 @@ def reference_rdms(path: str | os.PathLike, stimuli_names: Sequence[str], metric
         return _hdf5_rdms(path, stimuli_names)
     if suffix == ".npz":
         return _npz_rdms(path, stimuli_names, metric)
+    if suffix == ".mat":
+        return _mat_rdms(path, stimuli_names)
     matrix = _npy_matrix(path) if suffix == ".npy" else _text_matrix(path)
     _check_matrix(path, path.stem, matrix, len(stimuli_names))
     return _rdms(matrix[None], [path.stem], stimuli_names, "user")
@@ -168,7 +170,7 @@ def _text_matrix(path: Path) -> np.ndarray:
 
 
 def _check_matrix(path: Path, key: str, matrix: np.ndarray, count: int) -> None:
-    where = f"{path}: RDM {key!r}" if path.suffix.lower() in (".npz", ".hdf5", ".h5") else f"{path}: the RDM"
+    where = f"{path}: RDM {key!r}" if path.suffix.lower() in (".npz", ".mat", ".hdf5", ".h5") else f"{path}: the RDM"
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.dtype.kind not in "fiu":
         raise TunerAppError(f"{where} is a {matrix.dtype} array of shape {matrix.shape}, not a square numeric "
                             "matrix")
@@ -208,6 +210,27 @@ def _npz_rdms(path: Path, stimuli_names: Sequence[str], metric: str):
         return _activations_rdms(path, stimuli_names, metric)
     if "stimuli" in content:
         _check_stimuli(path, np.atleast_1d(content.pop("stimuli")).tolist(), stimuli_names)
+    return _named_rdms(path, content, stimuli_names)
+
+
+def _mat_rdms(path: Path, stimuli_names: Sequence[str]):
+    """A MATLAB file of RDM variables (n x n each; optional `stimuli`, a cell array of names), as SPM users
+    save them with `save(..., '-v7')`."""
+    import scipy.io
+
+    try:
+        content = {key: value for key, value in scipy.io.loadmat(str(path)).items() if not key.startswith("__")}
+    # NotImplementedError: a -v7.3 file (HDF5 inside)
+    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as err:
+        raise TunerAppError(f"{path}: not a readable MATLAB file ({str(err).splitlines()[0]}; save it with "
+                            "-v7)") from None
+    if "stimuli" in content:
+        _check_stimuli(path, [str(np.squeeze(name)) for name in np.ravel(content.pop("stimuli"))], stimuli_names)
+    return _named_rdms(path, content, stimuli_names)
+
+
+def _named_rdms(path: Path, content: Mapping[str, np.ndarray], stimuli_names: Sequence[str]):
+    """The RDMs of a user's file, each named by its key, every one checked."""
     if not content:
         raise TunerAppError(f"{path}: holds no RDM")
     for key, matrix in content.items():
