@@ -1,9 +1,4 @@
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -17,8 +12,8 @@ from tuner_app.errors import TunerAppError
 from tuner_app.model import hyperparameters as hps
 from tuner_app.model import spaces
 from tuner_app.search import tuners
+from tuner_app.tracking import models as tracking_models
 from tuner_app.tracking import runs as tracking_runs
-from tuner_app.tracking import store as tracking_store
 from tuner_app.tracking.tracker import MLflowTracker
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
@@ -136,12 +131,14 @@ def test_artifacts_and_model_registry(smoke):
     (directory / "front.csv").write_text("a,b\n")
     run_id = tracking_runs.trial_runs(uri, EXPERIMENT)[0]["run_id"]
     tracking_runs.log_artifacts(uri, tracker.parent_run_id, [directory / "front.csv"])
-    assert tracking_runs.log_model_dir(uri, run_id, model_dir) == f"runs:/{run_id}/exported_model"
-    assert [tracking_runs.register_model(uri, run_id, "exported_model", "kws") for _ in range(2)] == ["1", "2"]
+    model_id = tracking_models.log_logged_model(uri, run_id, model_dir)
+    assert [tracking_models.register(uri, model_id, "kws") for _ in range(2)] == ["1", "2"]
     client = mlflow.MlflowClient(uri)
     assert "front.csv" in {item.path for item in client.list_artifacts(tracker.parent_run_id)}
-    assert [item.path for item in client.list_artifacts(run_id, "exported_model/variables")] == [
-        "exported_model/variables/variables.index"]
+    assert [item.path for item in client.list_logged_model_artifacts(model_id, "variables")] == [
+        "variables/variables.index"]
+    metrics = {metric.key for metric in client.get_logged_model(model_id).metrics}
+    assert "best_val_accuracy" in metrics and not [key for key in metrics if key.startswith("system/")]
 
 
 def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path):
@@ -196,61 +193,6 @@ def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp
         (child.data.tags["trial_id"], "FINISHED"), (child.data.tags["trial_id"], "KILLED")]  # retried, new child
 
 
-HANG = 600  # seconds: only a hung server takes this long, however loaded the machine
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start_ui(uri: str, log: Path) -> tuple[subprocess.Popen, int, str]:
-    """`tuner-app ui` on a free port: (server, port, its answer to an experiments search). Another process
-    can take the port between _free_port and the server's bind: then the server exits and we try another."""
-    for _ in range(5):
-        port = _free_port()
-        with log.open("w") as stream:
-            server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "ui", "--port", str(port),
-                                       "--tracking-uri", uri], stdout=stream, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
-            return server, port, _poll(url, server)
-        except OSError:
-            if server.poll() is None or "address already in use" not in log.read_text():
-                server.kill()
-                raise AssertionError(f"the UI server did not answer: {log.read_text()[-2000:]}") from None
-    raise AssertionError("five free ports were all taken before the server could bind them")
-
-
-def test_ui_serves_the_store_on_localhost(tmp_path):
-    uri = _uri(tmp_path)
-    mlflow.MlflowClient(uri).create_experiment("ui-exp", artifact_location=tracking_store.artifact_root(uri))
-    log = tmp_path / "ui.log"
-    server, port, body = _start_ui(uri, log)
-    try:
-        assert "ui-exp" in [experiment["name"] for experiment in json.loads(body)["experiments"]]
-    finally:
-        server.terminate()
-        assert server.wait(timeout=HANG) == 0
-    text = log.read_text()
-    assert f"on http://127.0.0.1:{port}" in text and f"Uvicorn running on http://127.0.0.1:{port}" in text
-    with pytest.raises(OSError):  # the server went with it
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
-
-
-def _poll(url: str, server, timeout: float = HANG) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.read().decode()
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "data"
@@ -271,3 +213,33 @@ def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
     parent = mlflow.MlflowClient(uri).get_run(rows[0]["parent_run_id"])
     assert parent.data.params["data.train.zero"] == "4" and parent.data.params["data.test.total"] == "2"
     assert not (tmp_path / "mlruns").exists()  # nothing went to the default store
+
+
+def test_each_trial_run_has_the_corpus_splits_system_metrics_and_an_architecture_png(smoke):
+    directory, _ = smoke
+    _, children = _runs(directory)
+    client = mlflow.MlflowClient(_uri(directory))
+    digests = set()
+    for child in children:
+        inputs = child.inputs.dataset_inputs
+        contexts = [tag.value for item in inputs for tag in item.tags if tag.key == "mlflow.data.context"]
+        assert contexts == ["training", "validation", "testing"]
+        assert [item.dataset.name for item in inputs] == ["corpus/train", "corpus/validation", "corpus/test"]
+        profiles = [json.loads(item.dataset.profile) for item in inputs]
+        assert [profile["clips"] for profile in profiles] == [5, 1, 2]  # DATA's counts per split
+        assert {profile["fingerprint"] for profile in profiles} == {"abc123"}
+        digests.add(tuple(item.dataset.digest for item in inputs))
+        assert any(name.startswith("system/cpu_utilization") for name in child.data.metrics)
+        assert any(name.startswith("system/system_memory_usage") for name in child.data.metrics)
+        assert "architecture.png" in {item.path for item in client.list_artifacts(child.info.run_id)}
+    assert len(digests) == 1 and len(set(next(iter(digests)))) == 3  # one corpus, a dataset per split
+
+
+def test_the_parent_run_carries_the_searchs_headline(smoke):
+    directory, _ = smoke
+    (parent,), children = _runs(directory)
+    metrics = parent.data.metrics
+    assert metrics["trials_completed"] == 2 and metrics["trials_rejected"] == 0
+    assert metrics["best_val_accuracy"] == max(child.data.metrics["best_val_accuracy"] for child in children)
+    assert metrics["knee_params_total"] in {child.data.metrics["params_total"] for child in children}
+    assert metrics["hypervolume"] > 0

@@ -73,8 +73,9 @@ def test_export_by_selection_registers_and_predicts(searched, tmp_path):
                                      if row["metrics"]["best_val_accuracy"] >= max(
                                          r["metrics"]["best_val_accuracy"] for r in runs.values()) - 0.5)
     assert metadata["params"] == int(chosen["metrics"]["params_total"])
-    logged = {item.path for item in tracking_store.client_for(uri).list_artifacts(chosen["run_id"], "exported_model")}
-    assert "exported_model/saved_model.pb" in logged
+    client = tracking_store.client_for(uri)
+    (output,) = client.get_run(chosen["run_id"]).outputs.model_outputs  # the export, as the run's LoggedModel
+    assert {"MLmodel", "saved_model.pb"} <= {item.path for item in client.list_logged_model_artifacts(output.model_id)}
     clip = root / "data" / "one" / "spk4_nohash_0.wav"
     predicted = CliRunner().invoke(cli, ["predict", str(out), str(clip), "--format", "json"])
     assert predicted.exit_code == 0, predicted.output

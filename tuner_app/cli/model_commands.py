@@ -1,4 +1,4 @@
-"""`tuner-app export`, `predict`, `evaluate` and `ui`: the chosen models, and the MLflow UI."""
+"""`tuner-app export`, `predict` and `evaluate`: the chosen models."""
 
 from __future__ import annotations
 
@@ -58,13 +58,13 @@ def _searched_corpus(searched: dict) -> Path:
 
 @cli.command("export")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Directory to create: the SavedModel, tuner_app.json and any .tflite files.")
+              help="Directory to create, an MLflow Model: the SavedModel, tuner_app.json, MLmodel, any .tflite files.")
 @click.option("--trial-dir", type=click.Path(path_type=Path), help="The trial to export: <runs-dir>/<project>/trial_<id>.")
 @click.option("--run-id", help="The MLflow run of the trial to export.")
 @click.option("--select", help="Pick the trial from MLflow by validation accuracy: best | smallest-within:D | knee.")
 @click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment --select reads.")
 @click.option("--parent", help="With --select: only the trials of this search (its parent run id).")
-@click.option("--register", metavar="NAME", help="Also register the export in the MLflow model registry.")
+@click.option("--register", metavar="NAME", help="Also register the logged model in the MLflow model registry.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
 @click.option("--force", is_flag=True, help="Replace an existing --out directory.")
 @click.option("--tflite", is_flag=True, help="Also write model.tflite (waveform input).")
@@ -76,10 +76,10 @@ def _searched_corpus(searched: dict) -> Path:
 def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: str | None, experiment: str,
                  parent: str | None, register: str | None, tracking_uri: str | None, force: bool, tflite: bool,
                  quantize: str | None, data_dir: Path | None, cache_dir: Path) -> None:
-    """Export a trained trial (its checkpointed weights, no retraining) as a SavedModel that takes audio."""
+    """Export a trained trial (its checkpointed weights, no retraining) as a SavedModel that takes audio, in a
+    directory that is also an MLflow Model; with its run, log it there as a LoggedModel."""
     from tuner_app.search import record
-    from tuner_app.serving import export
-    from tuner_app.tracking import runs
+    from tuner_app.serving import export, export_summary
 
     trial_dir, run_id, metrics = _trial_to_export(trial_dir, run_id, select, tracking_uri, experiment, parent)
     if register and not run_id:
@@ -91,13 +91,25 @@ def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: 
         samples = {"representative": representative if quantize else None, "check": check}
     result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
                                  quantize=quantize, **samples)
-    click.echo(export.format_result(result))
+    click.echo(export_summary.format_result(result))
     if run_id:
-        uri = runs.log_model_dir(tracking_uri, run_id, result.path)
-        click.echo(f"Logged to MLflow run {run_id}: {uri}")
+        _track_export(tracking_uri, run_id, trial_dir, result, metrics, register)
+
+
+def _track_export(tracking_uri: str | None, run_id: str, trial_dir: Path, result, metrics: dict | None,
+                  register: str | None) -> None:
+    """Log the export (`result`, export_trial's ExportResult) as a LoggedModel of the trial's run, with the
+    trial's params and metrics; register it as `register` (if given) with its size, accuracy and front-end."""
+    from tuner_app.tracking import models
+
+    tags = models.model_tags(result.metadata)
+    params = {**result.metadata["hyperparameters"], "frontend_config": result.metadata["frontend"]}
+    model_id = models.log_logged_model(tracking_uri, run_id, result.path, params, metrics,
+                                       name=f"{result.metadata['model']}-{trial_dir.name}", tags=tags)
+    click.echo(f"Logged to MLflow run {run_id} as models:/{model_id}")
     if register:
-        version = runs.register_model(tracking_uri, run_id, "exported_model", register)
-        click.echo(f"Registered as {register!r} version {version}")
+        version = models.register(tracking_uri, model_id, register, tags)
+        click.echo(f"Registered as {register!r} version {version}: models:/{register}/{version}")
 
 
 @cli.command()
@@ -137,22 +149,5 @@ def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], 
     inference.write_confusion_png(evaluation, out)
     echo_json(evaluation.to_dict()) if output_format == "json" else click.echo(inference.format_evaluation(evaluation))
     click.echo(f"Confusion matrix: {out.resolve()}", err=True)
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to show (default: SQLite in ./mlruns).")
-def ui(host: str, port: int, tracking_uri: str | None) -> None:
-    """Start the MLflow UI on the project's runs; Ctrl-C stops it."""
-    from tuner_app.tracking import store
-    from tuner_app.tracking import ui as mlflow_ui
-
-    command = mlflow_ui.ui_command(tracking_uri, host, port)  # a bad --tracking-uri fails before the banner
-    click.echo(f"MLflow UI of {tracking_uri or store.default_tracking_uri()} on http://{host}:{port} "
-               "(Ctrl-C stops it)")
-    code = mlflow_ui.serve_ui(command)
-    if code > 0:
-        sys.exit(code)
 
 

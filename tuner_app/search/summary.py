@@ -1,14 +1,29 @@
-"""The search's tables: one row per trial (summary), and the dry run's configurations."""
+"""The search's tables: one row per trial (summary), and the dry run's configurations; and its headline."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.search.front import non_dominated
+from tuner_app.search.front import front_points, hypervolume, knee, non_dominated
 from tuner_app.search.record import metric, rejected_trials, trial_points
 
 TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
+
+
+def headline(tuner) -> dict[str, float]:
+    """The search at a glance: trials completed and rejected, and with any completed, the best validation
+    accuracy, the size of the front's knee (`knee_<size axis>`) and the hypervolume against the space's point."""
+    size = tuner.space.objective["size"]
+    points = list(trial_points(tuner.oracle, size).values())
+    values = {"trials_completed": float(sum(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values())),
+              "trials_rejected": float(len(rejected_trials(tuner.oracle)))}
+    if points:
+        front = front_points(points)
+        values.update({"best_val_accuracy": max(accuracy for _, accuracy in points),
+                       f"knee_{size}": front[knee(front)][0],
+                       "hypervolume": hypervolume(points, tuple(tuner.space.objective["hv_reference"]))})
+    return values
 
 
 def summary_rows(tuner) -> list[dict[str, Any]]:

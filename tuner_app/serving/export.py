@@ -13,7 +13,12 @@ Layout of an export directory DIR (`tuner-app predict DIR` and `tf.saved_model.l
   DIR/keras.weights.h5                 the Keras model's weights: with `space` and `hyperparameters` they
                                        rebuild the Keras model layer by layer (`tuner-app visualize`,
                                        `activations`), through Keras's weights format, never a pickle;
-  DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8" (see tflite.py).
+  DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8" (see tflite.py);
+  DIR/MLmodel, DIR/requirements.txt, DIR/python_env.yaml, DIR/conda.yaml, DIR/input_example.json,
+  DIR/serving_input_example.json      what makes DIR an MLflow Model (tracking/models.py): the pyfunc
+                                       flavor (loader serving/pyfunc.py: waveforms [-1, 16000] ->
+                                       probabilities), so `mlflow.pyfunc.load_model(DIR)` and
+                                       `mlflow models serve -m DIR` take it as it is.
 
 The serving graphs call `frontend.features` and `audio.decode`, the very functions the training pipeline
 uses, so training and serving share one front-end and one decoder (and resampler).
@@ -234,6 +239,8 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
 
 def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, quantize, representative,
                   check) -> ExportResult:
+    from tuner_app.tracking import models as mlflow_models  # here: reading a trial (visualize, ...) needs no mlflow
+
     module = AudioClassifier(trial.model, trial.class_names)
     save_module(module, staging)
     trial.model.save_weights(staging / KERAS_WEIGHTS)
@@ -247,6 +254,7 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
         result.metadata["quantization"] = result.quantization
         result.metadata["tflite_accuracy"] = result.accuracy
     (staging / METADATA).write_text(json.dumps(result.metadata, indent=2), encoding="utf-8")
+    mlflow_models.write_mlflow_model(staging, len(trial.class_names), {"class_names": list(trial.class_names)})
     return result
 
 
@@ -271,19 +279,3 @@ def _move_into_place(staging: Path, out: Path) -> None:
         raise
     finally:
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def format_result(result: ExportResult) -> str:
-    """What an export wrote: the SavedModel, any .tflite with its size and ops, and the accuracy check."""
-    saved_model = sum(f.stat().st_size for f in [result.path / "saved_model.pb", *(result.path / "variables").iterdir()])
-    lines = [f"Wrote {result.path}: {result.metadata['model']}, {result.metadata['params']:,} params, "
-             f"SavedModel {saved_model:,} bytes"]
-    for entry in result.tflite.values():
-        flex = ", ".join(entry["ops"].get("flex", []))
-        lines.append(f"  {entry['path'].name}: {entry['bytes']:,} bytes" + (f" (TF Select ops: {flex})" if flex else ""))
-    if result.quantization:
-        lines.append(f"  quantization: {result.quantization}")
-    if result.accuracy and result.accuracy.get("clips"):
-        scores = ", ".join(f"{name} {value:.4f}" for name, value in result.accuracy.items() if name != "clips")
-        lines.append(f"  accuracy on {result.accuracy['clips']} check clips: {scores}")
-    return "\n".join(lines)

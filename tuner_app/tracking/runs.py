@@ -1,5 +1,5 @@
 """Reading a search back from MLflow (trial rows for the Pareto analysis and export), and writing to its
-runs afterwards: Pareto tags, artifacts, exported models and the registry."""
+runs afterwards: Pareto tags, artifacts and the hypervolume. (Exported models and the registry: models.py.)"""
 
 from __future__ import annotations
 
@@ -109,22 +109,3 @@ def log_artifacts(tracking_uri: str | None, run_id: str, paths: Iterable[str | P
     _, client = store(tracking_uri)
     for path in paths:
         client.log_artifact(run_id, str(path))
-
-
-def log_model_dir(tracking_uri: str | None, run_id: str, directory: str | Path,
-                  artifact_path: str = "exported_model") -> str:
-    """Attach a directory (a SavedModel) to a run; returns its runs:/ URI."""
-    _, client = store(tracking_uri)
-    client.log_artifacts(run_id, str(directory), artifact_path)
-    return f"runs:/{run_id}/{artifact_path}"
-
-
-def register_model(tracking_uri: str | None, run_id: str, artifact_path: str, name: str) -> str:
-    """Register a run's artifact directory as a new version of model `name`; returns the version."""
-    _, client = store(tracking_uri)
-    try:
-        client.create_registered_model(name)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    return str(client.create_model_version(name, f"runs:/{run_id}/{artifact_path}", run_id=run_id).version)

@@ -17,6 +17,10 @@ from tuner_app.errors import TunerAppError
 
 STORE_DIR = "mlruns"
 PARENT_TAG = "mlflow.parentRunId"  # how MLflow nests runs
+# MLflow 3's UI opens an untagged experiment on its GenAI overview (traces, token usage); this tag and value
+# are what its JavaScript checks to treat the experiment as model training instead.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
 
 
 def default_tracking_uri() -> str:
@@ -56,7 +60,8 @@ def find_experiment(client, uri: str, name: str, create: bool) -> str:
     try:
         experiment = client.get_experiment_by_name(name)
         if experiment is None and create:
-            return client.create_experiment(name, artifact_location=artifact_root(uri))
+            return client.create_experiment(name, artifact_location=artifact_root(uri),
+                                            tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT})
     except MlflowException as err:
         raise TunerAppError(f"MLflow store {uri}: {err.message}") from None
     if experiment is None:
@@ -64,6 +69,14 @@ def find_experiment(client, uri: str, name: str, create: bool) -> str:
     if experiment.lifecycle_stage == "deleted":
         raise TunerAppError(f"MLflow experiment {name!r} in {uri} is deleted; restore it or use another --experiment")
     return experiment.experiment_id
+
+
+def tag_model_development(client, uri: str, experiment_id: str) -> None:
+    """Mark an experiment as model development, so MLflow's UI shows it as model training (runs), not GenAI."""
+    try:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
+    except MlflowException as err:
+        raise TunerAppError(f"MLflow store {uri}: {err.message}") from None
 
 
 def search_runs(client, experiment_id: str, where: str, newest_first: bool = False) -> list:

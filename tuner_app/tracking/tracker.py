@@ -12,9 +12,11 @@ from mlflow.entities import Metric, Param, RunTag
 
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.model import architecture, spaces
-from tuner_app.search import observers
+from tuner_app.search import observers, summary
 from tuner_app.search import record as search_record
 from tuner_app.tracking import params as run_params
+from tuner_app.tracking.architecture_figure import architecture_figure
+from tuner_app.tracking.datasets import corpus_inputs
 from tuner_app.tracking.store import (
     PARENT_TAG,
     children_where,
@@ -23,6 +25,7 @@ from tuner_app.tracking.store import (
     find_experiment,
     search_runs,
 )
+from tuner_app.tracking.system_metrics import TrialMonitor
 
 PROJECT_TAG = "tuner_app.project_dir"  # marks a parent run: the tuner directory of its search
 REASON_TAG = "tuner_app.reason"
@@ -83,12 +86,15 @@ class MLflowTracker(observers.SearchObserver):
         self.parent_params = {key: value for key, value in (parent_params or {}).items() if value is not None}
         self.parent_run_id: str | None = None
         self._open: dict[str, str] = {}  # trial id -> its RUNNING child run
+        self._monitors: dict[str, TrialMonitor] = {}  # trial id -> its system metrics sampler
+        self._inputs: list = []  # the corpus's splits as MLflow dataset inputs of every trial run
         self._client = self._experiment_id = None
 
     def search_begin(self, tuner) -> None:
         self._client = client_for(self.tracking_uri)
         self._experiment_id = find_experiment(self._client, self.tracking_uri, self.experiment, create=True)
         project_dir = str(Path(tuner.project_dir).resolve())
+        self._inputs = corpus_inputs(search_record.read_search_record(tuner.project_dir).get("data", {}))
         earlier = [run for run in search_runs(self._client, self._experiment_id, f"tags.`{PROJECT_TAG}` LIKE '%'",
                                           newest_first=True) if run.data.tags.get(PROJECT_TAG) == project_dir]
         reused = earlier[0] if earlier and tuner.oracle.trials else None  # a resume stays one parent
@@ -141,16 +147,20 @@ class MLflowTracker(observers.SearchObserver):
             return  # logged by an earlier process of this search; keras-tuner never re-runs a finished trial
         _kill_running(self._client, earlier)  # keras-tuner retries an interrupted trial under the same id
         self._open[trial.trial_id] = self._create_child(tuner, trial)
+        self._monitors[trial.trial_id] = TrialMonitor(self._open[trial.trial_id], self.tracking_uri)
+        self._monitors[trial.trial_id].start()
 
     def _create_child(self, tuner, trial, extra_tags: Mapping[str, str] | None = None) -> str:
         """A RUNNING nested run for the trial: its tags, and its hyperparameters as params."""
-        values = {name: value for name, value in trial.hyperparameters.values.items() if name in tuner.space.hyperparameters}
+        values = _space_values(tuner, trial)
         tags = {PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id,
                 "model": architecture.model_name(tuner.space, values),
                 "trial_dir": str(Path(tuner.get_trial_dir(trial.trial_id)).resolve()), **(extra_tags or {})}
         run_id = self._client.create_run(self._experiment_id, run_name=f"trial_{trial.trial_id}", tags=tags).info.run_id
         hyperparameters = {name: run_params.param_value(value) for name, value in trial.hyperparameters.values.items()}
         _log_params(self._client, run_id, hyperparameters)
+        if self._inputs:
+            self._client.log_inputs(run_id, datasets=self._inputs)
         return run_id
 
     def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
@@ -168,10 +178,18 @@ class MLflowTracker(observers.SearchObserver):
         if run_id is None:
             return
         values = _final_values(outcome.scores)
+        self._monitors.pop(trial.trial_id).finish()
         if outcome.model is not None:
             self._client.log_text(run_id, _summary(outcome.model), "model_summary.txt")
+            self._log_architecture(tuner, trial, run_id, outcome.model.output_shape[-1])
         _end_run(self._client, run_id, RUN_STATUS[outcome.status], outcome.status, outcome.reason, _metrics(values))
         del self._open[trial.trial_id]
+
+    def _log_architecture(self, tuner, trial, run_id: str, n_classes: int) -> None:
+        values = _space_values(tuner, trial)
+        walk = architecture.walk(tuner.space, values, n_classes)
+        title = f"{architecture.model_name(tuner.space, values)}: {walk.params_total:,} params, {walk.macs:,} MACs"
+        self._client.log_figure(run_id, architecture_figure(walk, title), "architecture.png")
 
     def configuration_rejected(self, tuner, values: Mapping[str, Any], reason: str, params: int | None) -> None:
         """A nested run, ended KILLED at once, for a configuration the oracle turned away: its hyperparameters,
@@ -185,11 +203,20 @@ class MLflowTracker(observers.SearchObserver):
     def search_end(self, tuner, status: str) -> None:
         if self.parent_run_id is None:
             return  # the search failed before it began
+        for monitor in self._monitors.values():
+            monitor.finish()
+        self._monitors.clear()
         for run_id in self._open.values():
             _end_run(self._client, run_id, "KILLED", "KILLED", f"search {status.lower()}")
         self._open.clear()
         reason = {"KILLED": "interrupted", "FAILED": "the search failed"}.get(status, "")
-        _end_run(self._client, self.parent_run_id, status, status, reason)
+        # The headline makes the search's collapsed row in the UI's runs table say something.
+        _end_run(self._client, self.parent_run_id, status, status, reason, _metrics(summary.headline(tuner)))
+
+
+def _space_values(tuner, trial) -> dict[str, Any]:
+    """The trial's values of the space's hyperparameters (not keras-tuner's own `tuner/...` bookkeeping)."""
+    return {name: value for name, value in trial.hyperparameters.values.items() if name in tuner.space.hyperparameters}
 
 
 def _final_values(scores: Mapping[str, float | None]) -> dict[str, float]:

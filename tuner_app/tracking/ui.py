@@ -1,45 +1,185 @@
 """`tuner-app ui`: the MLflow UI (an `mlflow server` subprocess) on the project's store, bound to
-localhost unless told otherwise."""
+localhost unless told otherwise, opened on the runs of one experiment with tuner-app's columns.
+
+MLflow keeps a user's columns and sort in the browser only; the one thing a server can offer is a shared
+view (an experiment tag the URL names with `viewStateShareKey`), which the UI applies under a banner
+("You're viewing a shared view") until the user exits it or saves it as their own.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
+import webbrowser
+from collections.abc import Callable
+
+from mlflow.exceptions import MlflowException
 
 from tuner_app.errors import TunerAppError
-from tuner_app.tracking.store import artifact_root, default_tracking_uri, sqlite_path
+from tuner_app.tracking.store import (
+    artifact_root,
+    default_tracking_uri,
+    find_experiment,
+    sqlite_path,
+    store,
+    tag_model_development,
+)
+
+SHARE_KEY = "tuner-app"
+VIEW_TAG = f"mlflow.sharedViewState.{SHARE_KEY}"
+# A trial's scores and sizes, then the search's headline metrics (on its parent run); a column whose metric
+# no run has is left out by the UI.
+VIEW_METRICS = ("best_val_accuracy", "test_accuracy", "params_total", "macs", "latency_ms",
+                "hypervolume", "knee_params_total", "trials_completed", "trials_rejected")
+# Quiet mode drops these lines of the server's output: start-up INFO logs and the security banner.
+SERVER_NOISE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO |INFO |\[MLflow\] Security middleware enabled)")
 
 
-def ui_command(tracking_uri: str | None, host: str, port: int) -> list[str]:
-    """The `mlflow server` command line serving the UI on the store (whose folder it creates if embedded)."""
+def ui_command(tracking_uri: str | None, host: str, port: int, verbose: bool = False) -> list[str]:
+    """The `mlflow server` command line serving the UI on the store (whose folder it creates if embedded);
+    unless verbose, uvicorn logs warnings and errors only."""
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith(("http://", "https://")):
         raise TunerAppError(f"--tracking-uri {uri} is a tracking server already: open it in a browser")
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--registry-store-uri", uri,
                "--host", host, "--port", str(port), "--workers", "1"]
     if sqlite_path(uri):
         sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
         command += ["--default-artifact-root", artifact_root(uri)]
-    return command
+    return command if verbose else command + ["--uvicorn-opts", "--log-level warning"]
 
 
-def serve_ui(command: list[str]) -> int:
-    """Run the UI server until it exits, Ctrl-C or SIGTERM; returns its exit code."""
-    # MLflow's GenAI job runner is of no use here, and it holds up the server's exit for tens of seconds.
-    # Its own session: a Ctrl-C reaches only us and we stop it once (twice, uvicorn prints a traceback).
-    server = subprocess.Popen(command, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-                              start_new_session=True)
+def check_port_free(host: str, port: int) -> None:
+    """A one-line error where the server could not listen (say, another UI has the port): uvicorn would
+    only log it, and `mlflow server` exit 0."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+            probe.bind(address)
+    except OSError as err:
+        reason = (err.strerror or str(err)).lower()
+        raise TunerAppError(f"--host {host} --port {port}: cannot listen there ({reason}); "
+                            "is another UI running? Choose another --port") from None
+
+
+def runs_view_state() -> dict:
+    """The shared view `tuner-app ui` opens: every run flat (a sort other than by date un-nests the trials
+    from their search), best validation accuracy first, the scores and sizes as the first columns."""
+    metrics = [f"metrics.`{name}`" for name in VIEW_METRICS]
+    others = ["tags.`model`", "attributes.`Dataset`", "attributes.`Models`"]
+    return {"orderByKey": metrics[0], "orderByAsc": False, "selectedColumns": metrics + others,
+            "columnOrder": ["attributes.`Run Name`", "runDateAndNestInfo", *metrics, *others],
+            "columnWidths": {f"metrics.`{name}`": _header_width(name) for name in VIEW_METRICS}}
+
+
+def _header_width(name: str) -> int:
+    # px: the header in full (MLflow's default width cuts best_val_accuracy), and no wider
+    return max(90, 8 * len(name) + 30)
+
+
+def prepare_runs_view(tracking_uri: str | None, experiment: str, create: bool) -> str:
+    """Tag the experiment (created if `create` and missing) as model development and give it the shared
+    runs view; returns its id."""
+    uri, client = store(tracking_uri)
+    experiment_id = find_experiment(client, uri, experiment, create)
+    tag_model_development(client, uri, experiment_id)
+    try:
+        client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(runs_view_state(), separators=(",", ":")))
+    except MlflowException as err:
+        raise TunerAppError(f"MLflow store {uri}: {err.message}") from None
+    return experiment_id
+
+
+def server_url(host: str, port: int) -> str:
+    """Where a browser on this machine reaches a server bound to host (any-address binds included)."""
+    local = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
+
+
+def runs_view_url(host: str, port: int, experiment_id: str) -> str:
+    # The bare experiment route redirects to its tab and drops the query; workflowType picks the
+    # model-training side of the UI (its sidebar too), the share key the columns.
+    return (f"{server_url(host, port)}/#/experiments/{experiment_id}/runs"
+            f"?workflowType=machine_learning&viewStateShareKey={SHARE_KEY}")
+
+
+def open_in_browser(url: str) -> bool:
+    """Open url in the desktop's browser; False where there is none (headless), or only a console browser,
+    which would take over the terminal the server reports to."""
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    if type(browser) is webbrowser.GenericBrowser and "BROWSER" not in os.environ:
+        return False
+    return browser.open(url)
+
+
+def serve_ui(command: list[str], verbose: bool = False, base_url: str | None = None,
+             when_serving: Callable[[], object] | None = None) -> int:
+    """Run the UI server until it exits, Ctrl-C or SIGTERM; returns its exit code. Unless verbose, its
+    deprecation warnings and INFO logs are hidden (errors still show). when_serving runs, in a thread, once
+    base_url answers."""
+    server, forwarder = _start_server(command, verbose)
+    if when_serving and base_url:
+        threading.Thread(target=_call_when_serving, args=(server, base_url, when_serving), daemon=True).start()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` must not orphan the server
     try:
         return server.wait()
     except KeyboardInterrupt:
-        server.terminate()  # mlflow forwards it to its uvicorn worker
-        try:
-            return server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            return server.wait()
+        return _stop(server)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if forwarder:
+            forwarder.join(timeout=5)  # the server's last words (a port in use) before ours
+
+
+def _start_server(command: list[str], verbose: bool) -> tuple[subprocess.Popen, threading.Thread | None]:
+    # MLflow's GenAI job runner is of no use here, and it holds up the server's exit for tens of seconds.
+    # Its own session: a Ctrl-C reaches only us and we stop it once (twice, uvicorn prints a traceback).
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    if verbose:
+        return subprocess.Popen(command, env=env, start_new_session=True), None
+    env["PYTHONWARNINGS"] = "ignore"  # starlette's and MLflow's deprecation warnings, in the server and its worker
+    server = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace")
+    forwarder = threading.Thread(target=_forward_output, args=(server.stdout,), daemon=True)
+    forwarder.start()
+    return server, forwarder
+
+
+def _forward_output(stream) -> None:
+    for line in stream:
+        if not SERVER_NOISE.match(line):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _call_when_serving(server: subprocess.Popen, base_url: str, action: Callable[[], object]) -> None:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
+    while server.poll() is None:
+        try:
+            direct.open(f"{base_url}/health", timeout=5).close()
+        except OSError:
+            time.sleep(0.5)
+            continue
+        action()
+        return
+
+
+def _stop(server: subprocess.Popen) -> int:
+    server.terminate()  # mlflow forwards it to its uvicorn worker
+    try:
+        return server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return server.wait()
