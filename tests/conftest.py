@@ -233,3 +233,23 @@ def one_line_error(call, *fragments) -> str:
     for fragment in fragments:
         assert str(fragment) in message, message
     return message
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1 (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def two_word_corpus(data: Path) -> Path:
+    """A corpus in the Speech Commands layout: zero and one, 6 tone clips each, 1 validation and 1 test
+    clip per word in the split lists."""
+    for word in ("zero", "one"):
+        for i in range(6):
+            write_wav(data / word / f"spk{i}_nohash_0.wav", tone(freq=200 + 40 * i + 300 * (word == "one")))
+    (data / "validation_list.txt").write_text("zero/spk2_nohash_0.wav\none/spk3_nohash_0.wav\n")
+    (data / "testing_list.txt").write_text("zero/spk4_nohash_0.wav\none/spk5_nohash_0.wav\n")
+    return data

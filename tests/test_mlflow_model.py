@@ -4,7 +4,6 @@ trial's run and registers it; MLflow's own pyfunc loader and `mlflow models serv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import mlflow
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import one_line_error, tone_clips
+from conftest import free_port, one_line_error, tone_clips
 from mlflow.entities import LoggedModelStatus
 
 from tuner_app.cli import cli
@@ -101,7 +100,7 @@ def test_the_pyfunc_loader_takes_what_the_scoring_server_hands_over():
 
 def test_the_registered_model_serves_with_mlflow_models_serve(registered, tmp_path):
     uri, _, _, _, waveforms, probabilities = registered
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # serve runs `uvicorn`
     log = tmp_path / "server.log"
@@ -120,12 +119,6 @@ def test_the_registered_model_serves_with_mlflow_models_serve(registered, tmp_pa
         os.killpg(server.pid, signal.SIGKILL)  # its own session: uvicorn and any worker go with it
         server.wait()
     np.testing.assert_allclose(predictions, probabilities, atol=1e-4)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until_up(port: int, server: subprocess.Popen, log: Path) -> None:

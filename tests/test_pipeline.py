@@ -88,3 +88,39 @@ def test_lowpass_augmentation_band_limits_some_training_clips():
 def test_lowpass_settings_are_checked():
     with pytest.raises(TunerAppError, match="augment: need 0 <= lowpass_probability <= 1 and 0 < lowpass_min_hz <= 8000"):
         augment_config.AugmentConfig.from_dict({"lowpass_probability": 0.5, "lowpass_min_hz": 9000})
+
+
+def test_cache_keeps_int16_memory_mapped_and_reads_float_per_batch(files, tmp_path):
+    cache_file = tmp_path / "cache" / "decoded.npz"
+    cached = cache.load_cached(cache_file, files, list(range(7)))
+    in_memory = cache.decode_clips(files, list(range(7)))
+    assert isinstance(cached.waveforms, np.memmap) and cached.waveforms.dtype == np.int16
+    assert sorted(path.name for path in cache_file.parent.iterdir()) == ["decoded.npy", "decoded.npz"]
+    np.testing.assert_allclose(cached.batch(slice(None)), in_memory.waveforms, atol=0.5 / 32768)
+    batch = cached.batch(np.array([3, 0]))
+    assert batch.dtype == np.float32 and batch.shape == (2, 16000)
+    waveforms, labels = next(make_dataset(cached, 5).as_numpy_iterator())
+    np.testing.assert_allclose(waveforms, in_memory.waveforms, atol=0.5 / 32768)
+    assert labels.tolist() == [0, 1, 3, 4, 5]
+
+
+def test_a_cache_of_the_old_float32_layout_is_decoded_again(files, tmp_path):
+    cache_file = tmp_path / "decoded.npz"
+    np.savez(cache_file, waveforms=np.ones([1, 16000], np.float32), labels=np.array([9]), paths=np.array(["x"]),
+             skipped=np.array([], str), skip_reasons=np.array([], str))
+    assert cache.load_cached(cache_file, files, list(range(7))).labels.tolist() == [0, 1, 3, 4, 5]
+
+
+def test_training_shuffles_indices_reproducibly_and_keeps_each_label_with_its_clip():
+    count = 50
+    rows = (np.arange(count, dtype=np.int16)[:, None] * np.ones([1, 16000], np.int16))
+    clips = cache.DecodedClips(rows, np.arange(count, dtype=np.int64), tuple(f"{i}.wav" for i in range(count)))
+    dataset = make_dataset(clips, 8, training=True, seed=3)
+    epochs = [[batch for batch in dataset.as_numpy_iterator()] for _ in range(2)]
+    orders = [np.concatenate([labels for _, labels in epoch]) for epoch in epochs]
+    assert sorted(orders[0].tolist()) == list(range(count)) and orders[0].tolist() != list(range(count))
+    assert orders[0].tolist() != orders[1].tolist()  # reshuffled each epoch
+    again = np.concatenate([labels for _, labels in make_dataset(clips, 8, training=True, seed=3)])
+    np.testing.assert_array_equal(again, orders[0])  # same seed, same order
+    for waveforms, labels in epochs[0]:
+        np.testing.assert_array_equal(waveforms, (labels[:, None] / 32768.0) * np.ones([1, 16000]))

@@ -5,7 +5,7 @@ import mlflow
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import smoke_space, tone, tone_splits, write_wav
+from conftest import smoke_space, tone_splits, two_word_corpus
 
 from tuner_app.cli import cli
 from tuner_app.errors import TunerAppError
@@ -195,12 +195,7 @@ def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp
 
 def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = tmp_path / "data"
-    for word in ("zero", "one"):
-        for i in range(6):
-            write_wav(data / word / f"spk{i}_nohash_0.wav", tone(freq=200 + 40 * i + 300 * (word == "one")))
-    (data / "validation_list.txt").write_text("zero/spk2_nohash_0.wav\none/spk3_nohash_0.wav\n")
-    (data / "testing_list.txt").write_text("zero/spk4_nohash_0.wav\none/spk5_nohash_0.wav\n")
+    data = two_word_corpus(tmp_path / "data")
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     space = tmp_path / "one.yaml"
     space.write_text(SMOKE.read_text().replace("max_trials: 2", "max_trials: 1"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from click.testing import CliRunner
-from conftest import SMOKE_SPACE, one_line_error, smoke_space, tone_splits
+from conftest import SMOKE_SPACE, free_port, one_line_error, smoke_space, tone_splits
 
 from tuner_app.cli import cli
 from tuner_app.search import tuners
@@ -87,7 +87,7 @@ def test_ui_command_prints_the_view_opens_it_and_passes_verbose(tmp_path, monkey
     served, opened = [], []
     monkeypatch.setattr(mlflow_ui, "serve_ui", lambda *args: served.append(args) or 0)
     monkeypatch.setattr(mlflow_ui, "open_in_browser", opened.append)
-    uri, port = _uri(tmp_path), _free_port()
+    uri, port = _uri(tmp_path), free_port()
     options = ["--port", str(port), "--tracking-uri", uri]
     result = CliRunner().invoke(cli, ["ui", *options])
     assert result.exit_code == 0, result.output
@@ -106,12 +106,6 @@ def test_ui_command_prints_the_view_opens_it_and_passes_verbose(tmp_path, monkey
     result = CliRunner().invoke(cli, ["ui", *options, "--experiment", "nope"])
     assert result.exit_code == 2 and "Error: MLflow experiment 'nope' not found" in result.stderr
     assert len(served) == 2  # a named experiment is never created
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _printed_url(log: Path, server: subprocess.Popen) -> str | None:
@@ -135,7 +129,7 @@ def _start_ui(uri: str, log: Path) -> tuple[subprocess.Popen, str]:
     for _ in range(5):
         with log.open("w") as stream:
             server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "ui", "--no-open", "--port",
-                                       str(_free_port()), "--tracking-uri", uri],
+                                       str(free_port()), "--tracking-uri", uri],
                                       stdout=stream, stderr=subprocess.STDOUT)
         url = _printed_url(log, server)
         if url:

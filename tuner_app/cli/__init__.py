@@ -9,6 +9,7 @@ from tuner_app.cli import (  # noqa: F401 -- they attach commands
     inspect_commands,
     model_commands,
     search_commands,
+    server_commands,
     ui_commands,
 )
 from tuner_app.cli.root import cli

@@ -11,7 +11,8 @@ from tuner_app.cli.root import cli
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; 0.0.0.0 exposes it to other machines (and warns).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to show (default: SQLite in ./mlruns).")
 @click.option("--experiment", default="tuner-app", show_default=True,
@@ -29,6 +30,9 @@ def ui(ctx: click.Context, host: str, port: int, tracking_uri: str | None, exper
     verbose = bool(ctx.find_root().params.get("verbose"))
     command = mlflow_ui.ui_command(tracking_uri, host, port, verbose)  # a bad --tracking-uri fails first
     mlflow_ui.check_port_free(host, port)
+    warning = mlflow_ui.exposure_warning(host, "MLflow UI")
+    if warning:
+        click.echo(warning, err=True)
     create = ctx.get_parameter_source("experiment") is ParameterSource.DEFAULT  # a named one must exist
     experiment_id = mlflow_ui.prepare_runs_view(tracking_uri, experiment, create)
     url = mlflow_ui.runs_view_url(host, port, experiment_id)

@@ -27,6 +27,7 @@ from tuner_app.errors import TunerAppError
 # Part of the decoded cache's key: bump it whenever decoding changes what a file decodes to.
 # 2: resampling by resample.to_16k (zero delay) instead of tensorflow-io's resampler.
 DECODER_VERSION = 2
+NOT_FINITE = "NaN or infinite samples"  # also why data.cache skips such a clip
 NOT_WAV = ("not WAV audio: only WAV decodes with core TensorFlow ops (FLAC, Ogg Vorbis and MP3 need "
            "tensorflow-io: the any_format SavedModel of an export)")
 
@@ -241,11 +242,15 @@ def _decode_file(decoder, path: str | Path):
 
 
 def read(path: str | Path) -> np.ndarray:
-    """Decode one file eagerly to a float32 [16000] clip; TunerAppError names the file on failure."""
+    """Decode one file eagerly to a float32 [16000] clip: its first second, padded with silence when shorter.
+    TunerAppError names the file when it is unreadable, empty, or holds NaN or infinite samples."""
     _, (clip, frames) = _decode_file(_decode_graph, path)
     if int(frames) == 0:
         raise TunerAppError(f"{path}: empty audio (no samples)")
-    return clip.numpy()
+    clip = clip.numpy()
+    if not np.isfinite(clip).all():  # a float WAV can hold them; one would turn every output into NaN
+        raise TunerAppError(f"{path}: {NOT_FINITE}")
+    return clip
 
 
 def read_recording(path: str | Path) -> np.ndarray:

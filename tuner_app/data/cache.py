@@ -1,16 +1,18 @@
 """The decoded cache: a corpus decoded once (in parallel, inside tf.data) and kept on disk, so that every
-trial only reads waveforms. Also the background-noise bank the augmentation mixes in."""
+trial only reads waveforms. Also the background-noise bank the augmentation mixes in. A split is an int16
+`.npy` [n, 16000] (written a batch at a time, read memory-mapped) and an `.npz` of labels, paths and skips."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import logging
+import mmap
 import os
 import struct
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -23,15 +25,18 @@ from tuner_app.files import atomic_path
 log = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
 EMPTY = "empty audio (no samples)"
-NOT_FINITE = "NaN or infinite samples"
+NOT_FINITE = audio.NOT_FINITE
+SCALE = 32768.0  # int16 full scale: the decoders' own float = int16 / 32768, so 16-bit audio round-trips exactly
+CACHE_FORMAT = "int16 npy memmap 2"  # in the cache key: a cache of an older layout is decoded again, once
 # Streaming writers leave these in a size field they never go back to fill in: not a truncation.
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 
 
 @dataclasses.dataclass(frozen=True)
 class DecodedClips:
-    """One split, decoded: waveforms [n, 16000] float32 and integer labels [n]; `skipped` names the files
-    left out, `skip_reasons` says why, in the same order."""
+    """One split, decoded: waveforms [n, 16000] and integer labels [n]; `skipped` names the files left out,
+    `skip_reasons` says why, in the same order. `waveforms` is float32 in memory (`decode_clips`) or the
+    memory-mapped int16 cache (`load_cached`, `decode_corpus`): read float32 through `batch`."""
 
     waveforms: np.ndarray
     labels: np.ndarray
@@ -42,13 +47,35 @@ class DecodedClips:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def batch(self, indices) -> np.ndarray:
+        """float32 waveforms of the clips at `indices` (an index array or slice); only these are read."""
+        waveforms = as_float(self.waveforms[indices])
+        _release_pages(self.waveforms)
+        return waveforms
+
+
+def _release_pages(samples: np.ndarray) -> None:
+    # Pages read through a memmap stay mapped, so reading the whole cache each epoch would grow the process
+    # by its size; unmapped, they stay in the kernel's page cache for the next read, reclaimable.
+    mapping = getattr(samples, "_mmap", None)  # np.memmap's own mmap; absent for arrays in memory
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def as_float(samples: np.ndarray) -> np.ndarray:
+    """float32 waveforms of int16 (scaled by 1/32768) or float samples."""
+    return np.asarray(samples, np.float32) * np.float32(1 / SCALE if samples.dtype == np.int16 else 1)
+
+
+def as_int16(waveforms: np.ndarray) -> np.ndarray:
+    """int16 samples of float waveforms in [-1, 1] (rounded, clipped at full scale)."""
+    return np.clip(np.rint(waveforms * SCALE), -32768, 32767).astype(np.int16)
+
 
 def wav_truncation(path: str | Path) -> str | None:
-    """Why a RIFF/WAV file is cut short (a chunk running past the end of the file), or None.
-
-    The decoder reads what is there, so without this an interrupted copy passes as a shorter clip.
-    A file that cannot be opened gives None: decoding it names the reason.
-    """
+    """Why a RIFF/WAV file is cut short (a chunk running past the end of the file), or None. The decoder
+    reads what is there, so without this an interrupted copy passes as a shorter clip. A file that cannot be
+    opened gives None: decoding it names the reason."""
     try:
         with open(path, "rb") as handle:
             return _riff_truncation(handle) if handle.read(4) == b"RIFF" else None
@@ -77,19 +104,17 @@ def _decode_path(index, path):
     return index, clip, frames
 
 
-def _decode_parallel(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indices that decoded, their clips, their frame counts); files that fail are simply absent."""
-    found = np.zeros([0], np.int64), np.zeros([0, CLIP_SAMPLES], np.float32), np.zeros([0], np.int32)
+def _decoded_batches(paths: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(indices that decoded, their clips, their frame counts), a batch at a time; failed files are absent."""
     if not paths:
-        return found
+        return
     dataset = (
         tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
         .map(_decode_path, num_parallel_calls=AUTOTUNE, deterministic=True)
         .ignore_errors()  # drops the error message too: `_failure_reason` finds it again
         .batch(256)
     )
-    parts = list(dataset.as_numpy_iterator())
-    return tuple(np.concatenate([part[k] for part in parts]) for k in range(3)) if parts else found
+    yield from dataset.as_numpy_iterator()
 
 
 def _failure_reason(path: str) -> str:
@@ -103,26 +128,37 @@ def _failure_reason(path: str) -> str:
     return "unreadable audio"
 
 
-def decode_files(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """Decode files in parallel: (indices of the good clips, those clips, {index: why it was skipped})."""
+def _decode_each(paths: Sequence[str], keep: Callable[[np.ndarray], object]) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode files in parallel, handing each batch of good clips to `keep` in file order (so no second copy
+    of a split is ever made): (indices of the good clips, {index: why it was skipped})."""
     reasons = {index: why for index, path in enumerate(paths) if (why := wav_truncation(path))}
     tried = np.array([index for index in range(len(paths)) if index not in reasons], np.int64)
-    found, clips, frames = _decode_parallel([paths[index] for index in tried])
-    found = tried[found]
-    failed = sorted(set(tried.tolist()) - set(found.tolist()))
+    decoded, kept = [np.zeros([0], np.int64)], [np.zeros([0], np.int64)]
+    for found, clips, frames in _decoded_batches([paths[index] for index in tried]):
+        found = tried[found]
+        good = _sort_out(found, clips, frames, reasons)
+        decoded.append(found)
+        kept.append(found[good])
+        keep(clips[good])
+    failed = sorted(set(tried.tolist()) - set(np.concatenate(decoded).tolist()))
     reasons.update((index, _failure_reason(paths[index])) for index in failed)
+    return np.concatenate(kept), dict(sorted(reasons.items()))
+
+
+def _sort_out(found: np.ndarray, clips: np.ndarray, frames: np.ndarray, reasons: dict[int, str]) -> np.ndarray:
+    """Which decoded clips are good (a mask); why the others are not goes into `reasons`."""
     empty, not_finite = frames == 0, ~np.isfinite(clips).all(axis=1)
     reasons.update((index, EMPTY) for index in found[empty].tolist())
     reasons.update((index, NOT_FINITE) for index in found[not_finite & ~empty].tolist())
-    good = ~(empty | not_finite)
-    return found[good], clips[good], dict(sorted(reasons.items()))
+    return ~(empty | not_finite)
 
 
-def _decode(paths: Sequence[str], labels: Sequence[int]) -> DecodedClips:
-    kept, waveforms, reasons = decode_files(paths)
-    labels = np.asarray(labels, np.int32)[kept]
-    return DecodedClips(waveforms, labels, tuple(paths[i] for i in kept.tolist()),
-                        tuple(paths[i] for i in reasons), tuple(reasons.values()))
+def decode_files(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Decode files in parallel, in memory: (indices of the good clips, those clips float32, {index: why it
+    was skipped}). For a few files; a corpus goes through the cache, which never holds it whole."""
+    parts = [np.zeros([0, CLIP_SAMPLES], np.float32)]
+    kept, reasons = _decode_each(paths, parts.append)
+    return kept, np.concatenate(parts), reasons
 
 
 def report_skipped(skipped: Sequence[str], reasons: Sequence[str], strict: bool = False) -> None:
@@ -138,14 +174,17 @@ def report_skipped(skipped: Sequence[str], reasons: Sequence[str], strict: bool 
 
 def decode_clips(paths: Sequence[str], labels: Sequence[int], strict: bool = False) -> DecodedClips:
     """Decode a split; unreadable, empty or corrupt files are skipped and named in one warning."""
-    decoded = _decode(paths, labels)
+    kept, waveforms, reasons = decode_files(paths)
+    decoded = DecodedClips(waveforms, np.asarray(labels, np.int32)[kept], tuple(paths[i] for i in kept.tolist()),
+                           tuple(paths[i] for i in reasons), tuple(reasons.values()))
     report_skipped(decoded.skipped, decoded.skip_reasons, strict)
     return decoded
 
 
 def load_cached(cache_file: Path, paths: Sequence[str], labels: Sequence[int], strict: bool = False) -> DecodedClips:
-    """`decode_clips`, kept in an .npz so later searches on the same file list skip decoding. A hit reports
-    its skipped files just as the decoding did; the cache is written before `strict` refuses them."""
+    """`decode_clips`, kept as `cache_file` (an .npz of labels, paths and skips) and the int16 .npy of that
+    name, so later searches on the same file list skip decoding; waveforms come back memory-mapped. A hit
+    reports its skipped files just as the decoding did; the cache is written before `strict` refuses them."""
     decoded = _cached_or_decoded(cache_file, paths, labels)
     report_skipped(decoded.skipped, decoded.skip_reasons, strict)
     return decoded
@@ -154,30 +193,57 @@ def load_cached(cache_file: Path, paths: Sequence[str], labels: Sequence[int], s
 def _cached_or_decoded(cache_file: Path, paths: Sequence[str], labels: Sequence[int]) -> DecodedClips:
     decoded = _read_cache(cache_file)
     if decoded is None:
-        decoded = _decode(paths, labels)
-        _write_cache(cache_file, decoded)
+        _write_cache(cache_file, paths, labels)
+        decoded = _read_cache(cache_file)
+    if decoded is None:
+        raise TunerAppError(f"{cache_file}: the decoded cache just written cannot be read back")
     return decoded
 
 
 def _read_cache(cache_file: Path) -> DecodedClips | None:
-    if not cache_file.exists():
+    if not Path(cache_file).exists():
         return None
     try:
-        with np.load(cache_file, allow_pickle=False) as saved:
-            skipped = tuple(saved["skipped"].tolist())
-            reasons = saved["skip_reasons"].tolist() if "skip_reasons" in saved else ["not recorded"] * len(skipped)
-            return DecodedClips(saved["waveforms"], saved["labels"], tuple(saved["paths"].tolist()), skipped,
-                                tuple(reasons))
+        return _read_split(Path(cache_file))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         log.warning(f"{cache_file}: unreadable decoded cache ({err}); decoding again")
         return None
 
 
-def _write_cache(cache_file: Path, decoded: DecodedClips) -> None:
+def _read_split(cache_file: Path) -> DecodedClips:
+    with np.load(cache_file, allow_pickle=False) as saved:
+        if str(saved["format"]) != CACHE_FORMAT:
+            raise ValueError(f"format {saved['format']}, not {CACHE_FORMAT}")
+        labels, paths = saved["labels"], tuple(saved["paths"].tolist())
+        skipped, reasons = tuple(saved["skipped"].tolist()), tuple(saved["skip_reasons"].tolist())
+    samples = np.load(cache_file.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
+    if samples.dtype != np.int16 or samples.shape[1:] != (CLIP_SAMPLES,) or len(samples) < len(labels):
+        raise ValueError(f"{samples.dtype} waveforms of shape {samples.shape} for {len(labels)} clips")
+    return DecodedClips(samples[: len(labels)], labels, paths, skipped, reasons)
+
+
+def _write_cache(cache_file: Path, paths: Sequence[str], labels: Sequence[int]) -> None:
+    """Decode straight into the .npy, then write the .npz: last, so no reader finds labels without waveforms."""
+    with atomic_path(Path(cache_file).with_suffix(".npy")) as temporary:
+        kept, reasons = _decode_into(temporary, paths)
+    kept_paths = [paths[index] for index in kept.tolist()]
     with atomic_path(cache_file) as temporary, open(temporary, "wb") as handle:
-        np.savez(handle, waveforms=decoded.waveforms, labels=decoded.labels,
-                 paths=np.asarray(decoded.paths, dtype=str), skipped=np.asarray(decoded.skipped, dtype=str),
-                 skip_reasons=np.asarray(decoded.skip_reasons, dtype=str))
+        np.savez(handle, format=np.asarray(CACHE_FORMAT), labels=np.asarray(labels, np.int32)[kept],
+                 paths=np.asarray(kept_paths, dtype=str), skipped=np.asarray([paths[i] for i in reasons], dtype=str),
+                 skip_reasons=np.asarray(list(reasons.values()), dtype=str))
+
+
+def _decode_into(npy_file: Path, paths: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode into an int16 .npy with a row per file, good clips first: (kept indices, skip reasons). Plain
+    writes, not a writable memmap, whose written pages would count in this process's memory."""
+    rows = max(len(paths), 1)  # an empty .npy cannot be memory-mapped
+    with open(npy_file, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": np.dtype(np.int16).str, "fortran_order": False,
+                                                      "shape": (rows, CLIP_SAMPLES)})
+        start = handle.tell()
+        kept, reasons = _decode_each(paths, lambda clips: handle.write(as_int16(clips).tobytes()))
+        handle.truncate(start + rows * CLIP_SAMPLES * np.dtype(np.int16).itemsize)  # skipped files' rows: zeros
+    return kept, reasons
 
 
 def decode_corpus(corpus, cache_dir: Path, strict: bool = False) -> dict[str, DecodedClips]:
@@ -188,7 +254,7 @@ def decode_corpus(corpus, cache_dir: Path, strict: bool = False) -> dict[str, De
     splits = {}
     for split in ("train", "validation", "test"):
         clips = corpus.split(split)
-        cache_file = Path(cache_dir) / "decoded" / f"{key}-{split}.npz"
+        cache_file = Path(cache_dir) / "decoded" / f"{key}-{split}.npz"  # and its waveforms, {key}-{split}.npy
         splits[split] = _cached_or_decoded(cache_file, [str(c.path) for c in clips],
                                            [class_ids[c.label] for c in clips])
     report_skipped([path for clips in splits.values() for path in clips.skipped],
@@ -201,7 +267,7 @@ def _cache_key(corpus) -> str:
     # serve waveforms an older decoder made.
     newest = max((clip.path.stat().st_mtime_ns for clip in corpus.clips), default=0)
     text = (f"{corpus.fingerprint()}|{Path(corpus.root).resolve()}|{newest}|{','.join(corpus.classes)}"
-            f"|decoder {audio.DECODER_VERSION}")
+            f"|decoder {audio.DECODER_VERSION}|{CACHE_FORMAT}")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

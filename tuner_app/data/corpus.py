@@ -121,7 +121,8 @@ def scan(root: str | Path, classes: Sequence[str] | None = None, unknown: bool =
     missing = [name for name in classes if name not in folders]
     if missing:
         raise TunerAppError(f"{root}: no folder with audio for class {missing[0]!r}")
-    assign = _list_splitter(root) or (lambda key: which_set(key))
+    present = {f"{folder}/{path.name}" for folder, paths in folders.items() for path in paths}
+    assign = _list_splitter(root, present) or (lambda key: which_set(key))
     clips = []
     for folder in sorted(folders):
         label = folder if folder in classes else (UNKNOWN if unknown else None)
@@ -175,17 +176,30 @@ def _class_folders(root: Path) -> dict[str, list[Path]]:
     return folders
 
 
-def _list_splitter(root: Path) -> Callable[[str], str] | None:
-    """Split lookup from the list files, or None when the directory has neither list."""
+def _list_splitter(root: Path, present: set[str]) -> Callable[[str], str] | None:
+    """Split lookup from the list files, or None when the directory has neither list. `present`: the
+    `folder/file` keys of the corpus's audio files, which a list must name at least one of."""
     lists = {split: root / name for split, name in LIST_FILES.items()}
     if not any(path.is_file() for path in lists.values()):
         return None
     split_of = {}
     for split, path in lists.items():
         if path.is_file():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            split_of.update((line.strip(), split) for line in lines if line.strip())
+            split_of.update((key, split) for key in _listed_keys(path, present))
     return lambda key: split_of.get(key, "train")
+
+
+def _listed_keys(path: Path, present: set[str]) -> list[str]:
+    """The entries of one split list. A list naming files but none of this corpus's would silently leave
+    its split empty: it is another corpus's list, or written relative to another folder."""
+    try:
+        keys = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise TunerAppError(f"{path}: cannot read the split list ({err})") from None
+    if keys and present.isdisjoint(keys):
+        raise TunerAppError(f"{path}: names no audio file of this corpus (first entry {keys[0]!r}; entries are "
+                            "paths like word/file.wav relative to the corpus directory)")
+    return keys
 
 
 def _noise_files(root: Path) -> tuple[Path, ...]:

@@ -1,4 +1,5 @@
-"""The tf.data pipeline of a search: shuffle the decoded clips, augment the waveforms, batch and prefetch.
+"""The tf.data pipeline of a search: shuffle clip indices, read each batch of waveforms from the decoded
+cache (memory-mapped int16, scaled to float32 a batch at a time), augment, prefetch.
 
 It yields waveforms, not features: every model computes its own front-end as its first layer
 (`features.layers.Frontend`), so one dataset feeds every trial whatever its front-end, and SpecAugment is a
@@ -25,11 +26,29 @@ def make_dataset(
     noise: np.ndarray | None = None,
     seed: int | None = None,
 ) -> tf.data.Dataset:
-    """(waveforms [batch, 16000], labels) batches: shuffled and augmented when training, then prefetched."""
-    dataset = tf.data.Dataset.from_tensor_slices((clips.waveforms, clips.labels))
+    """(waveforms [batch, 16000] float32, labels) batches: shuffled and augmented when training, then
+    prefetched. Indices are shuffled, not waveforms, so only the batches in flight are ever in memory."""
+    indices = tf.data.Dataset.range(len(clips))
     if training:
-        dataset = dataset.shuffle(max(len(clips), 1), seed=seed, reshuffle_each_iteration=True)
+        indices = indices.shuffle(max(len(clips), 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = indices.batch(batch_size).map(_batch_reader(clips), num_parallel_calls=AUTOTUNE, deterministic=True)
     if training and augment and augment.waveform_active:
         noise = np.zeros([0], np.float32) if noise is None else noise
-        dataset = dataset.map(_augment_waveform(augment, noise), num_parallel_calls=AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+        augmented = dataset.unbatch().map(_augment_waveform(augment, noise), num_parallel_calls=AUTOTUNE)
+        dataset = augmented.batch(batch_size)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def _batch_reader(clips: DecodedClips):
+    """A tf.data map from a batch of indices to (waveforms, labels), read from `clips` outside the graph."""
+    label_type = tf.as_dtype(np.asarray(clips.labels).dtype)
+    clip_shape = tuple(clips.waveforms.shape[1:])
+
+    def read(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return clips.batch(indices), np.asarray(clips.labels)[indices]
+
+    def batch(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        waveforms, labels = tf.numpy_function(read, [indices], (tf.float32, label_type), stateful=False)
+        return tf.ensure_shape(waveforms, (None, *clip_shape)), tf.ensure_shape(labels, (None,))
+
+    return batch

@@ -83,8 +83,9 @@ def _metadata(path: Path) -> dict[str, Any]:
 
 
 def _from_recorded_trial(export_dir: Path, document: dict[str, Any]) -> Inspected:
-    trial_dir = Path(document.get("trial_dir") or "")
-    if not document.get("trial_dir") or not (trial_dir / export.TRIAL_FILE).is_file():
-        raise TunerAppError(f"{export_dir}: an export without Keras weights, and its trial {trial_dir} is gone: "
-                            "export the trial again with this version")
-    return from_trial(trial_dir)
+    recorded = document.get("trial_dir")
+    if not recorded or not isinstance(recorded, str) or not (Path(recorded) / export.TRIAL_FILE).is_file():
+        trial = f"its trial {recorded} is gone" if recorded else "it names no trial"
+        raise TunerAppError(f"{export_dir}: an export without Keras weights ({export.METADATA} has no space), and "
+                            f"{trial}: export the trial again with this version")
+    return from_trial(Path(recorded))

@@ -68,7 +68,7 @@ def predict_files(loaded: Loaded, paths: Sequence[str | os.PathLike], top_k: int
     for path in paths:
         entries.append({"file": str(path)})
         try:
-            clips.append(audio.read(path))
+            clips.append(_read_checked(path))
             readable.append(len(entries) - 1)
         except TunerAppError as err:
             entries[-1]["error"] = " ".join(str(err).split())
@@ -77,6 +77,16 @@ def predict_files(loaded: Loaded, paths: Sequence[str | os.PathLike], top_k: int
         best = np.argsort(-row, kind="stable")[:top_k]
         entries[index]["top"] = [{"label": loaded.class_names[i], "probability": float(row[i])} for i in best]
     return entries
+
+
+def _read_checked(path: str | os.PathLike) -> np.ndarray:
+    """audio.read, then refusing a WAV cut short as `data prepare` does: the model would answer on what is
+    left. (A file that does not decode keeps the decoder's reason.)"""
+    clip = audio.read(path)
+    reason = cache.wav_truncation(path)
+    if reason:
+        raise TunerAppError(f"{path}: {reason}")
+    return clip
 
 
 def format_predictions(entries: Sequence[dict[str, Any]]) -> str:

@@ -132,7 +132,7 @@ def samples(splits: Mapping[str, Any], corpus_classes, model_classes) -> tuple[n
     model_ids = {name: index for index, name in enumerate(model_classes)}
     labels = np.array([model_ids.get(name, -1) for name in corpus_classes])[check.labels]
     known = np.flatnonzero(labels >= 0)[:CHECK_CLIPS]
-    return train.waveforms[picked], (check.waveforms[known], labels[known])
+    return train.batch(picked), (check.batch(known), labels[known])
 
 
 def tflite_probabilities(model: bytes, waveforms: np.ndarray) -> np.ndarray:

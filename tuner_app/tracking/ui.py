@@ -43,9 +43,12 @@ VIEW_METRICS = ("best_val_accuracy", "test_accuracy", "params_total", "macs", "l
 SERVER_NOISE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO |INFO |\[MLflow\] Security middleware enabled)")
 
 
-def ui_command(tracking_uri: str | None, host: str, port: int, verbose: bool = False) -> list[str]:
+def ui_command(tracking_uri: str | None, host: str, port: int, verbose: bool = False,
+               serve_artifacts: bool = False) -> list[str]:
     """The `mlflow server` command line serving the UI on the store (whose folder it creates if embedded);
-    unless verbose, uvicorn logs warnings and errors only."""
+    unless verbose, uvicorn logs warnings and errors only. `serve_artifacts`: the server stores the artifacts
+    its clients upload (under the store's artifacts folder), so a worker on another machine needs no path of
+    the server's; otherwise new experiments keep artifacts beside the SQLite store, where local clients write."""
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith(("http://", "https://")):
         raise TunerAppError(f"--tracking-uri {uri} is a tracking server already: open it in a browser")
@@ -53,8 +56,22 @@ def ui_command(tracking_uri: str | None, host: str, port: int, verbose: bool = F
                "--host", host, "--port", str(port), "--workers", "1"]
     if sqlite_path(uri):
         sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
-        command += ["--default-artifact-root", artifact_root(uri)]
+        command += (["--serve-artifacts", "--artifacts-destination", artifact_root(uri)] if serve_artifacts
+                    else ["--default-artifact-root", artifact_root(uri)])
     return command if verbose else command + ["--uvicorn-opts", "--log-level warning"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach a server bound to `host`."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def exposure_warning(host: str, what: str) -> str | None:
+    """The one-line warning a server bound beyond this machine deserves; None on a loopback address."""
+    if is_loopback(host):
+        return None
+    return (f"Warning: --host {host} exposes the {what} to every machine that can reach this one, without "
+            "authentication; use it only on a trusted network")
 
 
 def check_port_free(host: str, port: int) -> None:

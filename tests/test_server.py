@@ -1,0 +1,105 @@
+"""`tuner-app server`: the tracking server that several search processes log to over HTTP, its /health
+check, and its artifacts served to clients that share no path with it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+from conftest import SMOKE_SPACE, free_port, two_word_corpus
+
+from tuner_app.cli import cli
+from tuner_app.tracking import runs as tracking_runs
+from tuner_app.tracking import ui as mlflow_ui
+
+SMOKE = Path(SMOKE_SPACE)
+START_S = 90
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """(its URL, its store) for a `tuner-app server` on a free loopback port, stopped after the test."""
+    port, store = free_port(), f"sqlite:///{tmp_path / 'served' / 'mlflow.db'}"
+    log = tmp_path / "server.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "server", "--port", str(port),
+                                   "--backend-store-uri", store], stdout=output, stderr=subprocess.STDOUT,
+                                  start_new_session=True, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(log, f"ready: {url}", server)
+        yield url, store
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=60)
+
+
+def _wait_for(log: Path, line: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_S
+    while line not in log.read_text():
+        assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)
+
+
+def _one_trial_search(tmp_path: Path, monkeypatch, tracking_uri: str, experiment: str) -> None:
+    """`tuner-app search` of one smoke trial on a two-word tone corpus, logged to `tracking_uri`."""
+    monkeypatch.chdir(tmp_path)
+    space = tmp_path / "one.yaml"
+    space.write_text(SMOKE.read_text().replace("max_trials: 2", "max_trials: 1"))
+    data = two_word_corpus(tmp_path / "data")
+    result = CliRunner().invoke(cli, ["search", "--space", str(space), "--data", str(data), "--cache-dir",
+                                      str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"),
+                                      "--tracking-uri", tracking_uri, "--experiment", experiment])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_search_logs_to_the_tracking_server_over_http(tracking_server, tmp_path, monkeypatch):
+    url, store = tracking_server
+    assert urllib.request.urlopen(f"{url}/health", timeout=10).read() == b"OK"
+    _one_trial_search(tmp_path, monkeypatch, url, "served")
+    (row,) = tracking_runs.trial_runs(url, "served")
+    assert row["outcome"] == "COMPLETED"
+    assert [row["run_id"] for row in tracking_runs.trial_runs(store, "served")] == [row["run_id"]]  # in its store
+    client = mlflow.MlflowClient(url)
+    assert "architecture.png" in {item.path for item in client.list_artifacts(row["run_id"])}
+    location = client.get_experiment_by_name("served").artifact_location
+    assert location.startswith("mlflow-artifacts:"), location  # uploaded through the server, no shared path
+    assert (tmp_path / "served" / "artifacts").is_dir() and not (tmp_path / "mlruns").exists()
+
+
+def test_a_server_bound_beyond_this_machine_warns_and_a_loopback_one_does_not():
+    assert mlflow_ui.exposure_warning("127.0.0.1", "tracking server") is None
+    assert mlflow_ui.exposure_warning("localhost", "UI") is None
+    warning = mlflow_ui.exposure_warning("0.0.0.0", "tracking server")
+    assert warning.startswith("Warning: --host 0.0.0.0 exposes the tracking server") and "\n" not in warning
+    command = mlflow_ui.ui_command("sqlite:////tmp/x/mlflow.db", "127.0.0.1", 5000, serve_artifacts=True)
+    assert command[command.index("--artifacts-destination") + 1] == "file:///tmp/x/artifacts"
+    assert "--default-artifact-root" not in command
+
+
+@pytest.fixture
+def postgresql(tmp_path):
+    """The URI of a real PostgreSQL server (pgserver's binaries from PyPI), in a data folder of the test's."""
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (PyPI, in the test extras) is not installed")
+    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def test_a_search_logs_to_a_real_postgresql_store(postgresql, tmp_path, monkeypatch):
+    assert postgresql.startswith("postgresql://")
+    _one_trial_search(tmp_path, monkeypatch, postgresql, "pg")
+    (row,) = tracking_runs.trial_runs(postgresql, "pg")
+    assert row["outcome"] == "COMPLETED" and row["metrics"]["params_total"] > 0
+    parent = mlflow.MlflowClient(postgresql).get_run(row["parent_run_id"])
+    assert parent.data.metrics["trials_completed"] == 1 and parent.info.status == "FINISHED"
+    inputs = mlflow.MlflowClient(postgresql).get_run(row["run_id"]).inputs.dataset_inputs
+    assert [item.dataset.name for item in inputs] == ["data/train", "data/validation", "data/test"]
