@@ -24,10 +24,7 @@ def _model_source(model: Path | None, run_id: str | None, tracking_uri: str | No
     if run_id is not None:
         from tuner_app.tracking import runs
 
-        row = runs.run_info(tracking_uri, run_id)
-        if row.get("outcome") != "COMPLETED":
-            raise TunerAppError(f"run {run_id}: trial {row['trial_id']} did not finish ({row.get('outcome')})")
-        model = Path(row["trial_dir"])
+        model = Path(runs.completed(runs.run_info(tracking_uri, run_id))["trial_dir"])
     return source.load(model)
 
 

@@ -29,9 +29,7 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
         click.echo(f"--select {select}: trial {row['trial_id']} (run {row['run_id']}), "
                    f"{int(row['metrics']['params_total']):,} params, "
                    f"val_acc {row['metrics']['best_val_accuracy']:.4f}", err=True)
-    if row.get("outcome") != "COMPLETED":
-        raise TunerAppError(f"run {row['run_id']}: trial {row['trial_id']} did not finish ({row.get('outcome')}); "
-                            "nothing to export")
+    runs.completed(row, "nothing to export")
     return Path(row["trial_dir"]), row["run_id"], row["metrics"]
 
 

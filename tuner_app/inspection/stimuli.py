@@ -40,16 +40,14 @@ def list_stimuli(path: str | os.PathLike) -> list[Stimulus]:
 
 
 def read_stimuli(stimuli: list[Stimulus]) -> np.ndarray:
-    """float32 [n, 16000]: each stimulus decoded by the training decoder (mono, 16 kHz, padded or cropped)."""
+    """float32 [n, 16000]: each stimulus decoded by the training decoder (mono, 16 kHz, padded or cropped);
+    TunerAppError names the first file that is unreadable, empty, or holds NaN or infinite samples."""
     from tuner_app.data import audio  # imports TensorFlow
 
     if not stimuli:
         raise TunerAppError("no stimuli to read")
-    clips = np.stack([audio.read(stimulus.path) for stimulus in stimuli]).astype(np.float32)
-    bad = np.flatnonzero(~np.isfinite(clips).all(axis=1))
-    if bad.size:
-        raise TunerAppError(f"{stimuli[bad[0]].path}: audio holds NaN or infinite samples")
-    return clips
+    # audio.read refuses an unreadable or empty file, and NaN or infinite samples, naming the file
+    return np.stack([audio.read(stimulus.path) for stimulus in stimuli]).astype(np.float32)
 
 
 def _is_audio(path: Path) -> bool:

@@ -9,9 +9,8 @@ import time
 from typing import Any, Mapping, TextIO
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.search.front import front_points, hypervolume
 from tuner_app.search.observers import SearchObserver, TrialOutcome
-from tuner_app.search.record import trial_points
+from tuner_app.search.record import search_front
 
 FRONT_SHOWN = 8  # points of the front on its progress line; a longer front shows its ends
 
@@ -96,13 +95,12 @@ class ProgressReporter(SearchObserver):
 def front_line(tuner) -> str:
     """The completed trials' front of validation accuracy against the space's size axis, and its hypervolume
     against the space's fixed reference point: "front: 3 of 5 trials, hypervolume 6.1234: 1.6K 0.812 | ..."."""
-    size = tuner.space.objective["size"]
-    points = list(trial_points(tuner.oracle, size).values())
-    front = front_points(points)
+    found = search_front(tuner)
+    front = found.front
     shown = front if len(front) <= FRONT_SHOWN else [*front[:FRONT_SHOWN // 2], None, *front[-FRONT_SHOWN // 2:]]
     cells = " | ".join("..." if point is None else f"{_compact(point[0])} {point[1]:.3f}" for point in shown)
-    volume = hypervolume(points, tuple(tuner.space.objective["hv_reference"]))
-    return f"    front: {len(front)} of {len(points)} trials, hypervolume {volume:.4f} ({size}, val_acc): {cells}"
+    return (f"    front: {len(front)} of {len(found.points)} trials, hypervolume {found.hypervolume:.4f} "
+            f"({found.size}, val_acc): {cells}")
 
 
 def _compact(size: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from tuner_app.errors import TunerAppError
 from tuner_app.files import atomic_path
+from tuner_app.search.front import Point, front_points, hypervolume
 from tuner_app.model.spaces import resolved
 
 SEARCH_RECORD = "tuner_app_search.json"  # beside the trials: what export needs to rebuild a trial's model
@@ -62,3 +64,21 @@ def trial_points(oracle, size: str) -> dict[str, tuple[float, float]]:
     """trial id -> (size, validation accuracy) of every trial trial_point gives a point for."""
     points = {trial.trial_id: trial_point(trial, size) for trial in oracle.trials.values()}
     return {trial_id: point for trial_id, point in points.items() if point}
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchFront:
+    """The completed trials' (size, validation accuracy) on the space's size axis, their front (by size) and
+    its hypervolume against the space's fixed reference point: what progress and the headline report."""
+
+    size: str
+    points: list[Point]
+    front: list[Point]
+    hypervolume: float
+
+
+def search_front(tuner) -> SearchFront:
+    size = tuner.space.objective["size"]
+    points = list(trial_points(tuner.oracle, size).values())
+    return SearchFront(size, points, front_points(points),
+                       hypervolume(points, tuple(tuner.space.objective["hv_reference"])))

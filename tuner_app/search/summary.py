@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.search.front import front_points, hypervolume, knee, non_dominated
-from tuner_app.search.record import metric, rejected_trials, trial_points
+from tuner_app.search.front import knee, non_dominated
+from tuner_app.search.record import metric, rejected_trials, search_front, trial_points
 
 TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
 
@@ -14,15 +14,12 @@ TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
 def headline(tuner) -> dict[str, float]:
     """The search at a glance: trials completed and rejected, and with any completed, the best validation
     accuracy, the size of the front's knee (`knee_<size axis>`) and the hypervolume against the space's point."""
-    size = tuner.space.objective["size"]
-    points = list(trial_points(tuner.oracle, size).values())
+    found = search_front(tuner)
     values = {"trials_completed": float(sum(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values())),
               "trials_rejected": float(len(rejected_trials(tuner.oracle)))}
-    if points:
-        front = front_points(points)
-        values.update({"best_val_accuracy": max(accuracy for _, accuracy in points),
-                       f"knee_{size}": front[knee(front)][0],
-                       "hypervolume": hypervolume(points, tuple(tuner.space.objective["hv_reference"]))})
+    if found.points:
+        values.update({"best_val_accuracy": max(accuracy for _, accuracy in found.points),
+                       f"knee_{found.size}": found.front[knee(found.front)][0], "hypervolume": found.hypervolume})
     return values
 
 

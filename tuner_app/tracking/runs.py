@@ -74,6 +74,14 @@ def run_info(tracking_uri: str | None, run_id: str) -> dict[str, Any]:
     return _rows(client, [run])[0]
 
 
+def completed(row: Mapping[str, Any], purpose: str = "") -> Mapping[str, Any]:
+    """A trial run's row (trial_runs, run_info) if its trial finished; a TunerAppError naming the run otherwise."""
+    if row.get("outcome") != "COMPLETED":
+        raise TunerAppError(f"run {row['run_id']}: trial {row['trial_id']} did not finish ({row.get('outcome')})"
+                            + (f"; {purpose}" if purpose else ""))
+    return row
+
+
 def tag_pareto(tracking_uri: str | None, front_run_ids: Iterable[str], all_run_ids: Iterable[str]) -> None:
     """Tag every run pareto=true if it is on the front, pareto=false otherwise."""
     _, client = store(tracking_uri)
