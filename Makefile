@@ -17,7 +17,7 @@ demo: $(BIN)/.installed
 	$(BIN)/tuner-app search
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) build *.egg-info

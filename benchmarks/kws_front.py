@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from tuner_app.model import architecture, spaces  # noqa: E402
-from tuner_app.search import tuners  # noqa: E402
+from tuner_app.search import run as search_run  # noqa: E402
 
 SPACES = common.ROOT / "search_spaces"
 BENCHMARK_SPACES = common.ROOT / "benchmarks" / "spaces"
@@ -80,7 +80,7 @@ def describe(space, values) -> str:
 
 def train(label: str, space, splits, workdir: Path, class_names, noise=None, max_params=None, seed=0) -> tuple:
     started = time.perf_counter()
-    tuner = tuners.run_search(space, splits, workdir / label.replace(" ", "_"), class_names=class_names,
+    tuner = search_run.run_search(space, splits, workdir / label.replace(" ", "_"), class_names=class_names,
                               noise=noise, max_params=max_params, seed=seed, fresh=True)
     return rows_of(label, space, tuner, len(class_names)), time.perf_counter() - started
 

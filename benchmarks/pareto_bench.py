@@ -43,7 +43,7 @@ import common  # noqa: E402
 import keras_tuner  # noqa: E402
 import pareto_table  # noqa: E402
 from tuner_app.model import spaces  # noqa: E402
-from tuner_app.search import front, oracles, tuners  # noqa: E402
+from tuner_app.search import front, oracles, run as search_run  # noqa: E402
 from tuner_app.search.pareto_oracle import ParetoOracle  # noqa: E402
 
 EPOCHS = 8  # the table's epochs: every trial's budget, Hyperband's max_epochs
@@ -214,7 +214,7 @@ def run_real(args) -> tuple[list[dict], list[str], dict]:
         options = {"max_epochs": epochs, "factor": 3, "hyperband_iterations": 1} if name == "hyperband" \
             else {"max_trials": args.trials}
         tuned = dataclasses.replace(space, tuner={"name": name, **options})
-        tuner = tuners.run_search(tuned, splits, args.workdir, tuner_name=name, class_names=class_names,
+        tuner = search_run.run_search(tuned, splits, args.workdir, tuner_name=name, class_names=class_names,
                                   noise=noise)
         history, fit_seconds = _history(tuner, epochs)
         curves[name] = [hypervolumes(history, reference)]

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from tuner_app.model import architecture, spaces  # noqa: E402
-from tuner_app.search import tuners  # noqa: E402
+from tuner_app.search import run as search_run  # noqa: E402
 from tuner_app.search.observers import SearchObserver  # noqa: E402
 
 SPACE = common.ROOT / "benchmarks" / "spaces" / "nas_table.yaml"
@@ -92,7 +92,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     epoch_log = args.workdir / EPOCH_LOG
     started = time.perf_counter()
-    tuner = tuners.run_search(space, splits, args.workdir, class_names=class_names, noise=noise,
+    tuner = search_run.run_search(space, splits, args.workdir, class_names=class_names, noise=noise,
                               observers=[EpochLog(epoch_log)])
     rows = table_rows(space, tuner, epoch_log)
     out = TABLE.with_name("pareto_table_quick.csv") if args.quick else TABLE

@@ -2,8 +2,11 @@ import dataclasses
 import os
 import random
 import shutil
+import signal
 import struct
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -95,14 +98,14 @@ def train_tiny_trial(directory: Path) -> Path:
     """One trial of a one-conv flatten CNN (98,424 params) trained 5 epochs on the tone clips; its directory."""
     from tuner_app.data.corpus import SEED_WORDS
     from tuner_app.model import spaces
-    from tuner_app.search import tuners
+    from tuner_app.search import run as search_run
 
     space = spaces.load(SMOKE_SPACE)
     space = dataclasses.replace(
         space, tuner={**space.tuner, "max_trials": 1}, training={**space.training, "epochs": 5, "patience": 5},
         hyperparameters={**space.hyperparameters, "conv_layers": _fixed(1), "fc_layers": _fixed(0),
                          "head": _fixed("flatten"), "pool_size": _fixed(4), "learning_rate": _fixed(0.003)})
-    tuner = tuners.run_search(space, tone_splits(), directory, verbose=0, class_names=list(SEED_WORDS))
+    tuner = search_run.run_search(space, tone_splits(), directory, verbose=0, class_names=list(SEED_WORDS))
     trial = next(t for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
     return Path(tuner.get_trial_dir(trial.trial_id))
 
@@ -253,3 +256,37 @@ def two_word_corpus(data: Path) -> Path:
     (data / "validation_list.txt").write_text("zero/spk2_nohash_0.wav\none/spk3_nohash_0.wav\n")
     (data / "testing_list.txt").write_text("zero/spk4_nohash_0.wav\none/spk5_nohash_0.wav\n")
     return data
+
+
+SERVER_START_S = 90
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """(its URL, its store) for a `tuner-app server` on a free loopback port, stopped after the test."""
+    yield from serve_tracking(tmp_path)
+
+
+def serve_tracking(tmp_path: Path):
+    """Start `tuner-app server` over a SQLite store in tmp_path; yield (its URL, its store); stop it."""
+    port, store = free_port(), f"sqlite:///{tmp_path / 'served' / 'mlflow.db'}"
+    log = tmp_path / "server.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "server", "--port", str(port),
+                                   "--backend-store-uri", store], stdout=output, stderr=subprocess.STDOUT,
+                                  start_new_session=True, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_line(log, f"ready: {url}", server)
+        yield url, store
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=60)
+
+
+def wait_for_line(log: Path, line: str, server: subprocess.Popen) -> None:
+    """Wait (up to SERVER_START_S) until `line` is in the log of `server`, a process that must stay up."""
+    deadline = time.monotonic() + SERVER_START_S
+    while line not in log.read_text():
+        assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)

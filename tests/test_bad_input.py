@@ -254,3 +254,22 @@ def test_no_module_loads_yaml_unsafely_or_unpickles():
              if UNSAFE_LOADS.search(line)]
     assert found == []
     assert "yaml.safe_load(" in (PACKAGE / "model" / "spaces.py").read_text(encoding="utf-8")
+
+
+# --- leftovers: a header-only WAV, and visualize's --input --------------------------------------------------
+
+def test_predict_names_a_wav_that_is_only_a_header(stub_model, tmp_path):
+    # A recorder's placeholder: 44 bytes whose format fields were never filled in, and no data after them.
+    path = tmp_path / "clip.wav"
+    path.write_bytes(b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little") + bytes(16)
+                     + b"data" + bytes(4))
+    result = _invoke("predict", "model", path)
+    assert_one_line_error(result, f"Error: {path}: no audio samples (header only)", exit_code=1)
+    assert stub_model.waveforms == []
+
+
+def test_visualize_refuses_a_truncated_input_as_predict_does(tmp_path):
+    truncated = _bad_wavs(tmp_path / "clips")["truncated"]
+    result = _invoke("visualize", tmp_path / "no_model", "--input", truncated, "--out", tmp_path / "figures")
+    assert_one_line_error(result, f"Error: {truncated}: {PREDICT_REASONS['truncated']}")
+    assert not (tmp_path / "figures").exists()

@@ -12,7 +12,7 @@ import pytest
 from conftest import smoke_space, tone_splits
 
 from tuner_app.features.dataset import make_dataset
-from tuner_app.search import progress, scoring, tuners
+from tuner_app.search import progress, scoring, summary, run as search_run, tuners
 from tuner_app.tracking.tracker import MLflowTracker
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
@@ -43,7 +43,7 @@ def test_three_executions_report_their_mean_and_spread(splits, tmp_path, monkeyp
     calls = _record_calls(monkeypatch)
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     stream = io.StringIO()
-    tuner = tuners.run_search(smoke_space(max_trials=1, executions_per_trial=3), splits, tmp_path / "runs",
+    tuner = search_run.run_search(smoke_space(max_trials=1, executions_per_trial=3), splits, tmp_path / "runs",
                               observers=[progress.ProgressReporter(stream), MLflowTracker(uri, EXPERIMENT, SMOKE)])
     assert len(calls["fits"]) == 3
     assert calls["seeds"][-3:] == [tuner.oracle.seed + execution for execution in range(3)]
@@ -79,7 +79,12 @@ def test_three_executions_report_their_mean_and_spread(splits, tmp_path, monkeyp
 def test_hyperband_executions_all_continue_from_the_same_weights(splits, tmp_path, monkeypatch):
     calls = _record_calls(monkeypatch)
     space = smoke_space(name="hyperband", max_epochs=2, factor=2, hyperband_iterations=1, executions_per_trial=2)
-    tuner = tuners.run_search(space, splits, tmp_path)
+    tuner = search_run.run_search(space, splits, tmp_path)
+    # What test_search.py checks of every tuner, here on the one Hyperband search that continues trials.
+    assert type(tuner) is tuners.TUNERS["hyperband"]
+    rows = summary.summary_rows(tuner)
+    assert tuner.planned_trials() == len(rows)  # what the progress line announces as the total
+    assert {row["status"] for row in rows} == {"COMPLETED"}  # the continued trials too
     fits = calls["fits"]
     assert len(fits) == 2 * len(tuner.oracle.trials)
     pairs = [(fits[index], fits[index + 1]) for index in range(0, len(fits), 2)]

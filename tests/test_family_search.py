@@ -11,7 +11,7 @@ import yaml
 from conftest import SMOKE_SPACE, tone_clips, tone_splits
 from tuner_app.data.corpus import SEED_WORDS
 from tuner_app.model import spaces
-from tuner_app.search import tuners
+from tuner_app.search import run as search_run
 from tuner_app.serving import export
 
 MEL40 = {"kind": "mel", "num_mel_bins": 40, "frame_length": 480, "frame_step": 160, "normalize": "clip"}
@@ -48,7 +48,7 @@ def _completed_trial_dir(tuner) -> Path:
 @pytest.mark.parametrize("family", ["seed", "dscnn", "tcresnet", "bcresnet"])
 def test_each_family_searches_exports_and_predicts(family, tmp_path):
     space = _space(family)
-    tuner = tuners.run_search(space, tone_splits(), tmp_path / "runs", class_names=list(SEED_WORDS))
+    tuner = search_run.run_search(space, tone_splits(), tmp_path / "runs", class_names=list(SEED_WORDS))
     trial_dir = _completed_trial_dir(tuner)
     result = export.export_trial(trial_dir, tmp_path / "model")
     assert result.metadata["model"] == ("cnn2d" if family == "seed" else family)
@@ -71,7 +71,7 @@ def test_a_search_over_families_keeps_each_trials_values_to_its_family(tmp_path)
         "tuner": {"name": "random", "max_trials": 3, "seed": 1}, "training": ONE_EPOCH,
     }
     space = spaces.from_dict(document, "families.yaml")
-    tuner = tuners.run_search(space, tone_splits(), tmp_path / "runs", class_names=list(SEED_WORDS))
+    tuner = search_run.run_search(space, tone_splits(), tmp_path / "runs", class_names=list(SEED_WORDS))
     trials = [trial for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED"]
     assert len(trials) == 3
     for trial in trials:

@@ -11,7 +11,7 @@ import pytest
 from conftest import smoke_space, tone_splits
 from mlflow.exceptions import MlflowException
 
-from tuner_app.search import observers, summary, tuners
+from tuner_app.search import observers, summary, run as search_run, tuners
 from tuner_app.tracking import params as run_params
 from tuner_app.tracking.tracker import MLflowTracker
 
@@ -61,7 +61,7 @@ def test_a_failing_observer_costs_no_training_and_is_reported_once(splits, tmp_p
     # One failed trial would end the search: an observer's failure must not count as one.
     space = smoke_space(max_trials=2, max_consecutive_failed_trials=1)
     with caplog.at_level(logging.WARNING):
-        tuner = tuners.run_search(space, splits, tmp_path, observers=[broken, recorder])
+        tuner = search_run.run_search(space, splits, tmp_path, observers=[broken, recorder])
     assert _statuses(tuner) == ["COMPLETED", "COMPLETED"]
     assert recorder.ends == ["COMPLETED", "COMPLETED"] and recorder.search_status == "FINISHED"
     assert broken.calls == 1  # not called again once it failed
@@ -81,7 +81,7 @@ class SignalsMidWrite(Recorder):
 def test_a_stop_request_lets_an_observer_write_finish_then_stops(splits, tmp_path):
     observer = SignalsMidWrite()
     with pytest.raises(KeyboardInterrupt):
-        tuners.run_search(smoke_space(max_trials=2), splits, tmp_path, observers=[observer])
+        search_run.run_search(smoke_space(max_trials=2), splits, tmp_path, observers=[observer])
     assert observer.epochs_written == [0]
     assert observer.ends == ["KILLED"] and observer.search_status == "KILLED"
 
@@ -98,9 +98,10 @@ def test_a_stop_request_during_a_checkpoint_save_lets_it_finish(splits, tmp_path
     monkeypatch.setattr(keras.Model, "save_weights", save_interrupted)
     recorder = Recorder()
     with pytest.raises(KeyboardInterrupt):
-        tuners.run_search(smoke_space(max_trials=2), splits, tmp_path, observers=[recorder])
-    (path,) = saved
-    assert Path(path).stat().st_size > 0
+        search_run.run_search(smoke_space(max_trials=2), splits, tmp_path, observers=[recorder])
+    assert len(saved) == 1  # the weights were saved once, whole: the file the buffer went to is complete
+    (checkpoint,) = tmp_path.glob("*/trial_0/checkpoint.weights.h5")
+    assert checkpoint.stat().st_size > 0 and not list(tmp_path.glob("*/trial_0/.*partial"))
     # The trial whose save was interrupted is kept; the search stops before the next one.
     assert recorder.ends == ["COMPLETED"] and recorder.search_status == "KILLED"
 
@@ -120,13 +121,13 @@ class OutageFromTrial1(MLflowTracker):
 
 def test_a_resume_after_an_outage_logs_the_missed_trials(splits, tmp_path, monkeypatch):
     space = smoke_space(max_trials=2)
-    first = tuners.run_search(space, splits, tmp_path / "runs",
+    first = search_run.run_search(space, splits, tmp_path / "runs",
                               observers=[OutageFromTrial1(_uri(tmp_path), EXPERIMENT, SMOKE)])
     assert _statuses(first) == ["COMPLETED", "COMPLETED"]
     fits = []
     monkeypatch.setattr(tuners.TrialMixin, "run_trial", lambda *args, **kwargs: fits.append(args))
     tracker = MLflowTracker(_uri(tmp_path), EXPERIMENT, SMOKE)
-    tuners.run_search(space, splits, tmp_path / "runs", observers=[tracker])  # the same command again
+    search_run.run_search(space, splits, tmp_path / "runs", observers=[tracker])  # the same command again
     assert fits == []  # nothing retrained
     client = mlflow.MlflowClient(_uri(tmp_path))
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -148,3 +149,58 @@ def test_a_resume_after_an_outage_logs_the_missed_trials(splits, tmp_path, monke
         set(missed.data.metrics)
     assert missed.data.metrics["best_val_accuracy"] == pytest.approx(trial.metrics.get_last_value("val_accuracy"))
     assert missed.data.metrics["params_total"] == trial.metrics.get_last_value("params_total")
+
+
+class Outage(observers.SearchObserver):
+    """The store stops answering when trial 1 begins and answers again once it has ended."""
+
+    down = False
+
+    def trial_begin(self, tuner, trial):
+        Outage.down = trial.trial_id == "1"
+
+    def trial_end(self, tuner, trial, outcome):
+        Outage.down = False
+
+
+class _Unreachable:
+    """An MLflow client whose every call fails while the store is down."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        if Outage.down:
+            raise MlflowException("API request failed: connection refused")
+        return getattr(self.client, name)
+
+
+class TrackerBehindOutage(MLflowTracker):
+    def search_begin(self, tuner):
+        super().search_begin(tuner)
+        self._client = _Unreachable(self._client)
+
+
+def test_a_store_down_mid_search_gets_the_missed_trial_once_it_answers(splits, tmp_path, monkeypatch, caplog):
+    from tuner_app.tracking import tracker as tracker_module
+
+    def reachable(uri):
+        if Outage.down:
+            raise MlflowException("connection refused")
+
+    monkeypatch.setattr(tracker_module, "check_reachable", reachable)
+    tracker = TrackerBehindOutage(_uri(tmp_path), EXPERIMENT, SMOKE)
+    with caplog.at_level(logging.WARNING):
+        search_run.run_search(smoke_space(max_trials=3), splits, tmp_path / "runs", observers=[Outage(), tracker])
+    client = mlflow.MlflowClient(_uri(tmp_path))
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    children = sorted((run for run in runs if "mlflow.parentRunId" in run.data.tags),
+                      key=lambda run: run.data.tags["trial_id"])
+    # Logged during the same search, as soon as the store answered (before trial 2), each trial once.
+    assert [(run.data.tags["trial_id"], run.info.status) for run in children] == [
+        ("0", "FINISHED"), ("1", "FINISHED"), ("2", "FINISHED")]
+    assert children[1].data.tags.get("tuner_app.backfilled") == "true"
+    assert children[1].info.start_time < children[2].info.start_time
+    messages = _warnings(caplog)
+    assert any("is paused until it answers again" in text for text in messages)
+    assert any("answers again and has caught up" in text for text in messages)

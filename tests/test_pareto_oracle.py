@@ -11,7 +11,7 @@ from conftest import make_oracle, run_fake_trials, smoke_space, tone_splits
 
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
-from tuner_app.search import pareto_oracle, tuners
+from tuner_app.search import pareto_oracle, run as search_run
 
 BUDGET = 300  # of the smoke space's four configurations (184, 288, 1,056 and 1,128 params) two fit
 
@@ -96,10 +96,10 @@ def test_a_bad_sampler_or_size_is_named():
 
 
 def test_a_pareto_smoke_search_trains_and_resumes(splits, tmp_path):
-    tuner = tuners.run_search(smoke_space(max_trials=2), splits, tmp_path, tuner_name="pareto", seed=0)
+    tuner = search_run.run_search(smoke_space(max_trials=2), splits, tmp_path, tuner_name="pareto", seed=0)
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     assert len(completed) == 2 and tuner.oracle.front()
-    resumed = tuners.run_search(smoke_space(max_trials=3), splits, tmp_path, tuner_name="pareto", seed=0)
+    resumed = search_run.run_search(smoke_space(max_trials=3), splits, tmp_path, tuner_name="pareto", seed=0)
     values = [json.dumps(t.hyperparameters.values, sort_keys=True) for t in resumed.oracle.trials.values()]
     assert len(values) == len(set(values)) == 3  # one new trial; the two finished ones were not retrained
     scores = {t.trial_id: t.metrics.get_last_value("val_accuracy") for t in completed}

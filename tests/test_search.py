@@ -9,7 +9,7 @@ from conftest import smoke_space, tone_splits
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model import spaces
-from tuner_app.search import observers, progress, summary, tuners
+from tuner_app.search import observers, progress, summary, run as search_run, tuners
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -24,73 +24,6 @@ _space = smoke_space
 
 def _completed(tuner):
     return [row for row in summary.summary_rows(tuner) if row["status"] == "COMPLETED"]
-
-
-def test_random_search_completes_two_trials_with_scores(splits, tmp_path):
-    tuner = tuners.run_search(_space(), splits, tmp_path, verbose=0)
-    rows = _completed(tuner)
-    assert len(rows) == 2
-    for row in rows:
-        assert 0.0 <= row["val_accuracy"] <= 1.0 and 0.0 <= row["test_accuracy"] <= 1.0
-        assert row["params"] in (184, 288, 1056, 1128)
-        assert row["val_loss"] > 0
-    assert [row["trial_id"] for row in rows] == sorted(row["trial_id"] for row in rows)
-    # The saved weights are the kept (minimum val_loss) ones the scores were computed with.
-    best = tuner.oracle.get_best_trials(1)[0]
-    val_ds = make_dataset(splits["validation"], 8)
-    loss, _ = tuner.load_model(best).evaluate(val_ds, verbose=0)
-    assert loss == pytest.approx(best.metrics.get_last_value("val_loss"), rel=1e-4)
-
-
-@pytest.mark.parametrize("name, options", [
-    ("bayesian", {"max_trials": 1, "num_initial_points": 1}),
-    ("hyperband", {"max_epochs": 2, "factor": 2, "hyperband_iterations": 1}),
-    ("grid", {"max_trials": 1}),
-])
-def test_each_tuner_runs_a_trial(splits, tmp_path, name, options):
-    tuner = tuners.run_search(_space(name=name, **options), splits, tmp_path, verbose=0)
-    assert type(tuner) is tuners.TUNERS[name]
-    rows = summary.summary_rows(tuner)
-    assert len(_completed(tuner)) >= 1
-    assert tuner.planned_trials() == len(rows)  # what the progress line announces as the total
-    assert {row["status"] for row in rows} == {"COMPLETED"}  # hyperband's continued trials too
-
-
-def test_tuner_name_overrides_the_space(splits, tmp_path):
-    tuner = tuners.run_search(_space(), splits, tmp_path, tuner_name="hyperband", verbose=0)
-    assert type(tuner) is tuners.Hyperband and tuner.oracle.max_epochs == 1
-    assert len(_completed(tuner)) >= 1
-
-
-def test_budget_rejects_without_spending_trials(splits, tmp_path):
-    # Only the two one-conv-layer configurations (184 and 288 params) fit.
-    tuner = tuners.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, verbose=0, seed=2)
-    rows = _completed(tuner)
-    assert sorted(row["params"] for row in rows) == [184, 288]
-    assert len(tuner.rejected) >= 1  # with seed 2 the random oracle draws a two-layer net early
-    assert all(entry["params"] > 300 for entry in tuner.rejected)
-    assert tuner.oracle.max_trials == 2 and len(tuner.oracle.trials) == 2  # rejections never became trials
-    rejected_rows = [row for row in summary.summary_rows(tuner) if row["status"] == "REJECTED"]
-    assert [row["params"] for row in rejected_rows] == [entry["params"] for entry in tuner.rejected]
-
-
-def test_resume_trains_only_new_trials(splits, tmp_path, monkeypatch):
-    calls = []
-    original = tuners.TrialMixin.run_trial
-    monkeypatch.setattr(tuners.TrialMixin, "run_trial",
-                        lambda self, trial, *args, **kwargs: calls.append(trial.trial_id)
-                        or original(self, trial, *args, **kwargs))
-    tuners.run_search(_space(max_trials=1), splits, tmp_path, verbose=0)
-    tuner = tuners.run_search(_space(max_trials=2), splits, tmp_path, verbose=0)
-    assert len(calls) == 2 and len(set(calls)) == 2
-    assert len(_completed(tuner)) == 2
-    fresh = tuners.run_search(_space(max_trials=1), splits, tmp_path, fresh=True, verbose=0)
-    assert len(_completed(fresh)) == 1
-
-
-def test_impossible_budget_is_a_user_error(splits, tmp_path):
-    with pytest.raises(TunerAppError, match=r"smoke.yaml: no configuration fits --max-params 100; the smallest has 184 params \(conv_layers=1, fc_layers=0\)"):
-        tuners.run_search(_space(name="grid", max_trials=2), splits, tmp_path, max_params=100, verbose=0)
 
 
 class Recorder(observers.SearchObserver):
@@ -113,12 +46,88 @@ class Recorder(observers.SearchObserver):
         self.events.append(("search_end", status))
 
 
-def test_observers_hear_every_trial_and_every_rejection(splits, tmp_path):
+@pytest.fixture(scope="module")
+def random_search(splits, tmp_path_factory):
+    """The smoke space's random search (2 trials), as its progress lines told it: (tuner, lines)."""
+    stream = io.StringIO()
+    tuner = search_run.run_search(_space(), splits, tmp_path_factory.mktemp("random"),
+                              observers=[progress.ProgressReporter(stream)], verbose=0)
+    return tuner, stream.getvalue().splitlines()
+
+
+@pytest.fixture(scope="module")
+def budget_search(splits, tmp_path_factory):
+    """A random search of 2 trials under --max-params 300 (seed 2 draws a two-layer net early): (tuner, events
+    its observer heard)."""
     recorder = Recorder()
-    tuner = tuners.run_search(_space(max_trials=2), splits, tmp_path, max_params=300, seed=2, observers=[recorder])
-    ends = [event for event in recorder.events if event[0] == "end"]
+    tuner = search_run.run_search(_space(max_trials=2), splits, tmp_path_factory.mktemp("budget"), max_params=300,
+                              seed=2, observers=[recorder], verbose=0)
+    return tuner, recorder.events
+
+
+def test_random_search_completes_two_trials_with_scores(splits, random_search):
+    tuner, _ = random_search
+    rows = _completed(tuner)
+    assert len(rows) == 2
+    for row in rows:
+        assert 0.0 <= row["val_accuracy"] <= 1.0 and 0.0 <= row["test_accuracy"] <= 1.0
+        assert row["params"] in (184, 288, 1056, 1128)
+        assert row["val_loss"] > 0
+    assert [row["trial_id"] for row in rows] == sorted(row["trial_id"] for row in rows)
+    # The saved weights are the kept (minimum val_loss) ones the scores were computed with.
+    best = tuner.oracle.get_best_trials(1)[0]
+    val_ds = make_dataset(splits["validation"], 8)
+    loss, _ = tuner.load_model(best).evaluate(val_ds, verbose=0)
+    assert loss == pytest.approx(best.metrics.get_last_value("val_loss"), rel=1e-4)
+
+
+# A resume trains only new trials: tests/test_tracking.py::test_resume_keeps_one_parent_and_never_logs_a_trial_twice
+# counts the trainings of the very searches this file ran untracked.
+
+
+# Hyperband (max_epochs 2, factor 2: continued trials) makes the same checks in
+# test_executions.py::test_hyperband_executions_all_continue_from_the_same_weights, on the one such search.
+@pytest.mark.parametrize("name, options", [
+    ("bayesian", {"max_trials": 1, "num_initial_points": 1}),
+    ("grid", {"max_trials": 1}),
+])
+def test_each_tuner_runs_a_trial(splits, tmp_path, name, options):
+    tuner = search_run.run_search(_space(name=name, **options), splits, tmp_path, verbose=0)
+    assert type(tuner) is tuners.TUNERS[name]
+    rows = summary.summary_rows(tuner)
+    assert len(_completed(tuner)) >= 1
+    assert tuner.planned_trials() == len(rows)  # what the progress line announces as the total
+    assert {row["status"] for row in rows} == {"COMPLETED"}  # hyperband's continued trials too
+
+
+def test_tuner_name_overrides_the_space(splits, tmp_path):
+    tuner = search_run.run_search(_space(), splits, tmp_path, tuner_name="hyperband", verbose=0)
+    assert type(tuner) is tuners.Hyperband and tuner.oracle.max_epochs == 1
+    assert len(_completed(tuner)) >= 1
+
+
+def test_budget_rejects_without_spending_trials(budget_search):
+    # Only the two one-conv-layer configurations (184 and 288 params) fit.
+    tuner, _ = budget_search
+    rows = _completed(tuner)
+    assert sorted(row["params"] for row in rows) == [184, 288]
+    assert len(tuner.rejected) >= 1  # with seed 2 the random oracle draws a two-layer net early
+    assert all(entry["params"] > 300 for entry in tuner.rejected)
+    assert tuner.oracle.max_trials == 2 and len(tuner.oracle.trials) == 2  # rejections never became trials
+    rejected_rows = [row for row in summary.summary_rows(tuner) if row["status"] == "REJECTED"]
+    assert [row["params"] for row in rejected_rows] == [entry["params"] for entry in tuner.rejected]
+
+
+def test_impossible_budget_is_a_user_error(splits, tmp_path):
+    with pytest.raises(TunerAppError, match=r"smoke.yaml: no configuration fits --max-params 100; the smallest has 184 params \(conv_layers=1, fc_layers=0\)"):
+        search_run.run_search(_space(name="grid", max_trials=2), splits, tmp_path, max_params=100, verbose=0)
+
+
+def test_observers_hear_every_trial_and_every_rejection(budget_search):
+    tuner, events = budget_search
+    ends = [event for event in events if event[0] == "end"]
     assert [event[2] for event in ends] == ["COMPLETED", "COMPLETED"]
-    rejected = [event for event in recorder.events if event[0] == "rejected"]
+    rejected = [event for event in events if event[0] == "rejected"]
     assert len(rejected) == len(tuner.rejected) >= 1
     assert all(re.fullmatch(rf"{params} params > budget 300", reason) for _, params, reason in rejected)
     completed = next(event for event in ends if event[2] == "COMPLETED")
@@ -126,15 +135,13 @@ def test_observers_hear_every_trial_and_every_rejection(splits, tmp_path):
                                    "params_trainable", "params_conv", "params_fc", "macs", "train_seconds",
                                    "model_bytes", "latency_ms"])
     first = completed[1]
-    assert ("epoch", first, 0, ["accuracy", "loss", "val_accuracy", "val_loss"]) in recorder.events
-    assert [event[0] for event in recorder.events].count("begin") == len(ends)
-    assert recorder.events[-1] == ("search_end", "FINISHED")
+    assert ("epoch", first, 0, ["accuracy", "loss", "val_accuracy", "val_loss"]) in events
+    assert [event[0] for event in events].count("begin") == len(ends)
+    assert events[-1] == ("search_end", "FINISHED")
 
 
-def test_progress_shows_trial_of_total_params_epochs_and_eta(splits, tmp_path):
-    stream = io.StringIO()
-    tuners.run_search(_space(), splits, tmp_path, observers=[progress.ProgressReporter(stream)])
-    lines = stream.getvalue().splitlines()
+def test_progress_shows_trial_of_total_params_epochs_and_eta(random_search):
+    _, lines = random_search
     assert lines[0] == "Search smoke-random: RandomSearch, 2 trials"
     assert re.fullmatch(r"\[1/2\] trial 0: conv_layers=[12] fc_layers=[01], [\d,]+ params", lines[1])
     assert re.fullmatch(r"    epoch 1/1  loss [\d.]+ acc [\d.]+  val_loss [\d.]+ val_acc [\d.]+  \([\d.]+ s\)", lines[2])
@@ -152,7 +159,7 @@ def test_a_one_dimensional_smoke_search(splits, tmp_path):
     document["hyperparameters"].update(kernel_size={"type": "fixed", "value": 25},
                                        pool_size={"type": "fixed", "value": 4})
     space = spaces.from_dict(document, "smoke_1d")
-    tuner = tuners.run_search(space, splits, tmp_path)
+    tuner = search_run.run_search(space, splits, tmp_path)
     rows = _completed(tuner)
     model = tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters)
     assert len(rows) == 2 and model.input_shape == (None, 16000)  # the waveform, into the Frontend layer
@@ -161,7 +168,7 @@ def test_a_one_dimensional_smoke_search(splits, tmp_path):
 
 def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):
     # A kill between saving a new trial (RUNNING) and saving the oracle leaves a trial no queue holds.
-    tuner = tuners.run_search(_space(max_trials=1), splits, tmp_path)
+    tuner = search_run.run_search(_space(max_trials=1), splits, tmp_path)
     tuner.oracle.max_trials = 2
     orphan = tuner.oracle.create_trial("tuner0")
     assert orphan.status == "RUNNING"
@@ -169,6 +176,6 @@ def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):
     state = json.loads(oracle_file.read_text())
     state["ongoing_trials"] = {}
     oracle_file.write_text(json.dumps(state))
-    resumed = tuners.run_search(_space(max_trials=2), splits, tmp_path)
+    resumed = search_run.run_search(_space(max_trials=2), splits, tmp_path)
     rows = summary.summary_rows(resumed)
     assert [(row["trial_id"], row["status"]) for row in rows] == [("0", "COMPLETED"), (orphan.trial_id, "COMPLETED")]

@@ -1,52 +1,19 @@
 """`tuner-app server`: the tracking server that several search processes log to over HTTP, its /health
 check, and its artifacts served to clients that share no path with it."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
 from click.testing import CliRunner
-from conftest import SMOKE_SPACE, free_port, two_word_corpus
+from conftest import SMOKE_SPACE, two_word_corpus
 
 from tuner_app.cli import cli
 from tuner_app.tracking import runs as tracking_runs
 from tuner_app.tracking import ui as mlflow_ui
 
 SMOKE = Path(SMOKE_SPACE)
-START_S = 90
-
-
-@pytest.fixture
-def tracking_server(tmp_path):
-    """(its URL, its store) for a `tuner-app server` on a free loopback port, stopped after the test."""
-    port, store = free_port(), f"sqlite:///{tmp_path / 'served' / 'mlflow.db'}"
-    log = tmp_path / "server.log"
-    with open(log, "w") as output:
-        server = subprocess.Popen([sys.executable, "-m", "tuner_app.cli", "server", "--port", str(port),
-                                   "--backend-store-uri", store], stdout=output, stderr=subprocess.STDOUT,
-                                  start_new_session=True, cwd=tmp_path)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_for(log, f"ready: {url}", server)
-        yield url, store
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        server.wait(timeout=60)
-
-
-def _wait_for(log: Path, line: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_S
-    while line not in log.read_text():
-        assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.3)
-
-
 def _one_trial_search(tmp_path: Path, monkeypatch, tracking_uri: str, experiment: str) -> None:
     """`tuner-app search` of one smoke trial on a two-word tone corpus, logged to `tracking_uri`."""
     monkeypatch.chdir(tmp_path)

@@ -175,6 +175,9 @@ def test_search_passes_its_hv_reference_to_the_analysis(tmp_path, monkeypatch):
     class Tracker:
         tracking_uri, parent_run_id = uri, parent
 
+        def check_reachable(self):
+            pass
+
     monkeypatch.setattr(search_commands, "_tracker", lambda *args: Tracker())
     monkeypatch.setattr(search_commands, "_run_search",
                         lambda *args: ([{"status": "COMPLETED"}], tmp_path / "runs" / "p"))

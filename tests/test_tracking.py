@@ -11,7 +11,7 @@ from tuner_app.cli import cli
 from tuner_app.errors import TunerAppError
 from tuner_app.model import hyperparameters as hps
 from tuner_app.model import spaces
-from tuner_app.search import tuners
+from tuner_app.search import run as search_run, tuners
 from tuner_app.tracking import models as tracking_models
 from tuner_app.tracking import runs as tracking_runs
 from tuner_app.tracking.tracker import MLflowTracker
@@ -37,9 +37,19 @@ def _uri(directory: Path) -> str:
 
 
 def _search(splits, directory: Path, space=None, **options):
+    return _search_and_tuner(splits, directory, space, **options)[0]
+
+
+def _search_and_tuner(splits, directory: Path, space=None, **options):
+    """(tracker, tuner) of a search logged to the test experiment."""
     tracker = MLflowTracker(_uri(directory), EXPERIMENT, SMOKE, {"tuner": "random", "seed": 0})
-    tuners.run_search(space or _space(), splits, directory / "runs", observers=[tracker], data=DATA, **options)
-    return tracker
+    tuner = search_run.run_search(space or _space(), splits, directory / "runs", observers=[tracker], data=DATA,
+                              **options)
+    return tracker, tuner
+
+
+def _completed(tuner) -> list:
+    return [trial for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED"]
 
 
 def _runs(directory: Path) -> tuple[list, list]:
@@ -141,14 +151,24 @@ def test_artifacts_and_model_registry(smoke):
     assert "best_val_accuracy" in metrics and not [key for key in metrics if key.startswith("system/")]
 
 
-def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path):
+def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path, monkeypatch):
+    # Also test_search.py's resume test (the same three searches, untracked there before): a resume trains
+    # only the new trial, --fresh starts over.
+    calls = []
+    original = tuners.TrialMixin.run_trial
+    monkeypatch.setattr(tuners.TrialMixin, "run_trial",
+                        lambda self, trial, *args, **kwargs: calls.append(trial.trial_id)
+                        or original(self, trial, *args, **kwargs))
     first = _search(splits, tmp_path, _space(max_trials=1))
-    second = _search(splits, tmp_path, _space(max_trials=2))
+    second, tuner = _search_and_tuner(splits, tmp_path, _space(max_trials=2))
+    assert len(calls) == 2 and len(set(calls)) == 2
+    assert len(_completed(tuner)) == 2
     parents, children = _runs(tmp_path)
     assert [parent.info.run_id for parent in parents] == [first.parent_run_id] == [second.parent_run_id]
     assert sorted(child.data.tags["trial_id"] for child in children) == ["0", "1"]
     assert json.loads(parents[0].data.tags["tuner_app.changed_on_resume"]) == {"tuner.max_trials": "2"}
-    _search(splits, tmp_path, _space(max_trials=1), fresh=True)
+    _, fresh = _search_and_tuner(splits, tmp_path, _space(max_trials=1), fresh=True)
+    assert len(_completed(fresh)) == 1
     parents, children = _runs(tmp_path)
     assert len(parents) == 2 and len(children) == 3  # --fresh starts a new parent
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import SMOKE_SPACE, free_port, one_line_error, smoke_space, tone_splits
 
 from tuner_app.cli import cli
-from tuner_app.search import tuners
+from tuner_app.search import run as search_run
 from tuner_app.tracking import store as tracking_store
 from tuner_app.tracking import ui as mlflow_ui
 from tuner_app.tracking.tracker import MLflowTracker
@@ -146,7 +146,7 @@ def ui_server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("ui")
     uri = _uri(directory)
     tracker = MLflowTracker(uri, "tuner-app", SMOKE_SPACE, {"tuner": "random"})
-    tuners.run_search(smoke_space(), tone_splits(), directory / "runs", observers=[tracker], verbose=0)
+    search_run.run_search(smoke_space(), tone_splits(), directory / "runs", observers=[tracker], verbose=0)
     log = directory / "ui.log"
     server, url = _start_ui(uri, log)
     try:

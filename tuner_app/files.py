@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,3 +27,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, value) -> None:
+    """`value` as JSON in `path`, whole or not at all."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(value), encoding="utf-8")
+
+
+class _NamedBuffer(io.BytesIO):
+    """A file in memory that Keras takes where it wants a `.weights.h5` path (it checks the name's ending)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def save_weights(model, path: str | os.PathLike) -> None:
+    """`model.save_weights(path)` (a `.weights.h5`), whole or not at all. HDF5 writes into memory: HDF5 2.0
+    crashes the process (SIGSEGV) when the disk refuses one of its writes, so the bytes go to disk from
+    Python, where a full disk is an OSError."""
+    buffer = _NamedBuffer(Path(path).name)
+    model.save_weights(buffer)
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(buffer.getvalue())

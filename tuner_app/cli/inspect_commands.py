@@ -50,11 +50,10 @@ def visualize(model: Path | None, run_id: str | None, tracking_uri: str | None, 
               classes: tuple[str, ...], method: str, output_format: str) -> None:
     """Figures of MODEL on one clip: first-layer filters, every conv block's feature maps, class saliency, and
     where the parameters and MACs sit."""
-    from tuner_app.data import audio
-    from tuner_app.inspection import report
+    from tuner_app.inspection import report, stimuli
 
+    waveform = stimuli.read_clip(clip)  # first: a bad clip is refused before the model loads
     inspected = _model_source(model, run_id, tracking_uri)
-    waveform = audio.read(clip)
     paths = report.visualize(inspected, waveform, out, classes=classes, method=method,
                              html=output_format == "html", clip_name=clip.name)
     for path in paths:

@@ -14,6 +14,7 @@ import click
 
 from tuner_app import __version__
 from tuner_app.errors import TunerAppError
+from tuner_app.redaction import redact
 
 DEFAULT_CACHE = Path("~/.cache/tuner-app")
 
@@ -21,6 +22,7 @@ def _quiet_tensorflow() -> None:
     # oneDNN/CUDA/TensorRT banners come from TF's C++ logger before any Python code of ours runs.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # a distributed search's gRPC reports each closed channel
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -33,7 +35,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except TunerAppError as err:
-            click.echo(f"Error: {err}", err=True)
+            click.echo(f"Error: {redact(str(err))}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

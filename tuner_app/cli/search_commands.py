@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from tuner_app.cli.root import DEFAULT_CACHE, cli, decoded_corpus, echo_json
+from tuner_app.redaction import redact
 
 
 @cli.command()
@@ -32,10 +34,22 @@ from tuner_app.cli.root import DEFAULT_CACHE, cli, decoded_corpus, echo_json
 @click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment of the runs.")
 @click.option("--hv-reference", metavar="SIZE,ACC",
               help="Hypervolume reference point of the final analysis (default: the space's objective.hv_reference).")
+@click.option("--chief", is_flag=True,
+              help="Distributed search: run the oracle for the workers (no training); ends with the analysis.")
+@click.option("--worker", "worker_id", metavar="ID",
+              help="Distributed search: train the trials the chief hands out, as worker ID (unique per process).")
+@click.option("--oracle", "oracle_address", metavar="HOST:PORT",
+              help="Where the chief listens (default: KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT, else 127.0.0.1:8000).")
+@click.option("--worker-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="With --chief: seconds without a word from a worker before its trial is given to another.")
 def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
            max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,
-           output_format: str, tracking_uri: str | None, experiment: str, hv_reference: str | None) -> None:
-    """Search a YAML space; trials are resumed unless --fresh. Ends with the Pareto analysis."""
+           output_format: str, tracking_uri: str | None, experiment: str, hv_reference: str | None,
+           chief: bool, worker_id: str | None, oracle_address: str | None, worker_timeout: float) -> None:
+    """Search a YAML space; trials are resumed unless --fresh. Ends with the Pareto analysis.
+
+    A search may spread over processes and machines: one `--chief` and any number of `--worker ID`, sharing
+    the corpus, the cache, --runs-dir and a tracking server (`tuner-app server`); see the README."""
     from tuner_app.model import configurations, spaces
     from tuner_app.search import summary
 
@@ -51,18 +65,22 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
         # sampled rows may all miss; say if the space does
         return configurations.check_budget(space, max_params, n_classes=n_classes)
     tracker = _tracker(tracking_uri, experiment, spaces.locate(space_file), tuner_name, max_params, seed)
+    role = _distributed_role(chief, worker_id, oracle_address, fresh, tracker.tracking_uri)
+    tracker.check_reachable()  # a store that does not answer stops the search before any training
     # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
     with contextlib.redirect_stdout(sys.stderr):
         rows, project_dir = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name, max_params,
-                                        fresh, seed, tracker)
+                                        fresh, seed, tracker, worker_timeout)
     echo_json(rows) if output_format == "json" else click.echo(summary.format_trials(rows))
     click.echo(f"Trials and their weights: {project_dir.resolve()}", err=True)
+    if role == "worker":
+        return  # the chief analyses the whole search once every worker is done
     if tracker.parent_run_id and any(row["status"] == "COMPLETED" for row in rows):
         if reference_point is None:
             reference_point = (space.objective["hv_reference"], f"{Path(space.source).name}: objective.hv_reference")
         analysis = _pareto(tracker.tracking_uri, experiment, tracker.parent_run_id, project_dir / "pareto",
                            space.objective["size"], "val", "seed", reference_point)
-        click.echo(f"MLflow: {tracker.tracking_uri}, experiment {experiment!r}, run {tracker.parent_run_id} "
+        click.echo(f"MLflow: {redact(tracker.tracking_uri)}, experiment {experiment!r}, run {tracker.parent_run_id} "
                    f"(browse with `tuner-app ui`)\nPareto front: {analysis.csv_path}, {analysis.png_path}", err=True)
 
 
@@ -142,17 +160,36 @@ def _tracker(tracking_uri: str | None, experiment: str, space_path: Path, tuner_
                                   {"tuner": tuner_name, "max_params": max_params, "seed": seed})
 
 
-def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed, tracker):
+def _distributed_role(chief: bool, worker_id: str | None, address: str | None, fresh: bool, tracking_uri: str) -> str:
+    """Set keras-tuner's variables for --chief / --worker; the role this process plays (search/distribution.py)."""
+    from tuner_app.errors import TunerAppError
+    from tuner_app.search import distribution
+    from tuner_app.tracking import store
+
+    os.environ.update(distribution.environment(chief, worker_id, address))
+    role = distribution.role()
+    if role == "solo":
+        return role
+    if role == "worker" and fresh:
+        raise TunerAppError("--fresh: only the chief may start a distributed search over")
+    store.check_shareable(tracking_uri, f"--{role}")
+    warning = distribution.exposure_warning()
+    if warning:
+        click.echo(warning, err=True)
+    return role
+
+
+def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fresh, seed, tracker, worker_timeout):
     """(summary rows, project directory) of the search, run or resumed."""
     from tuner_app.data import cache
-    from tuner_app.search import progress, summary, tuners
+    from tuner_app.search import progress, summary, run as search_run
 
     found, splits = decoded_corpus(data_dir, cache_dir)
     noise = cache.noise_bank(found.background_noise)
     data = {"path": str(found.root), "fingerprint": found.fingerprint(), "counts": found.counts()}
-    tuner = tuners.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
+    tuner = search_run.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
                               fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
-                              observers=[progress.ProgressReporter(), tracker])
+                              observers=[progress.ProgressReporter(), tracker], worker_timeout=worker_timeout)
     return summary.summary_rows(tuner), Path(tuner.project_dir)
 
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from tuner_app.cli.root import cli
+from tuner_app.redaction import redact
 
 
 @cli.command()
@@ -30,7 +31,7 @@ def server(ctx: click.Context, host: str, port: int, backend_store_uri: str | No
     if warning:
         click.echo(warning, err=True)
     url = mlflow_ui.server_url(host, port)
-    click.echo(f"Tracking server of {backend_store_uri or store.default_tracking_uri()}: {url} "
+    click.echo(f"Tracking server of {redact(backend_store_uri or store.default_tracking_uri())}: {url} "
                f"(searches: --tracking-uri {url}; health: {url}/health). Ctrl-C stops it.", err=True)
     code = mlflow_ui.serve_ui(command, verbose, url, lambda: click.echo(f"ready: {url}"))
     if code > 0:

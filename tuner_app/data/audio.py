@@ -28,6 +28,7 @@ from tuner_app.errors import TunerAppError
 # 2: resampling by resample.to_16k (zero delay) instead of tensorflow-io's resampler.
 DECODER_VERSION = 2
 NOT_FINITE = "NaN or infinite samples"  # also why data.cache skips such a clip
+HEADER_ONLY = "no audio samples (header only)"  # a recorder's WAV header, never filled in
 NOT_WAV = ("not WAV audio: only WAV decodes with core TensorFlow ops (FLAC, Ogg Vorbis and MP3 need "
            "tensorflow-io: the any_format SavedModel of an export)")
 
@@ -229,7 +230,7 @@ def _op_message(err: tf.errors.OpError) -> str:
     if found:
         return found.group(1)
     lines = [line.strip() for line in err.message.splitlines() if line.strip()]
-    return lines[-1].split("}}")[-1].strip() if lines else type(err).__name__
+    return lines[-1].split("}}")[-1].strip(" .") if lines else type(err).__name__
 
 
 def _decode_file(decoder, path: str | Path):
@@ -238,7 +239,22 @@ def _decode_file(decoder, path: str | Path):
     try:
         return contents, decoder(tf.constant(contents))
     except tf.errors.OpError as err:
+        if _wav_header_only(contents):  # its format fields are often still zero: that is not the news
+            raise TunerAppError(f"{path}: {HEADER_ONLY}") from None
         raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
+
+
+def _wav_header_only(contents: bytes) -> bool:
+    """Whether a RIFF/WAV file ends right after its data chunk's header."""
+    if contents[:4] != b"RIFF" or contents[8:12] != b"WAVE":
+        return False
+    offset = 12
+    while offset + 8 <= len(contents):
+        size = int.from_bytes(contents[offset + 4:offset + 8], "little")
+        if contents[offset:offset + 4] == b"data":
+            return offset + 8 == len(contents)
+        offset += 8 + size + size % 2
+    return False
 
 
 def read(path: str | Path) -> np.ndarray:

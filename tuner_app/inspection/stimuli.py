@@ -41,13 +41,23 @@ def list_stimuli(path: str | os.PathLike) -> list[Stimulus]:
 
 def read_stimuli(stimuli: list[Stimulus]) -> np.ndarray:
     """float32 [n, 16000]: each stimulus decoded by the training decoder (mono, 16 kHz, padded or cropped);
-    TunerAppError names the first file that is unreadable, empty, or holds NaN or infinite samples."""
-    from tuner_app.data import audio  # imports TensorFlow
-
+    TunerAppError names the first file that `read_clip` refuses."""
     if not stimuli:
         raise TunerAppError("no stimuli to read")
-    # audio.read refuses an unreadable or empty file, and NaN or infinite samples, naming the file
-    return np.stack([audio.read(stimulus.path) for stimulus in stimuli]).astype(np.float32)
+    return np.stack([read_clip(stimulus.path) for stimulus in stimuli]).astype(np.float32)
+
+
+def read_clip(path: str | os.PathLike) -> np.ndarray:
+    """One file as the training decoder reads it, float32 [16000]; TunerAppError naming the file if it is
+    unreadable, empty, holds NaN or infinite samples, or is a WAV cut short (refused as `predict` and the
+    decoded cache refuse it: the decoder would read what is there as a shorter clip)."""
+    from tuner_app.data import audio, cache  # imports TensorFlow
+
+    clip = audio.read(path)
+    reason = cache.wav_truncation(path)
+    if reason:
+        raise TunerAppError(f"{path}: {reason}")
+    return clip
 
 
 def _is_audio(path: Path) -> bool:

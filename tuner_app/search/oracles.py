@@ -10,12 +10,14 @@ them); the tuner reports them to the search's observers.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import keras_tuner
 
 from tuner_app.errors import InfeasibleConfig
+from tuner_app.files import write_json
 from tuner_app.model import hyperparameters as hps
 from tuner_app.model.architecture import sizes
 from tuner_app.model.spaces import SearchSpace
@@ -63,6 +65,7 @@ class BudgetMixin:
         self._rejected: set[str] = set()
         self._consecutive_rejections = 0
         self.gave_up: str | None = None  # why the oracle stopped proposing, if nothing fitted for too long
+        self.reclaimable: dict[str, str] = {}  # tuner id -> the unfinished trial it trained when last saved
         if options.get("seed") == 0:
             options["seed"] = SEED_ZERO
         super().__init__(**options)
@@ -106,6 +109,14 @@ class BudgetMixin:
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), REJECTIONS_STATE: self.rejections}
 
+    def save(self) -> None:
+        # keras-tuner writes oracle.json and trial.json in place; a `kill -9` mid-write would leave a file no
+        # resume (or worker) could read. Written whole or not at all instead.
+        write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial) -> None:
+        write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(self._requeued(state))
         self.rejections = list(state.get(REJECTIONS_STATE, []))
@@ -130,6 +141,9 @@ class BudgetMixin:
         candidates = [*state["retry_queue"], *state["ongoing_trials"].values(),
                       *(trial_id for trial_id, trial_status in status.items() if trial_status == "RUNNING")]
         retry = [trial_id for trial_id in dict.fromkeys(candidates) if status.get(trial_id) in RETRIED_STATUSES]
+        # A restarted chief (search/chief.py) lets each worker still training its trial finish it.
+        self.reclaimable = {tuner_id: trial_id for tuner_id, trial_id in state["ongoing_trials"].items()
+                            if status.get(trial_id) in RETRIED_STATUSES}
         return {**state, "retry_queue": retry, "ongoing_trials": {}}
 
 

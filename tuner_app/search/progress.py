@@ -33,7 +33,8 @@ class ProgressReporter(SearchObserver):
         self.trained_seconds: list[float] = []
         self.finished = 0
         self.planned: int | None = None
-        self._trial_started = self._epoch_started = 0.0
+        self._trial_started: dict[str, float] = {}  # trial id -> when it began (a chief sees several at once)
+        self._epoch_started = 0.0
 
     def _say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -46,7 +47,7 @@ class ProgressReporter(SearchObserver):
                   f"{self.planned if self.planned is not None else '?'} trials{resumed}")
 
     def trial_begin(self, tuner, trial) -> None:
-        self._trial_started = self._epoch_started = time.perf_counter()
+        self._trial_started[trial.trial_id] = self._epoch_started = time.perf_counter()
         values = trial.hyperparameters.values
         self._say(f"[{self._number()}] trial {trial.trial_id}: {_settings(tuner, values)}, "
                   f"{_params_text(tuner, values)}")
@@ -68,7 +69,7 @@ class ProgressReporter(SearchObserver):
         self._epoch_started = now
 
     def trial_end(self, tuner, trial, outcome: TrialOutcome) -> None:
-        seconds = time.perf_counter() - self._trial_started
+        seconds = time.perf_counter() - self._trial_started.pop(trial.trial_id, time.perf_counter())
         if outcome.status != "COMPLETED":
             return self._say(f"    {outcome.status}: {outcome.reason}")
         self.finished += 1
@@ -78,6 +79,10 @@ class ProgressReporter(SearchObserver):
         test = f", test_acc {_score(scores, 'test_accuracy')}" if "test_accuracy" in scores else ""
         self._say(f"    done in {_duration(seconds)}: val_acc {_score(scores, 'val_accuracy')}{runs}{test}{self._eta()}")
         self._say(front_line(tuner))
+
+    def trial_lost(self, tuner, trial, reason: str, retried: bool) -> None:
+        self._trial_started.pop(trial.trial_id, None)
+        self._say(f"    trial {trial.trial_id} lost: {reason}; " + ("it will be retried" if retried else "FAILED"))
 
     def _eta(self) -> str:
         if self.planned is None or not self.trained_seconds:

@@ -41,7 +41,8 @@ import tensorflow as tf
 import tuner_app
 from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.data import audio
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, os_cause, storage_error, storage_errors
+from tuner_app.files import save_weights
 from tuner_app.model import architecture, build, hyperparameters, spaces
 from tuner_app.search import record as search_record
 from tuner_app.serving import tflite as tflite_copies
@@ -51,6 +52,9 @@ ANY_FORMAT = "any_format"  # the sub-directory of the SavedModel that decodes ev
 CHECKPOINT = "checkpoint.weights.h5"
 KERAS_WEIGHTS = "keras.weights.h5"
 TRIAL_FILE = "trial.json"
+_FULL = "free space or choose another --out, then run the same command again"
+# What TensorFlow's own file writes raise for ENOSPC/EDQUOT, EFBIG and EACCES; EROFS is an OSError of open().
+_TF_WRITE_ERRORS = (tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError, tf.errors.PermissionDeniedError)
 
 
 @dataclasses.dataclass
@@ -223,14 +227,17 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
     if out.exists() and not force:
         raise TunerAppError(f"{out}: already exists; use --force to replace it")
     trial = load_trial(trial_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = _staging_dir(out)
+    with storage_errors(out, _FULL):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = _staging_dir(out)
     try:
         result = _write_export(trial, staging, run_id, metrics, tflite or bool(quantize), quantize,
                                representative, check)
         _move_into_place(staging, out)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, (OSError, *_TF_WRITE_ERRORS)) and not isinstance(error, TunerAppError):
+            raise storage_error(out, _write_cause(error), _FULL) from None
         raise
     result.path = out
     result.tflite = {kind: {**entry, "path": out / Path(entry["path"]).name} for kind, entry in result.tflite.items()}
@@ -243,7 +250,7 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
 
     module = AudioClassifier(trial.model, trial.class_names)
     save_module(module, staging)
-    trial.model.save_weights(staging / KERAS_WEIGHTS)
+    save_weights(trial.model, staging / KERAS_WEIGHTS)
     result = ExportResult(staging, metadata(trial, run_id, metrics))
     if tflite:
         result.tflite, result.quantization = tflite_copies.write_tflite(module, staging, quantize, representative)
@@ -256,6 +263,14 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
     (staging / METADATA).write_text(json.dumps(result.metadata, indent=2), encoding="utf-8")
     mlflow_models.write_mlflow_model(staging, len(trial.class_names), {"class_names": list(trial.class_names)})
     return result
+
+
+def _write_cause(error: Exception) -> str:
+    if isinstance(error, OSError):
+        return os_cause(error)
+    # TensorFlow's message ends "{op} {temporary file}; {the OS's words} [Op:...]"
+    lines = str(error.message).strip().splitlines() or [type(error).__name__]
+    return lines[-1].split("; ")[-1].split(" [Op:")[0].strip()
 
 
 def _staging_dir(out: Path) -> Path:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 import mlflow
+import requests
+import sqlalchemy
 from mlflow.exceptions import MlflowException
 
 from tuner_app.errors import TunerAppError
+from tuner_app.redaction import redact
 
 STORE_DIR = "mlruns"
 PARENT_TAG = "mlflow.parentRunId"  # how MLflow nests runs
@@ -21,6 +25,10 @@ PARENT_TAG = "mlflow.parentRunId"  # how MLflow nests runs
 # are what its JavaScript checks to treat the experiment as model training instead.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_DEVELOPMENT = "custom_model_development"
+HEALTH_TIMEOUT = 5.0  # seconds a tracking server has to answer /health before a search starts
+# MLflow's client retries a failed HTTP call 7 times with backoff, minutes in all: a search whose server went down
+# would stall that long at its next write. Fewer: the search keeps the results and logs them when it answers.
+HTTP_RETRIES = "2"
 
 
 def default_tracking_uri() -> str:
@@ -45,6 +53,7 @@ def client_for(uri: str) -> mlflow.MlflowClient:
     # MLflow and alembic report schema set-up at INFO, which would bury the search's progress.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
     path = sqlite_path(uri)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,3 +104,43 @@ def children_where(parent_run_id: str) -> str:
     if not parent_run_id.isalnum():  # run ids are hex; anything else would break the filter's quoting
         raise TunerAppError(f"{parent_run_id!r} is not an MLflow run id")
     return f"tags.{PARENT_TAG} = '{parent_run_id}'"
+
+
+def check_reachable(uri: str) -> None:
+    """A TunerAppError unless the store answers now: a tracking server's GET /health, a database's query."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            response = requests.get(uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT)
+            problem = None if response.ok else f"/health answered {response.status_code}"
+        except requests.RequestException as err:
+            problem = type(err).__name__
+        if problem:
+            raise TunerAppError(f"MLflow tracking server {redact(uri)} does not answer ({problem}); start it with "
+                                "`tuner-app server` or correct --tracking-uri (MLFLOW_TRACKING_URI)")
+        return
+    try:
+        _check_database(uri)
+    except Exception as err:  # noqa: BLE001 -- SQLAlchemy and driver errors alike mean: not reachable
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TunerAppError(f"MLflow store {redact(uri)} does not answer: {redact(first)}") from None
+
+
+def check_shareable(uri: str, who: str) -> None:
+    """A TunerAppError if several processes (`who`: a distributed search) would write one local SQLite file."""
+    if sqlite_path(uri) or uri.startswith("file:") or "://" not in uri:
+        raise TunerAppError(f"{who}: several processes must not share the SQLite store {uri}; start "
+                            "`tuner-app server` and pass its URL as --tracking-uri (e.g. http://127.0.0.1:5000)")
+
+
+def _check_database(uri: str) -> None:
+    # One connection attempt: MLflow's own store retries a database that refuses for over a minute and a half.
+    if sqlite_path(uri) or "://" not in uri:
+        client_for(uri).search_experiments(max_results=1)
+        return
+    timeout = {"connect_timeout": int(HEALTH_TIMEOUT)} if uri.startswith(("postgresql", "mysql")) else {}
+    engine = sqlalchemy.create_engine(uri, connect_args=timeout)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()

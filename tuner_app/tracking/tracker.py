@@ -10,15 +10,17 @@ from typing import Any, Iterable, Mapping
 
 from mlflow.entities import Metric, Param, RunTag
 
-from tuner_app.errors import InfeasibleConfig
+from tuner_app.errors import InfeasibleConfig, TunerAppError
+from tuner_app.files import atomic_path
 from tuner_app.model import architecture, spaces
-from tuner_app.search import observers, summary
+from tuner_app.search import distribution, observers, summary
 from tuner_app.search import record as search_record
 from tuner_app.tracking import params as run_params
 from tuner_app.tracking.architecture_figure import architecture_figure
 from tuner_app.tracking.datasets import corpus_inputs
 from tuner_app.tracking.store import (
     PARENT_TAG,
+    check_reachable,
     children_where,
     client_for,
     default_tracking_uri,
@@ -43,6 +45,7 @@ FINAL_METRICS = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss
 RUN_STATUS = {"COMPLETED": "FINISHED", "REJECTED": "KILLED", "FAILED": "FAILED", "KILLED": "KILLED"}
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 MAX_TAG_CHARS = 5000
+PARENT_FILE = "tuner_app_mlflow.json"  # in a distributed search's shared project directory: the chief's parent run
 
 
 def _metrics(values: Mapping[str, float], step: int = 0) -> list[Metric]:
@@ -76,7 +79,12 @@ def _summary(model) -> str:
 
 
 class MLflowTracker(observers.SearchObserver):
-    """Logs a search to MLflow: a parent run per search (kept across resumes), a nested run per trial."""
+    """Logs a search to MLflow: a parent run per search (kept across resumes), a nested run per trial.
+
+    In a distributed search (search/distribution.py) the chief makes the parent run, logs rejected
+    configurations and ends it; each worker logs the trials it trains under it. A store that stops answering
+    pauses the tracker (observers.ObserverList); `reconnect` then logs what it missed.
+    """
 
     def __init__(self, tracking_uri: str | None, experiment: str, space_path: str | Path,
                  parent_params: Mapping[str, Any] | None = None):
@@ -89,9 +97,17 @@ class MLflowTracker(observers.SearchObserver):
         self._monitors: dict[str, TrialMonitor] = {}  # trial id -> its system metrics sampler
         self._inputs: list = []  # the corpus's splits as MLflow dataset inputs of every trial run
         self._client = self._experiment_id = None
+        self.role = "solo"
+
+    def check_reachable(self) -> None:
+        """A TunerAppError now, before any training, if the store does not answer."""
+        check_reachable(self.tracking_uri)
 
     def search_begin(self, tuner) -> None:
+        self.role = distribution.role()
         self._client = client_for(self.tracking_uri)
+        if self.role == "worker":
+            return self._join_parent(tuner)
         self._experiment_id = find_experiment(self._client, self.tracking_uri, self.experiment, create=True)
         project_dir = str(Path(tuner.project_dir).resolve())
         self._inputs = corpus_inputs(search_record.read_search_record(tuner.project_dir).get("data", {}))
@@ -99,7 +115,8 @@ class MLflowTracker(observers.SearchObserver):
                                           newest_first=True) if run.data.tags.get(PROJECT_TAG) == project_dir]
         reused = earlier[0] if earlier and tuner.oracle.trials else None  # a resume stays one parent
         for parent in earlier:
-            _kill_running(self._client, self._children(parent.info.run_id))
+            if self.role == "solo" or parent is not reused:  # a restarted chief's workers may still be training
+                _kill_running(self._client, self._children(parent.info.run_id))
             if parent is not reused:
                 _kill_running(self._client, [parent])
         if reused:
@@ -110,14 +127,44 @@ class MLflowTracker(observers.SearchObserver):
                                                          tags={PROJECT_TAG: project_dir}).info.run_id
         self._log_parent(tuner, reused.data.params if reused else {})
         self._log_missed_trials(tuner)
+        if self.role == "chief":
+            with atomic_path(Path(tuner.project_dir) / PARENT_FILE) as temporary:
+                temporary.write_text(json.dumps({"experiment_id": self._experiment_id,
+                                                 "parent_run_id": self.parent_run_id}), encoding="utf-8")
 
-    def _log_missed_trials(self, tuner) -> None:
-        """Log every COMPLETED trial with no FINISHED run yet (trained while the store was down, or killed before
-        its run ended) from what keras-tuner kept on disk: hyperparameters and final scores."""
+    def _join_parent(self, tuner) -> None:
+        """A worker: log under the parent run its chief made (the chief has answered, so it exists)."""
+        path = Path(tuner.project_dir) / PARENT_FILE
+        try:
+            joined = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise TunerAppError(f"{path}: no MLflow parent run of the chief ({err}); is the chief logging to "
+                                "MLflow (--tracking-uri)?") from None
+        self._experiment_id, self.parent_run_id = joined["experiment_id"], joined["parent_run_id"]
+        self._inputs = corpus_inputs(search_record.read_search_record(tuner.project_dir).get("data", {}))
+
+    def reconnect(self, tuner) -> None:
+        """The store answers again: close the runs left open, log the trials finished meanwhile."""
+        check_reachable(self.tracking_uri)
+        for monitor in self._monitors.values():
+            monitor.finish()
+        self._monitors.clear()
+        if self.parent_run_id is None:  # it was down when the search began
+            return self.search_begin(tuner)
+        for run_id in self._open.values():
+            _end_run(self._client, run_id, "KILLED", "KILLED", "the tracking store did not answer; the trial's "
+                     "results are in a backfilled run")
+        self._open.clear()
+        self._log_missed_trials(tuner, set(tuner.trained) if self.role == "worker" else None)
+
+    def _log_missed_trials(self, tuner, among: set[str] | None = None) -> None:
+        """Log every COMPLETED trial (of `among`, if given) with no FINISHED run yet (trained while the store was
+        down, or killed before its run ended) from what keras-tuner kept on disk: hyperparameters, final scores."""
         logged = {run.data.tags.get("trial_id") for run in self._children(self.parent_run_id)
                   if run.info.status == "FINISHED"}
         for trial in tuner.oracle.trials.values():
-            if trial.status == "COMPLETED" and trial.trial_id not in logged:
+            wanted = among is None or trial.trial_id in among
+            if wanted and trial.status == "COMPLETED" and trial.trial_id not in logged:
                 run_id = self._create_child(tuner, trial, {BACKFILL_TAG: "true"})
                 scores = {name: search_record.metric(trial, name) for name in trial.metrics.metrics}
                 _end_run(self._client, run_id, "FINISHED", "COMPLETED", "", _metrics(_final_values(scores)))
@@ -142,6 +189,8 @@ class MLflowTracker(observers.SearchObserver):
             self._client.log_dict(self.parent_run_id, record.get("data", {}), "data.json")
 
     def trial_begin(self, tuner, trial) -> None:
+        if self.role == "chief":
+            return  # its workers log the trials they train
         earlier = self._children(self.parent_run_id, trial.trial_id)
         if any(run.info.status == "FINISHED" for run in earlier):
             return  # logged by an earlier process of this search; keras-tuner never re-runs a finished trial
@@ -200,6 +249,10 @@ class MLflowTracker(observers.SearchObserver):
         _end_run(self._client, run_id, RUN_STATUS["REJECTED"], "REJECTED", reason,
                  _metrics(_rejected_sizes(tuner, values)))
 
+    def trial_lost(self, tuner, trial, reason: str, retried: bool) -> None:
+        """The chief gave a trial up: its worker's run ends KILLED (a retry logs a run of its own)."""
+        _kill_running(self._client, self._children(self.parent_run_id, trial.trial_id), reason)
+
     def search_end(self, tuner, status: str) -> None:
         if self.parent_run_id is None:
             return  # the search failed before it began
@@ -209,6 +262,10 @@ class MLflowTracker(observers.SearchObserver):
         for run_id in self._open.values():
             _end_run(self._client, run_id, "KILLED", "KILLED", f"search {status.lower()}")
         self._open.clear()
+        if self.role == "worker":
+            return  # the parent run is the chief's
+        if self.role == "chief" and status == "FINISHED":  # every worker is done: a RUNNING run belongs to none
+            _kill_running(self._client, self._children(self.parent_run_id), "its worker never ended it")
         reason = {"KILLED": "interrupted", "FAILED": "the search failed"}.get(status, "")
         # The headline makes the search's collapsed row in the UI's runs table say something.
         _end_run(self._client, self.parent_run_id, status, status, reason, _metrics(summary.headline(tuner)))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from mlflow.exceptions import MlflowException
 
 from tuner_app.errors import TunerAppError
+from tuner_app.search.distribution import is_loopback
 from tuner_app.tracking.store import (
     artifact_root,
     default_tracking_uri,
@@ -59,11 +60,6 @@ def ui_command(tracking_uri: str | None, host: str, port: int, verbose: bool = F
         command += (["--serve-artifacts", "--artifacts-destination", artifact_root(uri)] if serve_artifacts
                     else ["--default-artifact-root", artifact_root(uri)])
     return command if verbose else command + ["--uvicorn-opts", "--log-level warning"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach a server bound to `host`."""
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def exposure_warning(host: str, what: str) -> str | None:

@@ -1,0 +1,126 @@
+"""The chief's oracle service (search/chief.py) without processes or training: a silent worker's trial is
+retried then failed, a trial given back is retried at once, no worker is let go while a trial may need it,
+and a restarted chief lets each worker finish the trial it was training."""
+
+import keras_tuner
+import pytest
+from conftest import make_oracle, smoke_space
+from keras_tuner.src import protos
+
+from tuner_app.search import chief, oracles
+
+TIMEOUT = 10.0
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _oracle(tmp_path, trials=3, reload=False):
+    oracle = make_oracle(oracles.RandomSearchOracle, smoke_space(), None, max_trials=trials, seed=1)
+    oracle._set_project_dir(str(tmp_path), "chief")
+    if reload:
+        oracle.reload()
+    return oracle
+
+
+def _servicer(oracle):
+    clock = Clock()
+    return chief.ChiefServicer(oracle, TIMEOUT, clock=clock), clock
+
+
+def _ask(servicer, tuner_id):
+    response = servicer.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id=tuner_id), None)
+    trial = keras_tuner.engine.trial.Trial.from_proto(response.trial)
+    return trial.status, trial.trial_id
+
+
+def _finish(servicer, trial_id, status="COMPLETED"):
+    service = protos.get_service()
+    servicer.UpdateTrial(service.UpdateTrialRequest(trial_id=trial_id, metrics={"val_accuracy": 0.5}), None)
+    trial = servicer.oracle.trials[trial_id]
+    ended = keras_tuner.engine.trial.Trial(trial.hyperparameters, trial_id=trial_id, status=status)
+    servicer.EndTrial(service.EndTrialRequest(trial=ended.to_proto()), None)
+
+
+def test_a_silent_workers_trial_is_retried_by_another_then_failed_after_two_losses(tmp_path):
+    servicer, clock = _servicer(_oracle(tmp_path))
+    assert _ask(servicer, "w1") == ("RUNNING", "0")
+    clock.now = TIMEOUT - 1
+    servicer.GetTrial(protos.get_service().GetTrialRequest(trial_id="0"), None)  # its heartbeat
+    clock.now = TIMEOUT + 2
+    servicer.reap()
+    assert servicer.lost == []  # heard of 3 s ago
+    clock.now = 2 * TIMEOUT
+    servicer.reap()
+    (trial, reason, retried), = servicer.lost
+    assert (trial.trial_id, retried) == ("0", True) and reason == "worker w1 stopped answering for 10 s"
+    assert "w1" not in servicer.oracle.tuner_ids  # the chief does not wait for it to ask for more
+    assert _ask(servicer, "w2") == ("RUNNING", "0")  # retried first
+    clock.now = 4 * TIMEOUT
+    servicer.reap()
+    assert [(lost.trial_id, retried) for lost, _, retried in servicer.lost[1:]] == [("0", False)]
+    assert servicer.oracle.trials["0"].status == "FAILED" and "0" in servicer.oracle.end_order
+
+
+def test_a_trial_given_back_is_retried_at_once_and_a_late_second_report_is_dropped(tmp_path):
+    servicer, _ = _servicer(_oracle(tmp_path))
+    assert _ask(servicer, "w1") == ("RUNNING", "0")
+    _finish(servicer, "0", chief.GIVEN_BACK)  # what a worker's Ctrl-C sends (worker.WorkerOracle.give_back)
+    assert servicer.oracle._retry_queue == ["0"]
+    assert [(trial.trial_id, reason, retried) for trial, reason, retried in servicer.lost] == [
+        ("0", "worker w1 stopped before the trial ended", True)]
+    assert _ask(servicer, "w2") == ("RUNNING", "0")
+    _finish(servicer, "0")
+    _finish(servicer, "0")  # the same result reported twice (a retried worker that came back)
+    assert servicer.oracle.end_order == ["0"] and servicer.oracle.trials["0"].status == "COMPLETED"
+
+
+def test_no_worker_is_let_go_while_another_trial_may_still_need_a_retry(tmp_path):
+    servicer, _ = _servicer(_oracle(tmp_path, trials=1))
+    assert _ask(servicer, "w1") == ("RUNNING", "0")
+    assert _ask(servicer, "w2")[0] == "IDLE" and not servicer.finished()
+    _finish(servicer, "0")
+    assert _ask(servicer, "w2")[0] == "STOPPED" and not servicer.finished()  # w1 has not been told yet
+    assert _ask(servicer, "w1")[0] == "STOPPED" and servicer.finished()
+
+
+def test_a_restarted_chief_keeps_each_workers_trial_for_it(tmp_path):
+    first, _ = _servicer(_oracle(tmp_path))
+    assert [_ask(first, worker) for worker in ("w1", "w2")] == [("RUNNING", "0"), ("RUNNING", "1")]
+    _finish(first, "1")  # w2 is done; w1 trains on while the chief is killed
+    restarted, clock = _servicer(_oracle(tmp_path, reload=True))
+    assert restarted.reserved == {"w1": "0"}
+    assert _ask(restarted, "w2") == ("RUNNING", "2")  # not w1's trial
+    restarted.GetTrial(protos.get_service().GetTrialRequest(trial_id="0"), None)  # w1's heartbeat reaches it
+    assert restarted.oracle.ongoing_trials["w1"].trial_id == "0" and restarted.oracle._retry_queue == []
+    _finish(restarted, "0")
+    assert sorted(restarted.oracle.end_order) == ["0", "1"]
+
+
+def test_a_worker_that_never_comes_back_leaves_its_trial_to_the_others(tmp_path):
+    first, _ = _servicer(_oracle(tmp_path))
+    _ask(first, "w1")
+    restarted, clock = _servicer(_oracle(tmp_path, reload=True))
+    assert _ask(restarted, "w2") == ("RUNNING", "1")
+    _finish(restarted, "1")
+    clock.now = TIMEOUT + 1
+    restarted.reap()  # the reservation expired
+    assert _ask(restarted, "w2") == ("RUNNING", "0")
+
+
+def test_a_chief_that_cannot_listen_says_where(tmp_path):
+    import socket
+
+    from tuner_app.errors import TunerAppError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for address in (f"127.0.0.1:{taken.getsockname()[1]}", "192.0.2.1:8000"):  # in use; not this machine's
+            with pytest.raises(TunerAppError, match=f"--oracle {address}: the chief cannot listen there"):
+                chief.serve(_oracle(tmp_path), address, TIMEOUT, relay=lambda servicer: None)

@@ -1,0 +1,103 @@
+"""Running a search: the tuner a space names (with its YAML options), its datasets, and the search from start
+(or resume) to end, with its observers told how it ended."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import keras
+import keras_tuner
+
+from tuner_app.data.cache import DecodedClips
+from tuner_app.errors import TunerAppError
+from tuner_app.features.dataset import make_dataset
+from tuner_app.model.architecture import N_CLASSES
+from tuner_app.model.build import CnnHyperModel
+from tuner_app.model.configurations import check_budget
+from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
+from tuner_app.search import distribution, interrupts
+from tuner_app.search.observers import SearchObserver
+from tuner_app.search.record import write_search_record
+from tuner_app.search.tuners import TUNERS
+
+
+def make_tuner(space: SearchSpace, hypermodel, directory: Path, project: str, tuner_name: str | None = None,
+               max_params: int | None = None, overwrite: bool = False, seed: int | None = None,
+               observers: Sequence[SearchObserver] = ()):
+    """The tuner named by the space (or `tuner_name`), with the YAML's options, in directory/project."""
+    name = tuner_name or space.tuner["name"]
+    if name not in TUNERS:
+        raise TunerAppError(f"--tuner: expected one of {sorted(TUNERS)}, got {name!r}")
+    options = {key: value for key, value in space.tuner.items() if key in TUNER_OPTIONS[name]}
+    if name == "hyperband":  # e.g. --tuner hyperband on a space written for random search
+        options.setdefault("max_epochs", space.training["epochs"])
+    options["seed"] = seed if seed is not None else options.get("seed", space.training["seed"])
+    objective = keras_tuner.Objective(space.objective["name"], space.objective["direction"])
+    return TUNERS[name](hypermodel, space, max_params, observers, objective=objective, directory=str(directory),
+                        project_name=project, overwrite=overwrite, **options)
+
+
+def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: Path, *,
+               tuner_name: str | None = None, max_params: int | None = None, fresh: bool = False,
+               seed: int | None = None, noise=None, verbose: int = 0, class_names: Sequence[str] | None = None,
+               observers: Sequence[SearchObserver] = (), data: Mapping[str, Any] | None = None,
+               worker_timeout: float = distribution.DEFAULT_WORKER_TIMEOUT):
+    """Run (or resume) the search on the train/validation/test splits; returns the tuner.
+
+    `class_names` name the label ids (default: 16 anonymous classes); `data` describes the corpus for
+    the search record. Observers hear every trial; on an interrupt they hear search_end("KILLED").
+    In a distributed search (search/distribution.py) the chief serves the oracle and trains nothing, and
+    gives a trial up when its worker is silent for `worker_timeout` seconds.
+    """
+    class_names = list(class_names or (f"class_{index}" for index in range(N_CLASSES)))
+    check_budget(space, max_params, len(class_names))
+    seed = seed if seed is not None else space.training["seed"]
+    keras.utils.set_random_seed(seed)
+    steps_per_epoch = max(1, math.ceil(len(splits.get("train", ())) / space.training["batch_size"]))
+    tuner = make_tuner(space, CnnHyperModel(space, len(class_names), steps_per_epoch), Path(directory),
+                       _project_name(space, tuner_name), tuner_name=tuner_name, max_params=max_params,
+                       overwrite=fresh, seed=seed, observers=observers)
+    tuner.worker_timeout = worker_timeout
+    if distribution.role() != "worker":  # the chief has written it, with its own view of the data
+        write_search_record(tuner, class_names, data or {})
+    train_ds, val_ds, test_ds = _datasets(space, splits, noise, seed)
+    status = "FAILED"
+    interrupts.stop_requested.clear()
+    try:
+        with interrupts.signals_to(interrupts.request_stop):
+            tuner.search(train_ds, val_ds, test_ds, verbose=verbose)
+        _check_some_completed(tuner)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tuner.observers.resume(tuner)  # a tracker whose store went down logs what it missed, if it answers now
+        tuner.notify("search_end", status)
+    return tuner
+
+
+def _project_name(space: SearchSpace, tuner_name: str | None) -> str:
+    return f"{Path(space.source).stem}-{tuner_name or space.tuner['name']}"
+
+
+def _datasets(space: SearchSpace, splits: dict[str, DecodedClips], noise, seed: int) -> tuple:
+    batch_size = space.training["batch_size"]
+    missing = [name for name in ("train", "validation") if not len(splits.get(name, ()))]
+    if missing:
+        raise TunerAppError(f"corpus: the {missing[0]} split is empty; a search needs train and validation clips")
+    train = make_dataset(splits["train"], batch_size, training=True, augment=space.augment, noise=noise, seed=seed)
+    val = make_dataset(splits["validation"], batch_size)
+    test = make_dataset(splits["test"], batch_size) if len(splits.get("test", ())) else None
+    return train, val, test
+
+
+def _check_some_completed(tuner) -> None:
+    completed = [trial for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED"]
+    if tuner.rejected and not completed:
+        raise TunerAppError(f"{tuner.space.source}: no configuration of the space fits the budget of "
+                            f"{tuner.max_params} params ({len(tuner.rejected)} rejected)")
+
+
