@@ -16,15 +16,24 @@ def _time_shift(waveform, max_shift: int):
     return padded[max_shift - shift : max_shift - shift + CLIP_SAMPLES]
 
 
-def _mix_noise(waveform, noise, cfg: AugmentConfig):
+def _applied(probability: float, augmentation, waveform):
+    """`augmentation(waveform)` with `probability`, else the clip as it is. tf.cond runs only the branch taken
+    (tf.where ran both), so a skipped augmentation costs one random draw; its own draws happen inside it."""
+    return tf.cond(tf.random.uniform([]) < probability, lambda: augmentation(waveform), lambda: waveform)
+
+
+def _noisy(waveform, noise, cfg: AugmentConfig):
     start = tf.random.uniform([], 0, tf.shape(noise)[0] - CLIP_SAMPLES + 1, tf.int32)
     segment = noise[start : start + CLIP_SAMPLES]
     snr_db = tf.random.uniform([], cfg.snr_db_min, cfg.snr_db_max)
     signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
     noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
     scale = tf.sqrt(signal_power / (noise_power * tf.pow(10.0, snr_db / 10.0)))
-    mixed = waveform + scale * segment
-    return tf.where(tf.random.uniform([]) < cfg.noise_probability, mixed, waveform)
+    return waveform + scale * segment
+
+
+def _mix_noise(waveform, noise, cfg: AugmentConfig):
+    return _applied(cfg.noise_probability, lambda clip: _noisy(clip, noise, cfg), waveform)
 
 
 def band_limit(waveform, cutoff_hz):
@@ -34,9 +43,12 @@ def band_limit(waveform, cutoff_hz):
     return tf.signal.irfft(tf.where(bins <= cutoff_hz, spectrum, tf.zeros_like(spectrum)), [CLIP_SAMPLES])
 
 
+def _lowpassed(waveform, cfg: AugmentConfig):
+    return band_limit(waveform, tf.random.uniform([], cfg.lowpass_min_hz, SAMPLE_RATE / 2))
+
+
 def _random_lowpass(waveform, cfg: AugmentConfig):
-    cutoff = tf.random.uniform([], cfg.lowpass_min_hz, SAMPLE_RATE / 2)
-    return tf.where(tf.random.uniform([]) < cfg.lowpass_probability, band_limit(waveform, cutoff), waveform)
+    return _applied(cfg.lowpass_probability, lambda clip: _lowpassed(clip, cfg), waveform)
 
 
 def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):

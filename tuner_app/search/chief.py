@@ -48,6 +48,14 @@ class ChiefServicer(OracleServicer):
         self.losses: collections.Counter = collections.Counter()
         self.lost: list[tuple] = []  # (trial, reason, retried) the observers have not heard of yet
 
+    def GetSpace(self, request, context):
+        with self.lock, quiet_protos():
+            return super().GetSpace(request, context)
+
+    def UpdateSpace(self, request, context):
+        with self.lock, quiet_protos():
+            return super().UpdateSpace(request, context)
+
     def CreateTrial(self, request, context):
         with self.lock, quiet_protos():
             tuner_id = request.tuner_id

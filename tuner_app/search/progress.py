@@ -57,7 +57,7 @@ class ProgressReporter(SearchObserver):
 
     def _number(self) -> str:
         total = self.planned if self.planned is not None else "?"
-        return f"{self.finished + 1}/{total}"
+        return f"{self.finished + len(self._trial_started)}/{total}"  # a chief sees several trials running
 
     def epoch_end(self, tuner, trial, epoch: int, logs: Mapping[str, float]) -> None:
         now = time.perf_counter()

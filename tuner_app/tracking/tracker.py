@@ -126,6 +126,10 @@ class MLflowTracker(observers.SearchObserver):
             self.parent_run_id = self._client.create_run(self._experiment_id, run_name=tuner.project_name,
                                                          tags={PROJECT_TAG: project_dir}).info.run_id
         self._log_parent(tuner, reused.data.params if reused else {})
+        if self._inputs and not reused:
+            # The datasets exist before any trial run links them: two workers creating the same one at once
+            # break MLflow's unique key (seen with SQLite behind `tuner-app server`).
+            self._client.log_inputs(self.parent_run_id, datasets=self._inputs)
         self._log_missed_trials(tuner)
         if self.role == "chief":
             with atomic_path(Path(tuner.project_dir) / PARENT_FILE) as temporary:
