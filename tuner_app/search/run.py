@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -66,7 +68,7 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     status = "FAILED"
     interrupts.stop_requested.clear()
     try:
-        with interrupts.signals_to(interrupts.request_stop):
+        with interrupts.signals_to(interrupts.request_stop), _collections_skip_what_lives_now():
             tuner.search(train_ds, val_ds, test_ds, verbose=verbose)
         _check_some_completed(tuner)
         status = "FINISHED"
@@ -77,6 +79,19 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
         tuner.observers.resume(tuner)  # a tracker whose store went down logs what it missed, if it answers now
         tuner.notify("search_end", status)
     return tuner
+
+
+@contextlib.contextmanager
+def _collections_skip_what_lives_now():
+    """Keras's clear_session and keras-tuner's build each run a full garbage collection before every trial: over
+    the ~500,000 objects TensorFlow's import leaves, all alive for the whole search, that was 0.3-0.8 s each,
+    more than fit on a small trial (benchmarks/search_efficiency.py). Frozen, they are not scanned again."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _project_name(space: SearchSpace, tuner_name: str | None) -> str:
