@@ -10,7 +10,7 @@ imported in place, and the default synthetic corpus):
 Usage: python benchmarks/pipeline.py [--quick] [--compare]
 Writes benchmarks/results/pipeline.{csv,png,md}. --quick: 320 training clips per corpus (about 3 min on 2
 cores; no claim). The full mode (whole corpora, 3 timed epochs per model and dataset) is expected to take
-about 10 min on 2 cores, mostly its 16 epochs per corpus. Run it alone: other processes make timings wrong.
+4 min on 2 cores with AVX-512 (measured 2026-11-26; expect up to 4x on AVX2-only CPUs). Run it alone: other processes make timings wrong.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def summary(rows: list[dict], args, seconds: float) -> str:
     mode = ("QUICK RUN (--quick: 320 training clips of each corpus; shared cores): no claim; the full mode is"
-            " expected to take about 10 min" if args.quick else "full run (expected about 10 min on 2 cores)")
+            " expected to take about 4 min" if args.quick else "full run (expected about 4 min on 2 cores with AVX-512)")
     ratios = "; ".join(f"{r['corpus']}, {r['variant']}: {r['ratio']}" for r in rows if r["ratio"] != "")
     return "\n".join([
         "# Pipeline throughput, training consumption and the pipeline ratio", "",

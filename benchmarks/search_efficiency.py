@@ -14,8 +14,8 @@ each tuner, and the main job's time to its first result.
             instead. Says whether the corpus cache ($TUNER_APP_CACHE, else ~/.cache/tuner-app) was warm.
 
 Usage: .venv/bin/python benchmarks/search_efficiency.py [--quick] [--trials N] [--train-per-class N]
-Expected wall time on 2 cores (AVX-512): about 10 minutes (tuners ~6, the main job ~4; up to 15 for the main job
-on AVX2); --quick 3-4 minutes (5 trials a tuner, 4 training clips a class, the cut main job: no claim).
+Expected wall time on 2 cores (AVX-512): about 3 minutes (measured 2026-11-26: tuners 2, the main job 1; up to 4x on
+AVX2-only CPUs); --quick 3-4 minutes (5 trials a tuner, 4 training clips a class, the cut main job: no claim).
 Writes benchmarks/results/search_efficiency.{csv,png,md} (a --quick run's summary says that it is one).
 """
 
@@ -236,7 +236,7 @@ def summary(rows, job, args, seconds: float, stem: Path) -> str:
     quick = "**A quick run (`--quick`): it checks that the script runs; its numbers are no claim.** "
     header = (f"{quick if args.quick else ''}Machine: {common.machine()}. Date: {datetime.date.today()}. "
               f"Command: `{command}` ({seconds / 60:.1f} min in all). Versions: {common.versions()}. Expected "
-              "wall time of the full mode on 2 cores: about 10 minutes (AVX-512; the main job up to 15 on AVX2).")
+              "wall time of the full mode on 2 cores: about 3 minutes (AVX-512; up to 4x on AVX2-only CPUs).")
     files = f"Plot: {stem.with_suffix('.png').name}; rows: {stem.with_suffix('.csv').name}."
     return "\n".join(["# Search efficiency", "", header, "", *tuners_section(rows, args),
                       *(main_job_section(job, args.quick) if job else []), "## Columns", "", COLUMNS, files, ""])
