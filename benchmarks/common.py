@@ -111,8 +111,8 @@ def subsample(splits: dict, counts: dict[str, int], seed: int = 0) -> dict:
 
 
 def scatter_plot(rows: list[dict], path: Path, title: str) -> None:
-    """Test accuracy against params (log), one colour per set: squares for grids, dots for searches, stars
-    for single models."""
+    """Test accuracy against params (log), one colour per set: squares for grids, dots for searches (and the
+    main job's trials), stars for single models."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,7 +121,7 @@ def scatter_plot(rows: list[dict], path: Path, title: str) -> None:
     figure, axes = plt.subplots(figsize=(9, 5.5))
     for label in dict.fromkeys(row["set"] for row in rows):
         points = [row for row in rows if row["set"] == label]
-        marker = "s" if "grid" in label else "o" if "search" in label else "*"
+        marker = "s" if "grid" in label else "o" if "search" in label or "main job" in label else "*"
         axes.scatter([row["params"] for row in points], [row["test"] for row in points], label=label,
                      marker=marker, s=160 if marker == "*" else 36, alpha=0.8)
     axes.set(xscale="log", xlabel="parameters (total)", ylabel="test accuracy", title=title)

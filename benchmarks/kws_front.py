@@ -190,31 +190,12 @@ def run_default(args, workdir: Path) -> tuple[list, list[str], str]:
                       key=lambda row: row["params"])
     text += ["", "## 1/100 of the seed's 2D 3-conv model",
              f"- seed 2D 3-conv: {seed_rows[0]['params']:,} params, test accuracy {target:.4f} ({seconds:.0f} s)",
-             f"- smallest model of the new main job at >= that test accuracy: " + (
+             "- smallest model of the new main job at >= that test accuracy: " + (
                  f"{matching[0]['model']}, {matching[0]['params']:,} params ({matching[0]['test']:.4f}), "
                  f"1/{seed_rows[0]['params'] / matching[0]['params']:.0f} of its size: "
                  f"{'met' if matching[0]['params'] <= 86_000 else '**missed**'}" if matching else "none: **missed**"),
              "", "## Every trained model", common.markdown_table(rows)]
     return rows, text, "the main job before and after, and the seed's 2D 3-conv model, on the default corpus"
-
-
-def plot(rows, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label in dict.fromkeys(row["set"] for row in rows):
-        points = [row for row in rows if row["set"] == label]
-        marker = "o" if "search" in label or "main job" in label else "*"
-        axes.scatter([row["params"] for row in points], [row["test"] for row in points], label=label,
-                     marker=marker, s=40 if marker == "o" else 160, alpha=0.8)
-    axes.set(xscale="log", xlabel="parameters (total)", ylabel="test accuracy", title=title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
 
 
 def write(mode: str, rows, text, what: str, args, seconds: float) -> None:
@@ -224,7 +205,7 @@ def write(mode: str, rows, text, what: str, args, seconds: float) -> None:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, stem.with_suffix(".png"), f"{mode}: test accuracy against size")
+    common.scatter_plot(rows, stem.with_suffix(".png"), f"{mode}: test accuracy against size")
     command = " ".join([".venv/bin/python", "benchmarks/kws_front.py", *sys.argv[1:]])
     header = [f"# Issue 10 goals: {mode}", "", f"Machine: {common.machine()}. Date: {datetime.date.today()}. "
               f"Command: `{command}` ({seconds / 60:.1f} min in all). Versions: {common.versions()}.", "",
