@@ -13,7 +13,7 @@ test accuracy over 3 seeds, and the seed's four claims checked on the seed's num
 
 Usage: .venv/bin/python benchmarks/seed_study.py {default,fsdd} [--quick]
 Wall time of the full mode, per dataset, on 2 cores with AVX-512: 43.5 minutes measured on FSDD (2026-11-26;
-the seed grids about 28 of them); AVX2-only machines are about 4x slower. --quick
+the seed grids 27 of them, the searches 11); AVX2-only machines are about 4x slower. --quick
 (192/64/64 clips, 3 epochs, the first 3 models of each grid, 2 trials per search, one front model) checks
 that it runs in under 5 minutes; its numbers are no claim.
 Writes benchmarks/results/seed_study_<dataset>[_quick].{md,csv,png}.
