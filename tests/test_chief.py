@@ -60,10 +60,12 @@ def test_a_silent_workers_trial_is_retried_by_another_then_failed_after_two_loss
     (trial, reason, retried), = servicer.lost
     assert (trial.trial_id, retried) == ("0", True) and reason == "worker w1 stopped answering for 10 s"
     assert "w1" not in servicer.oracle.tuner_ids  # the chief does not wait for it to ask for more
-    assert _ask(servicer, "w2") == ("RUNNING", "0")  # retried first
+    assert _ask(servicer, "w2") == ("RUNNING", "1")  # the retry waits until the observers have logged the loss
+    servicer.reported(["0"])
+    assert _ask(servicer, "w3") == ("RUNNING", "0")  # then it is handed out first
     clock.now = 4 * TIMEOUT
     servicer.reap()
-    assert [(lost.trial_id, retried) for lost, _, retried in servicer.lost[1:]] == [("0", False)]
+    assert [retried for lost, _, retried in servicer.lost if lost.trial_id == "0"] == [True, False]
     assert servicer.oracle.trials["0"].status == "FAILED" and "0" in servicer.oracle.end_order
 
 
@@ -74,6 +76,7 @@ def test_a_trial_given_back_is_retried_at_once_and_a_late_second_report_is_dropp
     assert servicer.oracle._retry_queue == ["0"]
     assert [(trial.trial_id, reason, retried) for trial, reason, retried in servicer.lost] == [
         ("0", "worker w1 stopped before the trial ended", True)]
+    servicer.reported(["0"])
     assert _ask(servicer, "w2") == ("RUNNING", "0")
     _finish(servicer, "0")
     _finish(servicer, "0")  # the same result reported twice (a retried worker that came back)
@@ -87,6 +90,16 @@ def test_no_worker_is_let_go_while_another_trial_may_still_need_a_retry(tmp_path
     _finish(servicer, "0")
     assert _ask(servicer, "w2")[0] == "STOPPED" and not servicer.finished()  # w1 has not been told yet
     assert _ask(servicer, "w1")[0] == "STOPPED" and servicer.finished()
+
+
+def test_no_worker_is_let_go_while_a_lost_trials_retry_is_withheld(tmp_path):
+    servicer, clock = _servicer(_oracle(tmp_path, trials=1))
+    assert _ask(servicer, "w1") == ("RUNNING", "0")
+    clock.now = 2 * TIMEOUT
+    servicer.reap()
+    assert _ask(servicer, "w2")[0] == "IDLE"  # the only trial is lost, its loss not yet logged
+    servicer.reported(["0"])
+    assert _ask(servicer, "w2") == ("RUNNING", "0")
 
 
 def test_a_restarted_chief_keeps_each_workers_trial_for_it(tmp_path):

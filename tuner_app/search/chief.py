@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 from concurrent import futures
-from typing import Callable
+from typing import Callable, Iterable
 
 import grpc
 from keras_tuner.src import protos
@@ -47,6 +47,9 @@ class ChiefServicer(OracleServicer):
         self.reserved: dict[str, str] = dict(getattr(oracle, "reclaimable", {}))
         self.losses: collections.Counter = collections.Counter()
         self.lost: list[tuple] = []  # (trial, reason, retried) the observers have not heard of yet
+        # Retries held back until the observers have logged the loss: a retry handed out at once could open its
+        # run while the loss is being logged, and the lost run would end with the retry's reason, not its own.
+        self.unreported: set[str] = set()
 
     def GetSpace(self, request, context):
         with self.lock, quiet_protos():
@@ -61,10 +64,11 @@ class ChiefServicer(OracleServicer):
             tuner_id = request.tuner_id
             self.heard[tuner_id] = self.clock()
             self._reclaim(self.reserved.get(tuner_id))
-            with self._reservations_hidden(tuner_id):
+            with self._withheld(tuner_id) as withheld:
                 trial = self.oracle.create_trial(tuner_id)
-            if trial.status == Status.STOPPED and self.oracle.ongoing_trials:
-                # keras-tuner would let this worker go; a trial still training elsewhere may be lost and need it.
+            if trial.status == Status.STOPPED and (self.oracle.ongoing_trials or withheld):
+                # keras-tuner would let this worker go; a trial still training elsewhere may be lost and need it,
+                # and a withheld retry will.
                 self.oracle.tuner_ids.add(tuner_id)
                 trial.status = Status.IDLE
             self.stop_triggered |= trial.status == Status.STOPPED
@@ -114,16 +118,23 @@ class ChiefServicer(OracleServicer):
             self.oracle.save()
 
     @contextlib.contextmanager
-    def _reservations_hidden(self, tuner_id: str):
-        """Other workers' reserved trials are not handed out while their workers may still come back."""
+    def _withheld(self, tuner_id: str):
+        """Retries not handed out yet: other workers' reserved trials (their workers may still come back), and
+        lost trials whose loss the observers have not logged."""
         queue = self.oracle._retry_queue
-        hidden = [trial_id for owner, trial_id in self.reserved.items() if owner != tuner_id and trial_id in queue]
+        reserved = {trial_id for owner, trial_id in self.reserved.items() if owner != tuner_id}
+        hidden = [trial_id for trial_id in queue if trial_id in reserved or trial_id in self.unreported]
         for trial_id in hidden:
             queue.remove(trial_id)
         try:
-            yield
+            yield hidden
         finally:
             queue.extend(hidden)
+
+    def reported(self, trial_ids: Iterable[str]) -> None:
+        """The observers have logged these trials' losses: their retries may be handed out."""
+        with self.lock:
+            self.unreported.difference_update(trial_ids)
 
     def reap(self) -> None:
         """Give up the trials (and idle workers) unheard of for worker_timeout seconds."""
@@ -154,6 +165,7 @@ class ChiefServicer(OracleServicer):
         trial.status, trial.message = (Status.INVALID if retried else Status.FAILED), reason
         if retried:
             oracle._retry_queue.append(trial_id)
+            self.unreported.add(trial_id)
             oracle._save_trial(trial)
             oracle.save()
         else:
@@ -212,6 +224,7 @@ class Relay:
             self.tuner.notify("trial_begin", trial)
         for trial, reason, retried in lost:
             self.tuner.notify("trial_lost", trial, reason, retried)
+        servicer.reported(trial.trial_id for trial, _, _ in lost)
         for trial in ended:
             self.ended.add(trial.trial_id)
             status = "COMPLETED" if trial.status == Status.COMPLETED else "FAILED"
