@@ -5,18 +5,18 @@ imported in place, and the default synthetic corpus):
 3. the training consumption rate (clips/s through model.fit from memory, after a warm-up epoch) of the seed's
    2D 3-conv model and of BC-ResNet-1; 4. the pipeline ratio per model: epoch time through `make_dataset`
    (training, cnn2d.yaml's augment block) over epoch time on the same batches in memory (target <= 1.05);
-5. pipeline clips/s (no model) per augmentation; `--compare` adds the tf.where gating from before the fix.
+5. pipeline clips/s (no model) per augmentation; `--compare` adds the per-clip map and the tf.where gating
+   it replaced.
 
 Usage: python benchmarks/pipeline.py [--quick] [--compare]
 Writes benchmarks/results/pipeline.{csv,png,md}. --quick: 320 training clips per corpus (about 3 min on 2
-cores; no claim). The full mode (whole corpora, 3 timed epochs per model and dataset) is expected to take
-4 min on 2 cores with AVX-512 (measured 2026-11-26; expect up to 4x on AVX2-only CPUs). Run it alone: other processes make timings wrong.
+cores; no claim). The full mode (whole corpora, 5 timed epochs per model and dataset) is expected to take
+5 min on 2 cores with AVX-512 (measured 2026-11-26; expect up to 4x on AVX2-only CPUs). Run it alone: other processes make timings wrong.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime
 import os
@@ -26,7 +26,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Keras warns at each epoch of a dataset of unknown length (the augmented pipeline's): expected here.
@@ -37,21 +36,16 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import augment_paths  # noqa: E402
 import common  # noqa: E402
-from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE  # noqa: E402
 from tuner_app.data import cache  # noqa: E402
-from tuner_app.features import augment, dataset as dataset_module  # noqa: E402
-from tuner_app.features.augment_config import AugmentConfig  # noqa: E402
+from tuner_app.features import dataset as dataset_module  # noqa: E402
 from tuner_app.features.frontend import KINDS, FrontendConfig, features  # noqa: E402
 from tuner_app.model import build, configurations, spaces  # noqa: E402
 
 BATCH = 64
 QUICK = {"train": 320, "validation": 48, "test": 48}  # clips per split in --quick
 FIELDS = ["corpus", "measure", "variant", "clips", "seconds", "clips_per_s", "ratio"]
-
-
-def cnn2d_augment() -> AugmentConfig:
-    return spaces.load(spaces.locate("cnn2d")).augment
 
 
 def row(corpus: str, measure: str, variant: str, clips: int, seconds: float, ratio: float | str = "") -> dict:
@@ -146,7 +140,7 @@ def in_memory(pipeline: tf.data.Dataset) -> tf.data.Dataset:
 def training_rows(name: str, train, noise: np.ndarray, n_classes: int, epochs: int) -> list[dict]:
     """Per model: clips/s through fit from memory, through the real pipeline, and their epoch-time ratio.
     One warm-up epoch each, then the two alternate, so a load change on the cores hits both alike."""
-    rows, augment_config = [], cnn2d_augment()
+    rows, augment_config = [], augment_paths.cnn2d_augment()
     for label, make in (("seed 2D 3-conv", seed_model), ("BC-ResNet-1", bcresnet_model)):
         keras.utils.set_random_seed(0)
         model = make(n_classes)
@@ -156,58 +150,11 @@ def training_rows(name: str, train, noise: np.ndarray, n_classes: int, epochs: i
         for _ in range(epochs + 1):
             for kind, data in datasets.items():
                 model.fit(data, epochs=1, verbose=0, callbacks=[timings[kind]])
-        median = {kind: float(np.median(timing.seconds[1:])) for kind, timing in timings.items()}
-        rows.append(row(name, "fit from memory", label, len(train), median["memory"]))
-        rows.append(row(name, "fit through the pipeline", label, len(train), median["pipeline"],
-                        round(median["pipeline"] / median["memory"], 3)))
-    return rows
-
-
-def _where_augment(cfg: AugmentConfig, noise: np.ndarray):
-    """The augmentation before the fix, kept for --compare: each gated augmentation computed for every clip,
-    tf.where then picks it or the clip (the package's own ops, so only the gating differs)."""
-    max_shift = int(cfg.time_shift_ms * SAMPLE_RATE / 1000)
-    noise_tensor = tf.constant(noise, tf.float32) if len(noise) >= CLIP_SAMPLES else None
-
-    def gated(probability, augmented, waveform):
-        return tf.where(tf.random.uniform([]) < probability, augmented, waveform)
-
-    def augment_clip(waveform, label):
-        if max_shift > 0:
-            waveform = augment._time_shift(waveform, max_shift)
-        if cfg.lowpass_probability > 0:
-            waveform = gated(cfg.lowpass_probability, augment._lowpassed(waveform, cfg), waveform)
-        if noise_tensor is not None and cfg.noise_probability > 0:
-            waveform = gated(cfg.noise_probability, augment._noisy(waveform, noise_tensor, cfg), waveform)
-        return waveform, label
-
-    return augment_clip
-
-
-def augment_variants() -> dict[str, AugmentConfig | None]:
-    """No augmentation; cnn2d's with its noise and lowpass probabilities both set to p; cnn2d's own."""
-    own = cnn2d_augment()
-    variants = {f"probabilities {p}": dataclasses.replace(own, noise_probability=p, lowpass_probability=p)
-                for p in (0, 0.001, 1)}
-    return {"none": None, **variants,
-            f"cnn2d's (noise {own.noise_probability}, lowpass {own.lowpass_probability})": own}
-
-
-def augment_rows(name: str, train, noise: np.ndarray, compare: bool) -> list[dict]:
-    """Pipeline clips/s alone (no model), the fastest of 7 epochs (the least disturbed by other processes), per
-    augmentation; with `compare`, the gated ones also through tf.where."""
-    rows = []
-    for variant, config in augment_variants().items():
-        paths = {"tf.cond": contextlib.nullcontext()}
-        if compare and config is not None and config.noise_probability > 0:
-            # make_dataset looks `_augment_waveform` up in its module at each call: patched, the old gating.
-            paths["tf.where (before)"] = mock.patch.object(dataset_module, "_augment_waveform", _where_augment)
-        for path, context in paths.items():
-            with context:
-                pipeline = dataset_module.make_dataset(train, BATCH, training=True, augment=config, noise=noise, seed=0)
-            sum(1 for _ in pipeline.take(1))  # start-up (threads, the noise constant) left out
-            seconds = min(common.timed(lambda pipeline=pipeline: sum(1 for _ in pipeline))[1] for _ in range(7))
-            rows.append(row(name, f"augmentation, {path}", variant, len(train), seconds))
+        # The fastest epoch is the least disturbed: medians of 3 moved the ratio by 0.15 between quiet runs.
+        fastest = {kind: min(timing.seconds[1:]) for kind, timing in timings.items()}
+        rows.append(row(name, "fit from memory", label, len(train), fastest["memory"]))
+        rows.append(row(name, "fit through the pipeline", label, len(train), fastest["pipeline"],
+                        round(fastest["pipeline"] / fastest["memory"], 3)))
     return rows
 
 
@@ -217,8 +164,9 @@ def measure(name: str, found, noise: np.ndarray, args, workdir: Path) -> list[di
     decoded, splits = decode_rows(name, found, workdir)
     train = splits["train"]
     rows = decoded + feature_rows(name, train, decoded) + [numpy_row(name, train)]
-    rows += augment_rows(name, train, noise, args.compare)
-    return rows + training_rows(name, train, noise, len(found.classes), epochs=3)
+    rows += [row(name, measure_name, variant, len(train), seconds) for measure_name, variant, seconds
+             in augment_paths.timings(train, noise, args.compare, BATCH)]
+    return rows + training_rows(name, train, noise, len(found.classes), epochs=5)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -243,7 +191,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def summary(rows: list[dict], args, seconds: float) -> str:
     mode = ("QUICK RUN (--quick: 320 training clips of each corpus; shared cores): no claim; the full mode is"
-            " expected to take about 4 min" if args.quick else "full run (expected about 4 min on 2 cores with AVX-512)")
+            " expected to take about 5 min" if args.quick else "full run (expected about 5 min on 2 cores with AVX-512)")
     ratios = "; ".join(f"{r['corpus']}, {r['variant']}: {r['ratio']}" for r in rows if r["ratio"] != "")
     return "\n".join([
         "# Pipeline throughput, training consumption and the pipeline ratio", "",
@@ -253,31 +201,28 @@ def summary(rows: list[dict], args, seconds: float) -> str:
         common.markdown_table([{key: r[key] for key in FIELDS} for r in rows]), "",
         (f"Pipeline ratio (epoch through make_dataset with cnn2d.yaml's augmentation / epoch from memory; "
          f"target <= 1.05): {ratios}."), "",
-        f"Augmentation gating, tf.where (before) -> tf.cond (after), pipeline alone: {before_after(rows)}.", "",
+        ("Augmentation, pipeline alone, clips/s per batch (the package's) / per clip (before) / tf.where "
+         f"(before): {augment_paths.before_after(rows)}."), "",
         NOTES])
-
-
-def before_after(rows: list[dict]) -> str:
-    old = {(r["corpus"], r["variant"]): r["clips_per_s"] for r in rows if r["measure"].endswith("(before)")}
-    new = {(r["corpus"], r["variant"]): r["clips_per_s"] for r in rows if r["measure"] == "augmentation, tf.cond"}
-    return "; ".join(f"{c}, {v}: {old[c, v]:.0f} -> {new[c, v]:.0f} clips/s" for c, v in old) or "not run (--compare)"
 
 
 NOTES = """`decode+cache`: every split decoded into a fresh cache folder (cold), or the cache found (warm: mapped,
 read by the next stage). `features`: `frontend.features` (each kind's default FrontendConfig) on the train split
 read from the cache in batches of 64 through `make_dataset`; `decode+cache+features` adds the two stages'
 seconds per clip. `numpy stft`: np.fft.rfft of periodic-Hann frames (256/160/512; equal to the stft front-end on
-the first batch). `fit from memory`: the model's consumption rate (median epoch after a warm-up epoch, batches
+the first batch). `fit from memory`: the model's consumption rate (fastest of 5 epochs after a warm-up epoch, batches
 of 64 in memory); `fit through the pipeline`: the same on `make_dataset(training=True)` with cnn2d.yaml's augment
 block and the default corpus's background noise (FSDD has none); SpecAugment is the model's own space's in both.
 `augmentation`: the pipeline alone on the train split, fastest of 7 epochs; `probabilities p`: noise and lowpass
-both at p (0 skips both in Python); `tf.where (before)`: the pre-fix gating (FFT pair, noise mix every clip)."""
+both at p (0 skips both in Python). `per batch`: the package's, each batch augmented at once, only the chosen
+clips through each augmentation; `per clip (before)`: the package's map over single clips until 2026-11-26
+(tf.cond gating); `tf.where (before)`: per batch, but every clip through the FFT pair and the noise mix."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="A subset of each corpus (no claim).")
-    parser.add_argument("--compare", action="store_true", help="Also time the tf.where augmentation path.")
+    parser.add_argument("--compare", action="store_true", help="Also time the per-clip and tf.where augmentation it replaced.")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as folder:

@@ -47,7 +47,7 @@ SETS = (("seed 2D grid", "seed_2d", None), ("seed 1D grid", "seed_1d", None), ("
 REFERENCES = {"DS-CNN-S": "dscnn_s", "TC-ResNet8": "tcresnet8", "BC-ResNet-1": "bcresnet1"}
 SEARCH_BUDGET = 500_000  # ~1/3 of the seed's smallest model (1.3M); the goals are 1/10 and 1/100 of its rows
 HV_REFERENCE = spaces.HV_REFERENCES["params_total"]
-FULL = {"epochs": 5, "patience": 2, "trials": 6, "front": 3, "grid": None, "clips": None}
+FULL = {"epochs": 8, "patience": 3, "trials": 6, "front": 3, "grid": None, "clips": None}
 QUICK = {"epochs": 3, "patience": 1, "trials": 2, "front": 1, "grid": 3,
          "clips": {"train": 192, "validation": 64, "test": 64}}
 SEEDS = (0, 1, 2)
@@ -247,7 +247,7 @@ def public(rows: list[dict]) -> list[dict]:  # without what only the run needs: 
     return [{key: value for key, value in row.items() if not key.startswith("_")} for row in rows]
 
 
-def write(dataset: str, rows: list[dict], text: list[str], args, seconds: float) -> None:
+def write(dataset: str, rows: list[dict], text: list[str], args, plan: dict, seconds: float) -> None:
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     stem = common.RESULTS / f"seed_study_{dataset}{'_quick' if args.quick else ''}"
     with open(stem.with_suffix(".csv"), "w", newline="", encoding="utf-8") as stream:
@@ -255,10 +255,9 @@ def write(dataset: str, rows: list[dict], text: list[str], args, seconds: float)
         writer.writeheader()
         writer.writerows(public(rows))
     common.scatter_plot(rows, stem.with_suffix(".png"), f"{dataset}: test accuracy against size, every set")
-    plan = QUICK if args.quick else FULL
     command = " ".join([".venv/bin/python", "benchmarks/seed_study.py", *sys.argv[1:]])
     kind = ("a QUICK run (192/64/64 clips, a few models): it checks that the script runs; its numbers are no claim"
-            if args.quick else "the full run (expected about 70 min on 2 cores with AVX-512, ~4x more on AVX2)")
+            if args.quick else "the full run (its wall time above; ~4x more on AVX2-only machines)")
     header = [f"# The seed's study re-run, against the search: {dataset}", "",
               (f"Machine: {common.machine()}. Date: {datetime.date.today()}. Command: `{command}` "
                f"({seconds / 60:.1f} min in all). Versions: {common.versions()}."), "",
@@ -286,13 +285,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=["default", "fsdd"])
     parser.add_argument("--quick", action="store_true", help="a few tiny trainings: checks that it runs")
+    parser.add_argument("--epochs", type=int, help=f"every model's maximum epochs (full: {FULL['epochs']})")
+    parser.add_argument("--patience", type=int, help=f"early-stopping patience (full: {FULL['patience']})")
     args = parser.parse_args()
+    plan = {**(QUICK if args.quick else FULL),
+            **{key: value for key, value in (("epochs", args.epochs), ("patience", args.patience)) if value}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="seed-study-") as workdir:
-        study = load_dataset(args.dataset, Path(workdir), QUICK if args.quick else FULL)
+        study = load_dataset(args.dataset, Path(workdir), plan)
         args.classes = len(study.class_names)
         rows, spread_rows, timings = run_all(study)
-    write(args.dataset, rows, report(rows, spread_rows, timings), args, time.perf_counter() - started)
+    write(args.dataset, rows, report(rows, spread_rows, timings), args, plan, time.perf_counter() - started)
 
 
 if __name__ == "__main__":

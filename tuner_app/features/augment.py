@@ -1,5 +1,9 @@
 """Training-time augmentation of the waveforms in the tf.data graph: time shift, band-limiting, background
-noise. SpecAugment masks the features inside the model (features.layers.SpecAugment)."""
+noise. SpecAugment masks the features inside the model (features.layers.SpecAugment).
+
+Each augmentation works on a whole batch [clips, samples] with one draw per clip: on 2 cores the pipeline's
+CPU is taken from training, and a map over single clips spent more of it on per-op overhead than on the
+arithmetic."""
 
 from __future__ import annotations
 
@@ -10,58 +14,92 @@ from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.features.augment_config import AugmentConfig
 
 
-def _time_shift(waveform, max_shift: int):
-    shift = tf.random.uniform([], -max_shift, max_shift + 1, tf.int32)
-    padded = tf.pad(waveform, [[max_shift, max_shift]])
-    return padded[max_shift - shift : max_shift - shift + CLIP_SAMPLES]
+def _clip_count(waveforms):
+    return tf.shape(waveforms)[0]
 
 
-def _applied(probability: float, augmentation, waveform):
-    """`augmentation(waveform)` with `probability`, else the clip as it is. tf.cond runs only the branch taken
-    (tf.where ran both), so a skipped augmentation costs one random draw; its own draws happen inside it."""
-    return tf.cond(tf.random.uniform([]) < probability, lambda: augmentation(waveform), lambda: waveform)
+def _cut(signal: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """[clips, CLIP_SAMPLES]: row i is signal[starts[i] : starts[i] + CLIP_SAMPLES]."""
+    windows = np.empty((len(starts), CLIP_SAMPLES), np.float32)
+    for row, start in enumerate(starts.tolist()):
+        windows[row] = signal[start : start + CLIP_SAMPLES]
+    return windows
 
 
-def _noisy(waveform, noise, cfg: AugmentConfig):
-    start = tf.random.uniform([], 0, tf.shape(noise)[0] - CLIP_SAMPLES + 1, tf.int32)
-    segment = noise[start : start + CLIP_SAMPLES]
-    snr_db = tf.random.uniform([], cfg.snr_db_min, cfg.snr_db_max)
-    signal_power = tf.reduce_mean(tf.square(waveform)) + 1e-10
-    noise_power = tf.reduce_mean(tf.square(segment)) + 1e-10
+def _shifted(waveforms: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Row i delayed by shifts[i] samples (advanced when negative), zeros let in at the edge."""
+    moved = np.zeros_like(waveforms)
+    length = waveforms.shape[1]
+    for row, shift in enumerate(shifts.tolist()):
+        if shift >= 0:
+            moved[row, shift:] = waveforms[row, : length - shift]
+        else:
+            moved[row, : length + shift] = waveforms[row, -shift:]
+    return moved
+
+
+def _in_numpy(function, *tensors):
+    # Row slices run in numpy: TensorFlow's gather of every sample's index cost more CPU than all the
+    # augmentation's arithmetic (benchmarks/pipeline.py).
+    return tf.ensure_shape(tf.numpy_function(function, tensors, tf.float32, stateful=False), [None, CLIP_SAMPLES])
+
+
+def _time_shift(waveforms, max_shift: int):
+    shifts = tf.random.uniform([_clip_count(waveforms)], -max_shift, max_shift + 1, tf.int32)
+    return _in_numpy(_shifted, waveforms, shifts)
+
+
+def _applied(probability: float, augmentation, waveforms):
+    """`augmentation` applied to each clip with `probability`, the others kept as they are. Only the chosen
+    clips go through it, so a skipped clip costs its draw (tf.where ran every clip's FFT pair and noise mix)."""
+    chosen = tf.where(tf.random.uniform([_clip_count(waveforms)]) < probability)  # [chosen, 1] row indices
+    return tf.tensor_scatter_nd_update(waveforms, chosen, augmentation(tf.gather_nd(waveforms, chosen)))
+
+
+def _noisy(waveforms, noise, cfg: AugmentConfig):
+    count = _clip_count(waveforms)
+    starts = tf.random.uniform([count], 0, tf.shape(noise)[0] - CLIP_SAMPLES + 1, tf.int32)
+    segments = _in_numpy(_cut, noise, starts)
+    snr_db = tf.random.uniform([count, 1], cfg.snr_db_min, cfg.snr_db_max)
+    signal_power = tf.reduce_mean(tf.square(waveforms), axis=-1, keepdims=True) + 1e-10
+    noise_power = tf.reduce_mean(tf.square(segments), axis=-1, keepdims=True) + 1e-10
     scale = tf.sqrt(signal_power / (noise_power * tf.pow(10.0, snr_db / 10.0)))
-    return waveform + scale * segment
+    return waveforms + scale * segments
 
 
-def _mix_noise(waveform, noise, cfg: AugmentConfig):
-    return _applied(cfg.noise_probability, lambda clip: _noisy(clip, noise, cfg), waveform)
+def _mix_noise(waveforms, noise, cfg: AugmentConfig):
+    return _applied(cfg.noise_probability, lambda clips: _noisy(clips, noise, cfg), waveforms)
 
 
-def band_limit(waveform, cutoff_hz):
-    """Remove everything above `cutoff_hz` (a brick-wall filter in the frequency domain)."""
-    spectrum = tf.signal.rfft(waveform)
-    bins = tf.cast(tf.range(tf.shape(spectrum)[0]), tf.float32) * (SAMPLE_RATE / CLIP_SAMPLES)
-    return tf.signal.irfft(tf.where(bins <= cutoff_hz, spectrum, tf.zeros_like(spectrum)), [CLIP_SAMPLES])
+def band_limit(waveforms, cutoff_hz):
+    """Remove everything above `cutoff_hz` (a brick-wall filter in the frequency domain): one clip [samples]
+    and one cut-off, or a batch [clips, samples] and one cut-off per clip ([clips]) or for all."""
+    spectrum = tf.signal.rfft(waveforms)
+    bins = tf.cast(tf.range(tf.shape(spectrum)[-1]), tf.float32) * (SAMPLE_RATE / CLIP_SAMPLES)
+    passed = bins <= tf.expand_dims(tf.cast(cutoff_hz, tf.float32), -1)
+    return tf.signal.irfft(tf.where(passed, spectrum, tf.zeros_like(spectrum)), [CLIP_SAMPLES])
 
 
-def _lowpassed(waveform, cfg: AugmentConfig):
-    return band_limit(waveform, tf.random.uniform([], cfg.lowpass_min_hz, SAMPLE_RATE / 2))
+def _lowpassed(waveforms, cfg: AugmentConfig):
+    return band_limit(waveforms, tf.random.uniform([_clip_count(waveforms)], cfg.lowpass_min_hz, SAMPLE_RATE / 2))
 
 
-def _random_lowpass(waveform, cfg: AugmentConfig):
-    return _applied(cfg.lowpass_probability, lambda clip: _lowpassed(clip, cfg), waveform)
+def _random_lowpass(waveforms, cfg: AugmentConfig):
+    return _applied(cfg.lowpass_probability, lambda clips: _lowpassed(clips, cfg), waveforms)
 
 
-def _augment_waveform(cfg: AugmentConfig, noise: np.ndarray):
+def _augment_batch(cfg: AugmentConfig, noise: np.ndarray):
+    """A tf.data map over batches: (waveforms [clips, samples], labels) -> the same, augmented."""
     max_shift = int(cfg.time_shift_ms * SAMPLE_RATE / 1000)
     noise_tensor = tf.constant(noise, tf.float32) if len(noise) >= CLIP_SAMPLES else None
 
-    def augment(waveform, label):
+    def augment(waveforms, labels):
         if max_shift > 0:
-            waveform = _time_shift(waveform, max_shift)
+            waveforms = _time_shift(waveforms, max_shift)
         if cfg.lowpass_probability > 0:  # the recording channel, before the room's noise
-            waveform = _random_lowpass(waveform, cfg)
+            waveforms = _random_lowpass(waveforms, cfg)
         if noise_tensor is not None and cfg.noise_probability > 0:
-            waveform = _mix_noise(waveform, noise_tensor, cfg)
-        return waveform, label
+            waveforms = _mix_noise(waveforms, noise_tensor, cfg)
+        return waveforms, labels
 
     return augment

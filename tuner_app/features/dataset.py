@@ -1,5 +1,5 @@
 """The tf.data pipeline of a search: shuffle clip indices, read each batch of waveforms from the decoded
-cache (memory-mapped int16, scaled to float32 a batch at a time), augment, prefetch.
+cache (memory-mapped int16, scaled to float32 a batch at a time), augment each batch, prefetch.
 
 It yields waveforms, not features: every model computes its own front-end as its first layer
 (`features.layers.Frontend`), so one dataset feeds every trial whatever its front-end, and SpecAugment is a
@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tuner_app.data.cache import DecodedClips
-from tuner_app.features.augment import _augment_waveform
+from tuner_app.features.augment import _augment_batch
 from tuner_app.features.augment_config import AugmentConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -34,8 +34,7 @@ def make_dataset(
     dataset = indices.batch(batch_size).map(_batch_reader(clips), num_parallel_calls=AUTOTUNE, deterministic=True)
     if training and augment and augment.waveform_active:
         noise = np.zeros([0], np.float32) if noise is None else noise
-        augmented = dataset.unbatch().map(_augment_waveform(augment, noise), num_parallel_calls=AUTOTUNE)
-        dataset = augmented.batch(batch_size)
+        dataset = dataset.map(_augment_batch(augment, noise), num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
 
 
