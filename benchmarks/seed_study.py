@@ -2,7 +2,7 @@
 
 Datasets: `default`, the built-in synthetic corpus (16 words x 200 clips, seed 0: 2,560 train / 320 / 320 clips);
 `fsdd`, the Free Spoken Digit Dataset imported in place (10 digits, its own split: 2,400 / 300 / 300).
-Every model trains on the same splits for at most 5 epochs, patience 2: the seed's grids (seed_2d.yaml: 16
+Every model trains on the same splits for at most 8 epochs, patience 3: the seed's grids (seed_2d.yaml: 16
 feasible models, seed_1d.yaml: 20), the searches kws.yaml, cnn2d.yaml, cnn1d.yaml and `--tuner pareto` on
 kws.yaml (6 trials each, at most 500,000 params; kws.yaml without its STFT front-end, as in kws_front.py: a 257x99
 input trains at 100-210 clips/s on 2 cores), and DS-CNN-S, TC-ResNet8, BC-ResNet-1 (kws.yaml's augmentation, as
@@ -11,9 +11,10 @@ Reports the seed-style table, one Pareto plot of every set, per seed row the sma
 as accurate on test and the size ratio, each set's hypervolume against (1e8 params, accuracy 0), the front's
 test accuracy over 3 seeds, and the seed's four claims checked on the seed's numbers and on ours.
 
-Usage: .venv/bin/python benchmarks/seed_study.py {default,fsdd} [--quick]
-Wall time of the full mode, per dataset, on 2 cores with AVX-512: 43.5 minutes measured on FSDD (2026-11-26;
-the seed grids 27 of them, the searches 11); AVX2-only machines are about 4x slower. --quick
+Usage: .venv/bin/python benchmarks/seed_study.py {default,fsdd} [--quick] [--epochs N] [--patience N]
+Wall time of the full mode, per dataset, on 2 cores with AVX-512: 55.4 minutes measured on the default corpus
+(2026-11-26; the seed grids 35 of them, the searches 16); FSDD took 43.5 with 5 epochs, patience 2. AVX2-only
+machines are about 4x slower: give them fewer --epochs to stay within 90 minutes. --quick
 (192/64/64 clips, 3 epochs, the first 3 models of each grid, 2 trials per search, one front model) checks
 that it runs in under 5 minutes; its numbers are no claim.
 Writes benchmarks/results/seed_study_<dataset>[_quick].{md,csv,png}.
