@@ -12,9 +12,9 @@ as accurate on test and the size ratio, each set's hypervolume against (1e8 para
 test accuracy over 3 seeds, and the seed's four claims checked on the seed's numbers and on ours.
 
 Usage: .venv/bin/python benchmarks/seed_study.py {default,fsdd} [--quick] [--epochs N] [--patience N]
-Wall time of the full mode, per dataset, on 2 cores with AVX-512: 55.4 minutes measured on the default corpus
-(2026-11-26; the seed grids 35 of them, the searches 16); FSDD took 43.5 with 5 epochs, patience 2. AVX2-only
-machines are about 4x slower: give them fewer --epochs to stay within 90 minutes. --quick
+Wall time of the full mode, per dataset, on 2 cores with AVX-512 (2026-11-26): 55.4 minutes on the default
+corpus (the seed grids 35 of them, the searches 16), 54.0 on FSDD. AVX2-only machines are about 4x slower:
+give them fewer --epochs to stay within 90 minutes. --quick
 (192/64/64 clips, 3 epochs, the first 3 models of each grid, 2 trials per search, one front model) checks
 that it runs in under 5 minutes; its numbers are no claim.
 Writes benchmarks/results/seed_study_<dataset>[_quick].{md,csv,png}.

@@ -64,3 +64,8 @@ def test_each_clip_gets_its_own_shift_and_cut_off():
     limited = augment.band_limit(tones, tf.constant([4000.0, 6000.0])).numpy()
     np.testing.assert_allclose(limited[0], 0, atol=1e-4)  # 5 kHz above the first clip's cut-off only
     np.testing.assert_allclose(limited[1], tones[1].numpy(), atol=1e-4)
+
+
+def test_a_shift_longer_than_the_clip_leaves_silence():
+    moved = augment._shifted(np.ones([2, 16000], np.float32), np.array([20000, -16000]))
+    assert moved.shape == (2, 16000) and not moved.any()

@@ -31,6 +31,7 @@ def _shifted(waveforms: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     moved = np.zeros_like(waveforms)
     length = waveforms.shape[1]
     for row, shift in enumerate(shifts.tolist()):
+        shift = max(-length, min(length, shift))  # a shift past the clip leaves only zeros
         if shift >= 0:
             moved[row, shift:] = waveforms[row, : length - shift]
         else:
