@@ -20,25 +20,11 @@ def cnn2d_augment() -> AugmentConfig:
     return spaces.load(spaces.locate("cnn2d")).augment
 
 
-def _where_augment(cfg: AugmentConfig, noise: np.ndarray):
-    """The gating before the fix, for --compare: each gated augmentation computed for every clip of the batch,
-    tf.where then picks it or the clip per clip (the package's own ops, so only the gating differs)."""
-    max_shift = int(cfg.time_shift_ms * SAMPLE_RATE / 1000)
-    noise_tensor = tf.constant(noise, tf.float32) if len(noise) >= CLIP_SAMPLES else None
-
-    def gated(probability, augmented, waveforms):
-        return tf.where(tf.random.uniform([tf.shape(waveforms)[0], 1]) < probability, augmented, waveforms)
-
-    def augment_batch(waveforms, labels):
-        if max_shift > 0:
-            waveforms = augment._time_shift(waveforms, max_shift)
-        if cfg.lowpass_probability > 0:
-            waveforms = gated(cfg.lowpass_probability, augment._lowpassed(waveforms, cfg), waveforms)
-        if noise_tensor is not None and cfg.noise_probability > 0:
-            waveforms = gated(cfg.noise_probability, augment._noisy(waveforms, noise_tensor, cfg), waveforms)
-        return waveforms, labels
-
-    return augment_batch
+def _where_applied(probability: float, augmentation, waveforms):
+    """The gating before the fix, for --compare, in place of `augment._applied`: the augmentation computed for
+    every clip of the batch, tf.where then picks it or the clip per clip (only the gating differs)."""
+    chosen = tf.random.uniform([tf.shape(waveforms)[0], 1]) < probability
+    return tf.where(chosen, augmentation(waveforms), waveforms)
 
 
 def _clip_augmentation(cfg: AugmentConfig, noise: np.ndarray):
@@ -102,8 +88,8 @@ def _pipelines(train, config, noise: np.ndarray, compare: bool, batch: int) -> d
     if compare and config is not None and config.noise_probability > 0:
         pipelines["augmentation, per clip (before)"] = lambda: _per_clip(train, config, noise, batch)
 
-        def where_gated():  # make_dataset looks `_augment_batch` up in its module at each call
-            with mock.patch.object(dataset_module, "_augment_batch", _where_augment):
+        def where_gated():  # make_dataset traces the augmentation at once, looking `_applied` up as it goes
+            with mock.patch.object(augment, "_applied", _where_applied):
                 return package()
         pipelines["augmentation, tf.where (before)"] = where_gated
     return pipelines
