@@ -238,6 +238,15 @@ def one_line_error(call, *fragments) -> str:
     return message
 
 
+def cli_error_line(result) -> str:
+    """The `Error: ...` line a CliRunner command ended with, exit 2 and no traceback."""
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("Error: ")
+    return last
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now, on 127.0.0.1 (for a server a test starts)."""
     import socket

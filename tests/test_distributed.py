@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from click.testing import CliRunner
-from conftest import SMOKE_SPACE, free_port, serve_tracking, two_word_corpus, wait_for_line
+from conftest import SMOKE_SPACE, cli_error_line, free_port, serve_tracking, two_word_corpus, wait_for_line
 
 from tuner_app.cli import cli
 
@@ -130,13 +130,46 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_and_the_pareto_search_f
     assert "w1 stopped answering" in killed[0].data.tags["tuner_app.reason"]
 
 
-def _error_line(result) -> str:
-    """The `Error: ...` line a command ended with, exit 2 and no traceback."""
-    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
-    assert "Traceback" not in result.output
-    last = result.stderr.splitlines()[-1]
-    assert last.startswith("Error: ")
-    return last
+def _wait_for_completed(search: Search, count: int, *alive: str) -> set[str]:
+    """Wait until `count` trials are COMPLETED in the results directory, while the named processes stay up."""
+    deadline = time.monotonic() + FINISH_S
+    while len(completed := {trial for trial, status in _trial_statuses(search.tmp_path).items()
+                            if status == "COMPLETED"}) < count:
+        down = [name for name in alive if search.processes[name].poll() is not None]
+        assert not down and time.monotonic() < deadline, f"{down}: " + search.log(alive[0]).read_text()[-3000:]
+        time.sleep(0.3)
+    return completed
+
+
+def _trained(search: Search, *names: str) -> list[str]:
+    """The trial ids the named processes began training, from their progress lines ("[...] trial ID ...")."""
+    return [line.split("] trial ")[1].split()[0] for name in names for line in search.log(name).read_text().splitlines()
+            if line.startswith("[") and "] trial " in line]
+
+
+def test_a_restarted_chief_keeps_its_workers_and_a_search_killed_whole_resumes(server, tmp_path, search_processes):
+    url, store = server
+    search = search_processes(tmp_path, url, _space(tmp_path, "random", trials=4, epochs=8))  # the space's 4
+    search.start("chief", "--chief")
+    for worker in ("w1", "w2"):
+        search.start(worker, "--worker", worker)
+    _wait_for_completed(search, 1, "w1", "w2")
+    os.killpg(search.processes["chief"].pid, signal.SIGKILL)  # the chief alone: its workers wait for it
+    search.processes["chief"].wait()
+    search.start("chief-again", "--chief")
+    before_kill = _wait_for_completed(search, 2, "chief-again", "w1", "w2")  # the same workers went on
+    search.stop_all()  # everything, mid-search
+    search.start("chief-3", "--chief")
+    for worker in ("w1", "w2"):
+        search.start(f"{worker}-again", "--worker", worker)
+    assert [search.wait(name) for name in ("w1-again", "w2-again", "chief-3")] == [0, 0, 0]
+    assert _trial_statuses(tmp_path) == {str(index): "COMPLETED" for index in range(4)}
+    assert not before_kill & set(_trained(search, "w1-again", "w2-again"))  # finished trials not retrained
+    (parent,), children = _runs(store, search.experiment)  # one parent across the three chiefs
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_completed"] == 4
+    finished = sorted(run.data.tags["trial_id"] for run in children if run.info.status == "FINISHED")
+    assert finished == ["0", "1", "2", "3"]  # each logged once
+    assert {run.info.status for run in children} <= {"FINISHED", "KILLED"}  # the killed ones, never RUNNING
 
 
 @pytest.mark.parametrize("args, culprit", [
@@ -152,7 +185,7 @@ def test_distributed_options_refuse_what_cannot_work_in_one_line(args, culprit, 
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(os, "environ", dict(os.environ))  # --chief/--worker set keras-tuner's variables
     result = CliRunner().invoke(cli, ["search", "--space", SMOKE_SPACE, *args])
-    assert culprit in _error_line(result)
+    assert culprit in cli_error_line(result)
 
 
 def test_a_tracking_server_that_does_not_answer_stops_the_search_before_training(tmp_path, monkeypatch):
@@ -160,7 +193,7 @@ def test_a_tracking_server_that_does_not_answer_stops_the_search_before_training
     started = time.monotonic()
     result = CliRunner().invoke(cli, ["search", "--space", SMOKE_SPACE, "--data", str(tmp_path / "missing"),
                                       "--tracking-uri", f"http://127.0.0.1:{free_port()}"])
-    message = _error_line(result)
+    message = cli_error_line(result)
     assert "MLflow tracking server http://127.0.0.1:" in message and "does not answer" in message
     assert "tuner-app server" in message and not (tmp_path / "runs").exists()
     assert time.monotonic() - started < 60  # not MLflow's minutes of retries
@@ -170,7 +203,7 @@ def test_a_database_password_is_never_printed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"postgresql://tuner:s3cret-pw@127.0.0.1:{free_port()}/mlflow"
     result = CliRunner().invoke(cli, ["search", "--space", SMOKE_SPACE, "--tracking-uri", uri])
-    message = _error_line(result)
+    message = cli_error_line(result)
     assert "s3cret-pw" not in result.output and "postgresql://tuner:***@127.0.0.1" in message
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 from collections.abc import Iterator
 
 
@@ -19,9 +21,17 @@ class StorageError(TunerAppError, OSError):
     OSError, so code that handles those handles it too."""
 
 
-def storage_error(path, cause: str, remedy: str) -> StorageError:
-    """The one line for a failed write of `path`: why (`cause`, the OS's words) and what to do (`remedy`)."""
-    return StorageError(f"cannot write {path}: {cause}; {remedy}")
+# The OS's words for a write refused by permissions rather than by space: the remedy differs.
+_UNWRITABLE = tuple(os.strerror(code) for code in (errno.EACCES, errno.EPERM, errno.EROFS))
+
+
+def storage_error(path, cause: str, option: str, kept: str = "") -> StorageError:
+    """The one line for a failed write of `path`: why (`cause`, the OS's words), what to do about it (free
+    space, or write access, or another `option`) and, if given, what was `kept`."""
+    fix = "make it writable" if any(words in cause for words in _UNWRITABLE) else "free space"
+    kept = f" ({kept})" if kept else ""
+    return StorageError(f"cannot write {path}: {cause}; {fix} or choose another {option}, then run the same command "
+                        f"again{kept}")
 
 
 def os_cause(error: OSError) -> str:
@@ -30,11 +40,11 @@ def os_cause(error: OSError) -> str:
 
 
 @contextlib.contextmanager
-def storage_errors(path, remedy: str) -> Iterator[None]:
+def storage_errors(path, option: str, kept: str = "") -> Iterator[None]:
     """An OSError inside the block (a write of `path` failing) becomes `storage_error(path, ...)`."""
     try:
         yield
     except StorageError:
         raise  # already names its file
     except OSError as error:
-        raise storage_error(path, os_cause(error), remedy) from None
+        raise storage_error(path, os_cause(error), option, kept) from None

@@ -15,7 +15,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
+from tuner_app.files import atomic_path
 from tuner_app.model.spaces import HV_REFERENCES, checked_reference
 from tuner_app.search.front import Point, hypervolume, knee, non_dominated
 
@@ -119,12 +120,13 @@ class Analysis:
 
 def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_total", y: str = "val",
             reference: str | None = None, name: str = "pareto", hv_reference: Point | None = None,
-            reference_source: str = "--hv-reference") -> Analysis:
+            reference_source: str = "--hv-reference", out_option: str = "--out") -> Analysis:
     """Front, hypervolume, `<name>.csv`, `<name>.png` and `<name>.json` (the hypervolume and its reference) in
     out_dir. The front and hypervolume always use validation accuracy; y="test" only changes the plot's y axis.
     reference="seed" overlays the seed's points. hv_reference (size, accuracy; from reference_source) is the
     hypervolume's reference point; by default the axis's fixed one (spaces.HV_REFERENCES), so that every
-    analysis of the same axis compares."""
+    analysis of the same axis compares. Each file is written whole or not at all; a write the disk refuses is
+    one line naming out_dir and `out_option`, the option that chose it."""
     _check_choice("accuracy axis", y, ACCURACY_METRICS)
     _check_choice("reference", reference, REFERENCES)
     kept, left_out = eligible_rows(rows, x)
@@ -136,13 +138,13 @@ def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_t
         hv_reference, reference_source = HV_REFERENCES[x], f"the fixed default for {x}"
     reference_point = checked_reference(hv_reference, reference_source)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     analysis = Analysis(_front(kept, x), kept, left_out, hypervolume(points, reference_point), reference_point,
                         out_dir / f"{name}.csv", out_dir / f"{name}.png", x, y,
                         reference_source=reference_source, json_path=out_dir / f"{name}.json")
-    write_csv(analysis)
-    write_json(analysis)
-    plot(analysis, reference)
+    with storage_errors(out_dir, out_option):
+        write_csv(analysis)
+        write_json(analysis)
+        plot(analysis, reference)
     return analysis
 
 
@@ -194,7 +196,7 @@ def write_csv(analysis: Analysis) -> Path:
     and pareto (true/false)."""
     names = list(dict.fromkeys(name for row in analysis.all_rows for name in row.get("hyperparameters") or {}))
     on_front = {id(row) for row in analysis.front}
-    with analysis.csv_path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(analysis.csv_path) as temporary, temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run_id", "trial_id", "architecture", *names, *CSV_SIZES, *CSV_ACCURACIES, "pareto"])
         for row in analysis.all_rows:
@@ -213,7 +215,8 @@ def write_json(analysis: Analysis) -> Path:
     summary = {"x": analysis.x, "hypervolume": analysis.hypervolume,
                "hv_reference": list(analysis.reference_point), "hv_reference_source": analysis.reference_source,
                "front_run_ids": [row["run_id"] for row in analysis.front]}
-    analysis.json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(analysis.json_path) as temporary:
+        temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return analysis.json_path
 
 
@@ -250,7 +253,8 @@ def plot(analysis: Analysis, reference: str | None = None) -> Path:
     axes.set_title("\n".join([title, *analysis.notes]), fontsize="medium")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
-    figure.savefig(analysis.png_path, dpi=110, bbox_inches="tight")
+    with atomic_path(analysis.png_path) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     return analysis.png_path
 
 

@@ -1,5 +1,5 @@
-"""The `tuner-app` root command group: quiet TensorFlow unless --verbose, and every TunerAppError as one
-line on stderr with exit code 2, never a traceback. Also what several commands share."""
+"""The `tuner-app` root command group: quiet TensorFlow unless --verbose, and every TunerAppError (or file the
+system refused) as one line on stderr with exit code 2, never a traceback. Also what several commands share."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from tuner_app import __version__
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, os_cause
 from tuner_app.redaction import redact
 
 DEFAULT_CACHE = Path("~/.cache/tuner-app")
@@ -29,7 +29,8 @@ def _quiet_tensorflow() -> None:
 
 
 class _Group(click.Group):
-    """Turns a TunerAppError into one line on stderr and exit code 2, never a traceback."""
+    """Turns a TunerAppError into one line on stderr and exit code 2, never a traceback; so too a file the
+    system refused (missing, unreadable, unwritable) where no command named it more precisely."""
 
     def invoke(self, ctx):
         try:
@@ -40,6 +41,11 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except OSError as err:
+            if err.filename is None:  # not about a file the user named or can fix: a bug, with its traceback
+                raise
+            click.echo(f"Error: {redact(str(err.filename))}: {os_cause(err)}", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -79,13 +79,13 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
         if reference_point is None:
             reference_point = (space.objective["hv_reference"], f"{Path(space.source).name}: objective.hv_reference")
         analysis = _pareto(tracker.tracking_uri, experiment, tracker.parent_run_id, project_dir / "pareto",
-                           space.objective["size"], "val", "seed", reference_point)
+                           space.objective["size"], "val", "seed", reference_point, out_option="--runs-dir")
         click.echo(f"MLflow: {redact(tracker.tracking_uri)}, experiment {experiment!r}, run {tracker.parent_run_id} "
                    f"(browse with `tuner-app ui`)\nPareto front: {analysis.csv_path}, {analysis.png_path}", err=True)
 
 
 def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_dir: Path, x: str, y: str,
-            reference: str | None, hv_reference: tuple | None = None):
+            reference: str | None, hv_reference: tuple | None = None, out_option: str = "--out"):
     """Analyse the runs of an experiment (or of one search), tag them, log the CSV, PNG and hypervolume (with
     its reference point) on the search's parent run, print the front. hv_reference: (point, where it comes
     from); by default the one recorded on the search's parent run for this axis, else the axis's fixed one."""
@@ -98,7 +98,7 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
         hv_reference = (recorded, "recorded on the search's parent run") if recorded else None
     point, source = hv_reference or (None, "")
     analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference, hv_reference=point,
-                              reference_source=source)
+                              reference_source=source, out_option=out_option)
     runs.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
                         [row["run_id"] for row in analysis.all_rows])
     parents = {row["parent_run_id"] for row in analysis.all_rows}

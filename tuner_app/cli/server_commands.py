@@ -25,7 +25,8 @@ def server(ctx: click.Context, host: str, port: int, backend_store_uri: str | No
     from tuner_app.tracking import ui as mlflow_ui
 
     verbose = bool(ctx.find_root().params.get("verbose"))
-    command = mlflow_ui.ui_command(backend_store_uri, host, port, verbose, serve_artifacts=True)
+    command = mlflow_ui.ui_command(backend_store_uri, host, port, verbose, serve_artifacts=True,
+                                   option="--backend-store-uri")
     mlflow_ui.check_port_free(host, port)
     warning = mlflow_ui.exposure_warning(host, "tracking server")
     if warning:

@@ -28,7 +28,7 @@ EMPTY = "empty audio (no samples)"
 NOT_FINITE = audio.NOT_FINITE
 SCALE = 32768.0  # int16 full scale: the decoders' own float = int16 / 32768, so 16-bit audio round-trips exactly
 CACHE_FORMAT = "int16 npy memmap 2"  # in the cache key: a cache of an older layout is decoded again, once
-_FULL = "free space or choose another --cache-dir, then run the same command again"
+_OPTION = "--cache-dir"  # where a refused write of the cache may go instead
 # Streaming writers leave these in a size field they never go back to fill in: not a truncation.
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 
@@ -224,10 +224,10 @@ def _read_split(cache_file: Path) -> DecodedClips:
 
 def _write_cache(cache_file: Path, paths: Sequence[str], labels: Sequence[int]) -> None:
     """Decode straight into the .npy, then write the .npz: last, so no reader finds labels without waveforms."""
-    with storage_errors(npy := Path(cache_file).with_suffix(".npy"), _FULL), atomic_path(npy) as temporary:
+    with storage_errors(npy := Path(cache_file).with_suffix(".npy"), _OPTION), atomic_path(npy) as temporary:
         kept, reasons = _decode_into(temporary, paths)
     kept_paths = [paths[index] for index in kept.tolist()]
-    with storage_errors(cache_file, _FULL), atomic_path(cache_file) as temporary, open(temporary, "wb") as handle:
+    with storage_errors(cache_file, _OPTION), atomic_path(cache_file) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, format=np.asarray(CACHE_FORMAT), labels=np.asarray(labels, np.int32)[kept],
                  paths=np.asarray(kept_paths, dtype=str), skipped=np.asarray([paths[i] for i in reasons], dtype=str),
                  skip_reasons=np.asarray(list(reasons.values()), dtype=str))

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from tuner_app.data.corpus import DIGIT_WORDS, LIST_FILES, Corpus, _existing_dir, scan
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
+from tuner_app.files import staged_directory
 
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 _FSDD_SOURCE = """Imported by tuner-app from the Free Spoken Digit Dataset at {recordings}
@@ -24,11 +25,20 @@ def import_fsdd(src: str | Path, out: str | Path) -> Corpus:
     Takes 0-4 are the dataset's official test split (testing_list.txt); takes 5-9 become
     validation (validation_list.txt): with only 6 speakers a speaker-disjoint split would
     cost a whole speaker, so FSDD splits are by take and speakers do appear in every split.
+    Staged beside `out` and renamed into place: `out` is complete or absent.
     """
     recordings = _fsdd_recordings(src)
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TunerAppError(f"output directory is not empty: {out}")
+    with storage_errors(out, "OUT"), staged_directory(out) as staging:
+        _copy_recordings(recordings, staging)
+        _write_fsdd_source(staging, recordings[0][0].parent)
+    return scan(out, classes=[word for word in DIGIT_WORDS if (out / word).is_dir()])
+
+
+def _copy_recordings(recordings: list[tuple[Path, int, str, int]], out: Path) -> None:
+    """Each recording into its digit's word folder, and the split lists."""
     lists: dict[str, list[str]] = {"validation": [], "test": []}
     for path, digit, speaker, take in recordings:
         key = f"{DIGIT_WORDS[digit]}/{speaker}_nohash_{take}.wav"
@@ -39,8 +49,6 @@ def import_fsdd(src: str | Path, out: str | Path) -> Corpus:
             lists[split].append(key)
     for split, keys in lists.items():
         (out / LIST_FILES[split]).write_text("".join(f"{key}\n" for key in sorted(keys)), encoding="utf-8")
-    _write_fsdd_source(out, recordings[0][0].parent)
-    return scan(out, classes=[word for word in DIGIT_WORDS if (out / word).is_dir()])
 
 
 def _fsdd_recordings(src: str | Path) -> list[tuple[Path, int, str, int]]:

@@ -13,8 +13,6 @@ import dataclasses
 import math
 import multiprocessing
 import os
-import shutil
-import tempfile
 import time
 import wave
 from pathlib import Path
@@ -24,7 +22,8 @@ import numpy as np
 
 from tuner_app.data.corpus import BACKGROUND_NOISE, LIST_FILES, SEED_WORDS
 from tuner_app.data.espeak import ESPEAK_RATE, Espeak, load_library, trim_silence, voice_variants
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
+from tuner_app.files import staged_directory
 
 SYNTH_VERSION = 1
 RATE = 16000
@@ -215,11 +214,12 @@ def _check_target(out: Path) -> None:
 
 
 def synthesize(out: Path, per_class: int = 200, seed: int = 0, words: Sequence[str] = SEED_WORDS,
-               workers: int | None = None) -> SynthSummary:
+               workers: int | None = None, option: str = "OUT") -> SynthSummary:
     """Speak `per_class` clips of each word into a new Speech Commands corpus at `out`.
 
     Built in a temporary sibling directory and renamed into place, so `out` is either absent
-    or complete. Same arguments -> byte-identical files.
+    or complete. Same arguments -> byte-identical files. A write the disk refuses is one line
+    naming `out` and the `option` to change.
     """
     out = Path(out)
     _check_target(out)
@@ -231,23 +231,13 @@ def synthesize(out: Path, per_class: int = 200, seed: int = 0, words: Sequence[s
     speakers = plan_speakers(rng, min(per_class, MAX_SPEAKERS))
     split_of = split_speakers(rng, speakers)
     takes = plan_takes(rng, speakers, list(words), per_class)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with storage_errors(out, option), staged_directory(out) as staging:
         for word in words:
             (staging / word).mkdir()
         write_background_noise(rng, staging / BACKGROUND_NOISE)
         _write_lists(staging, takes, split_of)
         _speak_all(staging, takes, workers)
-        _check_target(out)
-        staging.chmod(0o755)  # mkdtemp makes it private; a corpus is ordinary data
-        try:
-            staging.replace(out)
-        except OSError as err:
-            raise TunerAppError(f"cannot move the new corpus into {out}: {err}") from err
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        _check_target(out)  # another process may have made it meanwhile
     return _summary(out, takes, split_of, time.monotonic() - started)
 
 
@@ -265,7 +255,7 @@ def default_corpus(cache_dir: Path, per_class: int = 200, seed: int = 0) -> Path
     if _is_complete(target):
         return target
     try:
-        synthesize(target, per_class=per_class, seed=seed)
+        synthesize(target, per_class=per_class, seed=seed, option="--cache-dir")
     except TunerAppError:
         if not _is_complete(target):  # another job may have finished it first
             raise

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import atomic_path
 
 if TYPE_CHECKING:  # source and probe import TensorFlow: loaded where a model runs
@@ -144,7 +144,7 @@ def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], stimuli_name
     matrices = rdm.matrices(rdms) if rdms is not None else {}
     metadata = _metadata(inspected, arrays, pool, rdms)
     written = []
-    try:
+    with storage_errors(path, "--out"):
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in (path, path.with_suffix(".mat"), path.with_suffix(".rdms.hdf5")):  # an older run's set
             stale.unlink(missing_ok=True)
@@ -152,8 +152,6 @@ def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], stimuli_name
             written.append(rdm.save_rdms(rdms, path.with_suffix(".rdms.hdf5")))
         written += _write_mat(path.with_suffix(".mat"), arrays, stimuli_names, matrices, metadata)
         written.append(_write_npz(path, arrays, stimuli_names, matrices, metadata))
-    except OSError as err:
-        raise TunerAppError(f"{path}: cannot write the activations ({err.strerror or err})") from None
     return written
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import atomic_path
 from tuner_app.inspection import activations
 
@@ -275,10 +275,11 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, out_prefix: str | os.Pat
     values = similarity(rdms_a, rdms_b, method)
     names_a, names_b = layer_names(rdms_a), layer_names(rdms_b)
     rows = [(row, column, float(values[i, j])) for i, row in enumerate(names_a) for j, column in enumerate(names_b)]
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(prefix.with_name(prefix.name + ".csv"), rows)
-    rsa_figures.similarity_heatmap(values, names_a, names_b, prefix.with_name(prefix.name + ".png"),
-                                   title=f"{method} between RDMs", row_title=a.name, column_title=b.name)
+    with storage_errors(prefix, "--out"):
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        _write_csv(prefix.with_name(prefix.name + ".csv"), rows)
+        rsa_figures.similarity_heatmap(values, names_a, names_b, prefix.with_name(prefix.name + ".png"),
+                                       title=f"{method} between RDMs", row_title=a.name, column_title=b.name)
     return rows
 
 

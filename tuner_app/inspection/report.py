@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tuner_app.constants import CLIP_SAMPLES
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.features.frontend import feature_axes
+from tuner_app.files import atomic_path
 from tuner_app.inspection import filter_figures, map_figures, saliency
 from tuner_app.inspection.figures import Written, file_stem, save_png
 
@@ -36,20 +37,21 @@ def visualize(inspected: Inspected, waveform: np.ndarray, out_dir: str | os.Path
               method: str = "gradient_x_input", html: bool = False, clip_name: str = "clip") -> list[Path]:
     """Write every figure of `inspected` for one clip [16000] into out_dir (created), and with `html` also
     report.html; `classes` (names or indices as text) get a saliency figure after the predicted class's.
-    Returns the paths written, in order."""
+    Returns the paths written, in order; each is written whole or not at all."""
     saliency.check_method(method)
     waveform = _checked_clip(waveform)
     asked = [class_index(inspected.class_names, text) for text in classes]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    features_model, features, maps, probabilities = _run_clip(inspected, waveform)
-    written = [*_weight_figures(inspected, out_dir),
-               *_map_figures(inspected, features, maps, out_dir, clip_name),
-               *_saliency_figures(inspected, features_model, features, probabilities, asked, method, out_dir),
-               _sizes_figure(inspected, out_dir)]
-    paths = [item.path for item in written]
-    if html:
-        paths.append(write_html(inspected, written, probabilities, clip_name, out_dir / REPORT_FILE))
+    with storage_errors(out_dir, "--out"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        features_model, features, maps, probabilities = _run_clip(inspected, waveform)
+        written = [*_weight_figures(inspected, out_dir),
+                   *_map_figures(inspected, features, maps, out_dir, clip_name),
+                   *_saliency_figures(inspected, features_model, features, probabilities, asked, method, out_dir),
+                   _sizes_figure(inspected, out_dir)]
+        paths = [item.path for item in written]
+        if html:
+            paths.append(write_html(inspected, written, probabilities, clip_name, out_dir / REPORT_FILE))
     return paths
 
 
@@ -146,8 +148,9 @@ def write_html(inspected: Inspected, written: Sequence[Written], probabilities: 
     body = "\n".join(_html_figure(item) for item in written)
     head = (f"<meta charset=\"utf-8\"><title>{escape(inspected.name)}: {escape(clip_name)}</title>\n"
             f"<style>{PAGE_STYLE}</style>")
-    path.write_text(f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n<h1>{escape(inspected.name)}</h1>\n"
-                    f"<table>\n{rows}\n</table>\n{body}\n</body></html>\n", encoding="utf-8")
+    with atomic_path(path) as temporary:
+        temporary.write_text(f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n<h1>{escape(inspected.name)}</h1>\n"
+                             f"<table>\n{rows}\n</table>\n{body}\n</body></html>\n", encoding="utf-8")
     return path
 
 

@@ -1,30 +1,54 @@
-"""A trial's checkpoint (weights and build config, where keras-tuner looks for them), written whole or not
-at all; a disk that refuses it stops the search with one line."""
+"""Writes under --runs-dir (a trial's checkpoint, keras-tuner's state files, the search record), each whole or
+not at all; a disk that refuses one stops the search with one line, and a rerun resumes it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 
 import keras_tuner
 
 from tuner_app.errors import TunerAppError, os_cause, storage_error
 from tuner_app.files import atomic_path, save_weights
 
+KEPT = "finished trials are kept"
 
-class CheckpointWriteError(TunerAppError, keras_tuner.errors.FatalError):
-    """A checkpoint the disk refused. A FatalError, so keras-tuner stops the search at once rather than fail
-    every later trial the same way; a TunerAppError, so the CLI prints its one line."""
+
+class RunsDirWriteError(TunerAppError, keras_tuner.errors.FatalError):
+    """A write under --runs-dir the disk refused. A FatalError, so keras-tuner stops the search at once rather
+    than fail every later trial the same way; a TunerAppError, so the CLI prints its one line."""
+
+
+@contextlib.contextmanager
+def runs_dir_write(path) -> Iterator[None]:
+    """An OSError inside the block (writing `path`) becomes a RunsDirWriteError naming it."""
+    try:
+        yield
+    except RunsDirWriteError:
+        raise
+    except OSError as error:
+        raise RunsDirWriteError(str(storage_error(path, os_cause(error), "--runs-dir", KEPT))) from None
+
+
+def check_writable(directory) -> None:
+    """Create `directory` and write a file in it now, so that a read-only or full --runs-dir stops the search
+    before any training, with one line (keras-tuner's own first write raises a TensorFlow error)."""
+    with runs_dir_write(directory):
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory) as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
 
 
 def write_checkpoint(model, checkpoint: str, build_config: str) -> None:
-    """A trial's weights and build config, each written whole or not at all; CheckpointWriteError naming
+    """A trial's weights and build config, each written whole or not at all; RunsDirWriteError naming
     the file if the disk refuses it (full, over quota, read-only...)."""
-    path = checkpoint
-    try:
+    with runs_dir_write(checkpoint):
         save_weights(model, checkpoint)
-        path = build_config
-        with atomic_path(build_config) as temporary, open(temporary, "w", encoding="utf-8") as stream:
+    with runs_dir_write(build_config), atomic_path(build_config) as temporary:
+        with open(temporary, "w", encoding="utf-8") as stream:
             json.dump(model.get_build_config(), stream)
-    except OSError as error:
-        remedy = "free space or choose another --runs-dir, then run the same command again (finished trials are kept)"
-        raise CheckpointWriteError(str(storage_error(path, os_cause(error), remedy))) from None

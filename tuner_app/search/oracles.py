@@ -22,6 +22,7 @@ from tuner_app.model import hyperparameters as hps
 from tuner_app.model.architecture import sizes
 from tuner_app.model.spaces import SearchSpace
 from tuner_app.search import interrupts
+from tuner_app.search.checkpoints import runs_dir_write
 
 # Sizing a configuration is cheap arithmetic, but a space where almost nothing fits must still end.
 MAX_CONSECUTIVE_REJECTIONS = 500
@@ -112,10 +113,12 @@ class BudgetMixin:
     def save(self) -> None:
         # keras-tuner writes oracle.json and trial.json in place; a `kill -9` mid-write would leave a file no
         # resume (or worker) could read. Written whole or not at all instead.
-        write_json(self._get_oracle_fname(), self.get_state())
+        with runs_dir_write(path := self._get_oracle_fname()):
+            write_json(path, self.get_state())
 
     def _save_trial(self, trial) -> None:
-        write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+        with runs_dir_write(path := os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")):
+            write_json(path, trial.get_state())
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(self._requeued(state))

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from tuner_app.errors import TunerAppError
 from tuner_app.files import atomic_path
+from tuner_app.search.checkpoints import runs_dir_write
 from tuner_app.search.front import Point, front_points, hypervolume
 from tuner_app.model.spaces import resolved
 
@@ -21,7 +22,8 @@ def write_search_record(tuner, class_names: Sequence[str], data: Mapping[str, An
     record = {"space_file": tuner.space.source, "space": resolved(tuner.space), "tuner": type(tuner).__name__,
               "class_names": list(class_names), "data": dict(data)}
     path = Path(tuner.project_dir) / SEARCH_RECORD
-    with atomic_path(path) as temporary:  # two searches in one project directory may write it at once
+    # two searches in one project directory may write it at once
+    with runs_dir_write(path), atomic_path(path) as temporary:
         temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return path
 

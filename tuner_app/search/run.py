@@ -19,7 +19,7 @@ from tuner_app.model.architecture import N_CLASSES
 from tuner_app.model.build import CnnHyperModel
 from tuner_app.model.configurations import check_budget
 from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
-from tuner_app.search import distribution, interrupts
+from tuner_app.search import checkpoints, distribution, interrupts
 from tuner_app.search.observers import SearchObserver
 from tuner_app.search.record import write_search_record
 from tuner_app.search.tuners import TUNERS
@@ -58,8 +58,10 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     seed = seed if seed is not None else space.training["seed"]
     keras.utils.set_random_seed(seed)
     steps_per_epoch = max(1, math.ceil(len(splits.get("train", ())) / space.training["batch_size"]))
+    project = _project_name(space, tuner_name)
+    checkpoints.check_writable(Path(directory) / project)
     tuner = make_tuner(space, CnnHyperModel(space, len(class_names), steps_per_epoch), Path(directory),
-                       _project_name(space, tuner_name), tuner_name=tuner_name, max_params=max_params,
+                       project, tuner_name=tuner_name, max_params=max_params,
                        overwrite=fresh, seed=seed, observers=observers)
     tuner.worker_timeout = worker_timeout
     if distribution.role() != "worker":  # the chief has written it, with its own view of the data

@@ -208,7 +208,8 @@ class TrialMixin:
         # read (seen). Each is written whole or not at all instead.
         if not self._is_worker():
             self.oracle.save()
-        write_json(self._get_tuner_fname(), self.get_state())
+        with checkpoints.runs_dir_write(path := self._get_tuner_fname()):
+            write_json(path, self.get_state())
 
     def report_end(self, trial, status: str, reason: str) -> None:
         """Tell the observers how the trial ended (its model, if it COMPLETED in this process)."""

@@ -52,7 +52,6 @@ ANY_FORMAT = "any_format"  # the sub-directory of the SavedModel that decodes ev
 CHECKPOINT = "checkpoint.weights.h5"
 KERAS_WEIGHTS = "keras.weights.h5"
 TRIAL_FILE = "trial.json"
-_FULL = "free space or choose another --out, then run the same command again"
 # What TensorFlow's own file writes raise for ENOSPC/EDQUOT, EFBIG and EACCES; EROFS is an OSError of open().
 _TF_WRITE_ERRORS = (tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError, tf.errors.PermissionDeniedError)
 
@@ -227,7 +226,7 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
     if out.exists() and not force:
         raise TunerAppError(f"{out}: already exists; use --force to replace it")
     trial = load_trial(trial_dir)
-    with storage_errors(out, _FULL):
+    with storage_errors(out, "--out"):
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = _staging_dir(out)
     try:
@@ -237,7 +236,7 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, (OSError, *_TF_WRITE_ERRORS)) and not isinstance(error, TunerAppError):
-            raise storage_error(out, _write_cause(error), _FULL) from None
+            raise storage_error(out, _write_cause(error), "--out") from None
         raise
     result.path = out
     result.tflite = {kind: {**entry, "path": out / Path(entry["path"]).name} for kind, entry in result.tflite.items()}

@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tuner_app.data import audio, cache, corpus
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
+from tuner_app.files import atomic_path
 
 METADATA = "tuner_app.json"  # the same name export.py writes
 BATCH_SIZE = 64
@@ -204,7 +205,7 @@ def format_evaluation(evaluation: Evaluation) -> str:
 
 
 def write_confusion_png(evaluation: Evaluation, path: str | os.PathLike) -> Path:
-    """The confusion matrix as a labelled heat map with the count in every cell."""
+    """The confusion matrix as a labelled heat map with the count in every cell, written whole or not at all."""
     from matplotlib.backends.backend_agg import (
         FigureCanvasAgg,  # Agg: no display needed
     )
@@ -230,5 +231,6 @@ def write_confusion_png(evaluation: Evaluation, path: str | os.PathLike) -> Path
                       color="white" if count > threshold else "black")
     figure.tight_layout()
     path = Path(path)
-    figure.savefig(path, dpi=120)
+    with storage_errors(path, "--out"), atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
     return path

@@ -16,7 +16,7 @@ import requests
 import sqlalchemy
 from mlflow.exceptions import MlflowException
 
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.redaction import redact
 
 STORE_DIR = "mlruns"
@@ -54,10 +54,16 @@ def client_for(uri: str) -> mlflow.MlflowClient:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
+    make_store_folder(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def make_store_folder(uri: str, option: str = "--tracking-uri") -> None:
+    """Create the folder of a SQLite store (the embedded one included); one line naming it if that is refused."""
     path = sqlite_path(uri)
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        with storage_errors(path.parent, option):
+            path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def store(tracking_uri: str | None) -> tuple[str, mlflow.MlflowClient]:
@@ -120,6 +126,8 @@ def check_reachable(uri: str) -> None:
         return
     try:
         _check_database(uri)
+    except TunerAppError:
+        raise
     except Exception as err:  # noqa: BLE001 -- SQLAlchemy and driver errors alike mean: not reachable
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TunerAppError(f"MLflow store {redact(uri)} does not answer: {redact(first)}") from None

@@ -29,6 +29,7 @@ from tuner_app.tracking.store import (
     artifact_root,
     default_tracking_uri,
     find_experiment,
+    make_store_folder,
     sqlite_path,
     store,
     tag_model_development,
@@ -45,18 +46,19 @@ SERVER_NOISE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO |INFO |\[MLflo
 
 
 def ui_command(tracking_uri: str | None, host: str, port: int, verbose: bool = False,
-               serve_artifacts: bool = False) -> list[str]:
+               serve_artifacts: bool = False, option: str = "--tracking-uri") -> list[str]:
     """The `mlflow server` command line serving the UI on the store (whose folder it creates if embedded);
     unless verbose, uvicorn logs warnings and errors only. `serve_artifacts`: the server stores the artifacts
     its clients upload (under the store's artifacts folder), so a worker on another machine needs no path of
-    the server's; otherwise new experiments keep artifacts beside the SQLite store, where local clients write."""
+    the server's; otherwise new experiments keep artifacts beside the SQLite store, where local clients write.
+    `option` is the flag that named the store, for the one line if its folder cannot be made."""
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith(("http://", "https://")):
         raise TunerAppError(f"--tracking-uri {uri} is a tracking server already: open it in a browser")
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--registry-store-uri", uri,
                "--host", host, "--port", str(port), "--workers", "1"]
     if sqlite_path(uri):
-        sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
+        make_store_folder(uri, option)
         command += (["--serve-artifacts", "--artifacts-destination", artifact_root(uri)] if serve_artifacts
                     else ["--default-artifact-root", artifact_root(uri)])
     return command if verbose else command + ["--uvicorn-opts", "--log-level warning"]
