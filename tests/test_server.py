@@ -14,7 +14,7 @@ from tuner_app.tracking import runs as tracking_runs
 from tuner_app.tracking import ui as mlflow_ui
 
 SMOKE = Path(SMOKE_SPACE)
-def _one_trial_search(tmp_path: Path, monkeypatch, tracking_uri: str, experiment: str) -> None:
+def _one_trial_search(tmp_path: Path, monkeypatch, tracking_uri: str, experiment: str) -> str:
     """`tuner-app search` of one smoke trial on a two-word tone corpus, logged to `tracking_uri`."""
     monkeypatch.chdir(tmp_path)
     space = tmp_path / "one.yaml"
@@ -24,6 +24,7 @@ def _one_trial_search(tmp_path: Path, monkeypatch, tracking_uri: str, experiment
                                       str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"),
                                       "--tracking-uri", tracking_uri, "--experiment", experiment])
     assert result.exit_code == 0, result.output
+    return result.output
 
 
 def test_a_search_logs_to_the_tracking_server_over_http(tracking_server, tmp_path, monkeypatch):
@@ -50,6 +51,26 @@ def test_a_server_bound_beyond_this_machine_warns_and_a_loopback_one_does_not():
     assert "--default-artifact-root" not in command
 
 
+def test_a_store_uri_travels_to_the_server_in_its_environment_not_its_arguments():
+    uri = "postgresql://mlflow:s3cret-pw@db/mlflow"
+    command = mlflow_ui.ui_command(uri, "127.0.0.1", 5000, serve_artifacts=True, option="--backend-store-uri")
+    argv, env = mlflow_ui.store_uris_to_environment(command, {"PATH": "/bin"})
+    assert not any("s3cret-pw" in argument for argument in argv)  # ps shows arguments to every user
+    assert env == {"PATH": "/bin", "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_REGISTRY_STORE_URI": uri}
+    assert argv[:4] == command[:4] and "--host" in argv and "--backend-store-uri" not in argv
+
+
+def test_the_server_takes_its_store_from_the_environment_off_its_own_command_line(tmp_path, monkeypatch):
+    served = []
+    monkeypatch.setattr(mlflow_ui, "check_port_free", lambda host, port: None)
+    monkeypatch.setattr(mlflow_ui, "serve_ui", lambda command, *rest: served.append(command) or 0)
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    result = CliRunner().invoke(cli, ["server", "--port", "5999"], env={"MLFLOW_BACKEND_STORE_URI": store})
+    assert result.exit_code == 0, result.output
+    (command,) = served
+    assert command[command.index("--backend-store-uri") + 1] == store and (tmp_path / "store").is_dir()
+
+
 @pytest.fixture
 def postgresql(tmp_path):
     """The URI of a real PostgreSQL server (pgserver's binaries from PyPI), in a data folder of the test's."""
@@ -62,8 +83,13 @@ def postgresql(tmp_path):
 
 
 def test_a_search_logs_to_a_real_postgresql_store(postgresql, tmp_path, monkeypatch):
-    assert postgresql.startswith("postgresql://")
-    _one_trial_search(tmp_path, monkeypatch, postgresql, "pg")
+    assert postgresql.startswith("postgresql://postgres:@")
+    # A password in the URI (the local socket's trust authentication accepts it) must be printed and logged nowhere.
+    output = _one_trial_search(tmp_path, monkeypatch, postgresql.replace(":@", ":s3cret-pw@", 1), "pg")
+    assert "s3cret-pw" not in output and "postgresql://postgres:***@" in output
+    client = mlflow.MlflowClient(postgresql)
+    logged = client.search_runs([client.get_experiment_by_name("pg").experiment_id])
+    assert len(logged) == 2 and not any("s3cret-pw" in str(run.data.params) + str(run.data.tags) for run in logged)
     (row,) = tracking_runs.trial_runs(postgresql, "pg")
     assert row["outcome"] == "COMPLETED" and row["metrics"]["params_total"] > 0
     parent = mlflow.MlflowClient(postgresql).get_run(row["parent_run_id"])

@@ -15,8 +15,9 @@ from tuner_app.redaction import redact
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; 0.0.0.0 lets workers on other machines log to it (and warns).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--backend-store-uri", envvar="MLFLOW_TRACKING_URI",
-              help="The store it serves: SQLite (default: ./mlruns/mlflow.db) or postgresql://USER@HOST/DB.")
+@click.option("--backend-store-uri", envvar=["MLFLOW_BACKEND_STORE_URI", "MLFLOW_TRACKING_URI"],
+              help="The store it serves: SQLite (default: ./mlruns/mlflow.db) or postgresql://USER@HOST/DB. A URI "
+                   "with a password is best given as MLFLOW_BACKEND_STORE_URI: every user sees the arguments.")
 @click.pass_context
 def server(ctx: click.Context, host: str, port: int, backend_store_uri: str | None) -> None:
     """Serve the project's MLflow store over HTTP until Ctrl-C: searches log to it with

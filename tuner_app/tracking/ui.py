@@ -35,6 +35,9 @@ from tuner_app.tracking.store import (
     tag_model_development,
 )
 
+# `mlflow server` reads these options from these variables when they are not given.
+STORE_URI_VARIABLES = {"--backend-store-uri": "MLFLOW_BACKEND_STORE_URI",
+                       "--registry-store-uri": "MLFLOW_REGISTRY_STORE_URI"}
 SHARE_KEY = "tuner-app"
 VIEW_TAG = f"mlflow.sharedViewState.{SHARE_KEY}"
 # A trial's scores and sizes, then the search's headline metrics (on its parent run); a column whose metric
@@ -161,7 +164,7 @@ def serve_ui(command: list[str], verbose: bool = False, base_url: str | None = N
 def _start_server(command: list[str], verbose: bool) -> tuple[subprocess.Popen, threading.Thread | None]:
     # MLflow's GenAI job runner is of no use here, and it holds up the server's exit for tens of seconds.
     # Its own session: a Ctrl-C reaches only us and we stop it once (twice, uvicorn prints a traceback).
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command, env = store_uris_to_environment(command, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     if verbose:
         return subprocess.Popen(command, env=env, start_new_session=True), None
     env["PYTHONWARNINGS"] = "ignore"  # starlette's and MLflow's deprecation warnings, in the server and its worker
@@ -170,6 +173,19 @@ def _start_server(command: list[str], verbose: bool) -> tuple[subprocess.Popen, 
     forwarder = threading.Thread(target=_forward_output, args=(server.stdout,), daemon=True)
     forwarder.start()
     return server, forwarder
+
+
+def store_uris_to_environment(command: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The command without its store URIs, and env with them in mlflow's own variables instead: any user of
+    the machine can read a process's arguments (ps), only its owner its environment, and a database URI may
+    hold a password."""
+    command, env = list(command), dict(env)
+    for option, variable in STORE_URI_VARIABLES.items():
+        if option in command:
+            at = command.index(option)
+            env[variable] = command[at + 1]
+            del command[at:at + 2]
+    return command, env
 
 
 def _forward_output(stream) -> None:
