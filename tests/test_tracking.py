@@ -208,7 +208,8 @@ def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp
     assert child.data.tags["tuner_app.reason"] == "interrupted"
     _search(splits, tmp_path, _space(max_trials=1))
     (parent,), children = _runs(tmp_path)
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FINISHED" and parent.data.tags["tuner_app.outcome"] == "FINISHED"
+    assert "tuner_app.reason" not in parent.data.tags  # the first ending's "interrupted" no longer holds
     assert sorted((run.data.tags["trial_id"], run.info.status) for run in children) == [
         (child.data.tags["trial_id"], "FINISHED"), (child.data.tags["trial_id"], "KILLED")]  # retried, new child
 

@@ -271,6 +271,8 @@ class MLflowTracker(observers.SearchObserver):
         if self.role == "chief" and status == "FINISHED":  # every worker is done: a RUNNING run belongs to none
             _kill_running(self._client, self._children(self.parent_run_id), "its worker never ended it")
         reason = {"KILLED": "interrupted", "FAILED": "the search failed"}.get(status, "")
+        if not reason and REASON_TAG in self._client.get_run(self.parent_run_id).data.tags:
+            self._client.delete_tag(self.parent_run_id, REASON_TAG)  # a resumed search: its earlier ending's
         # The headline makes the search's collapsed row in the UI's runs table say something.
         _end_run(self._client, self.parent_run_id, status, status, reason, _metrics(summary.headline(tuner)))
 
