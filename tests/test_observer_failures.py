@@ -204,3 +204,41 @@ def test_a_store_down_mid_search_gets_the_missed_trial_once_it_answers(splits, t
     messages = _warnings(caplog)
     assert any("is paused until it answers again" in text for text in messages)
     assert any("answers again and has caught up" in text for text in messages)
+
+
+def test_a_store_still_down_at_the_end_says_how_to_finish_and_a_rerun_logs_everything(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from conftest import SMOKE_SPACE, cli_error_line, two_word_corpus
+
+    from tuner_app.cli import cli
+    from tuner_app.tracking import tracker as tracker_module
+
+    monkeypatch.chdir(tmp_path)
+    uri = _uri(tmp_path)
+    args = ["search", "--space", SMOKE_SPACE, "--data", str(two_word_corpus(tmp_path / "data")), "--cache-dir",
+            str(tmp_path / "cache"), "--tracking-uri", uri, "--experiment", EXPERIMENT]
+    answers = iter([True])  # the check before training; never again
+
+    def reachable(store):
+        if not next(answers, False):
+            raise MlflowException("connection refused")
+
+    def gone(self, tuner, trial):
+        raise MlflowException("connection refused")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(tracker_module, "check_reachable", reachable)
+        outage.setattr(MLflowTracker, "trial_begin", gone)
+        line = cli_error_line(CliRunner().invoke(cli, args))
+    assert line.startswith(f"Error: MLflow store {uri} still does not answer: the finished trials are kept in ")
+    assert "when the same command runs again with it answering" in line
+    assert not (tmp_path / "runs" / "smoke-random" / "pareto").exists()  # no analysis of a half-logged search
+
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    assert sorted(run.data.tags["trial_id"] for run in children) == ["0", "1"]  # trained once, logged once
+    assert {run.data.tags.get("tuner_app.backfilled") for run in children} == {"true"}
+    assert (tmp_path / "runs" / "smoke-random" / "pareto" / "pareto.csv").is_file()

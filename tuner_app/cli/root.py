@@ -26,6 +26,8 @@ def _quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # Each retry of a store that went away; the search says once that tracking is paused.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class _Group(click.Group):

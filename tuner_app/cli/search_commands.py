@@ -69,10 +69,12 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
     tracker.check_reachable()  # a store that does not answer stops the search before any training
     # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
     with contextlib.redirect_stdout(sys.stderr):
-        rows, project_dir = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name, max_params,
-                                        fresh, seed, tracker, worker_timeout)
+        rows, project_dir, untracked = _run_search(space, data_dir, cache_dir.expanduser(), runs_dir, tuner_name,
+                                                   max_params, fresh, seed, tracker, worker_timeout)
     echo_json(rows) if output_format == "json" else click.echo(summary.format_trials(rows))
     click.echo(f"Trials and their weights: {project_dir.resolve()}", err=True)
+    if untracked:
+        _still_untracked(tracker.tracking_uri, project_dir, role)
     if role == "worker":
         return  # the chief analyses the whole search once every worker is done
     if tracker.parent_run_id and any(row["status"] == "COMPLETED" for row in rows):
@@ -190,6 +192,16 @@ def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fr
     tuner = search_run.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
                               fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
                               observers=[progress.ProgressReporter(), tracker], worker_timeout=worker_timeout)
-    return summary.summary_rows(tuner), Path(tuner.project_dir)
+    return summary.summary_rows(tuner), Path(tuner.project_dir), tracker in tuner.observers.paused
+
+
+def _still_untracked(tracking_uri: str, project_dir: Path, role: str) -> None:
+    """The store went away mid-search and has not come back: say so, and how to finish, rather than fail later
+    in the Pareto analysis on MLflow's own error."""
+    from tuner_app.errors import TunerAppError
+
+    then = "" if role == "worker" else ", and the Pareto analysis made,"
+    raise TunerAppError(f"MLflow store {redact(tracking_uri)} still does not answer: the finished trials are kept in "
+                        f"{project_dir} and will be logged{then} when the same command runs again with it answering")
 
 
