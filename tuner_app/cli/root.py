@@ -26,8 +26,10 @@ def _quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    # Each retry of a store that went away; the search says once that tracking is paused.
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # Each retry of a store that went away, and each failed sample of its system metrics: the search says once
+    # that tracking is paused.
+    for name in ("urllib3.connectionpool", "mlflow.system_metrics"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class _Group(click.Group):
