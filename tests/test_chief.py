@@ -137,3 +137,34 @@ def test_a_chief_that_cannot_listen_says_where(tmp_path):
         for address in (f"127.0.0.1:{taken.getsockname()[1]}", "192.0.2.1:8000"):  # in use; not this machine's
             with pytest.raises(TunerAppError, match=f"--oracle {address}: the chief cannot listen there"):
                 chief.serve(_oracle(tmp_path), address, TIMEOUT, relay=lambda servicer: None)
+
+
+def test_the_last_worker_hears_stopped_even_while_the_chief_shuts_down(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import grpc
+    from conftest import free_port
+
+    answer = chief.ChiefServicer.CreateTrial
+
+    def slow_to_answer(self, request, context):  # a loaded machine: the answer leaves after the chief saw the end
+        response = answer(self, request, context)
+        if keras_tuner.engine.trial.Trial.from_proto(response.trial).status == "STOPPED":
+            time.sleep(3 * chief.POLL_SECONDS)
+        return response
+
+    monkeypatch.setattr(chief.ChiefServicer, "CreateTrial", slow_to_answer)
+    address = f"127.0.0.1:{free_port()}"
+    serving = threading.Thread(target=chief.serve, args=(_oracle(tmp_path, trials=1), address, TIMEOUT, lambda s: None))
+    serving.start()
+    service, stub = protos.get_service(), protos.get_service_grpc().OracleStub(grpc.insecure_channel(address))
+    first = stub.CreateTrial(service.CreateTrialRequest(tuner_id="w1"), wait_for_ready=True, timeout=30)
+    trial = keras_tuner.engine.trial.Trial.from_proto(first.trial)
+    stub.UpdateTrial(service.UpdateTrialRequest(trial_id=trial.trial_id, metrics={"val_accuracy": 0.5}), timeout=30)
+    trial.status = "COMPLETED"
+    stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), timeout=30)
+    last = stub.CreateTrial(service.CreateTrialRequest(tuner_id="w1"), timeout=30)  # not cut off by the shutdown
+    assert keras_tuner.engine.trial.Trial.from_proto(last.trial).status == "STOPPED"
+    serving.join(30)
+    assert not serving.is_alive()

@@ -180,7 +180,7 @@ def test_search_passes_its_hv_reference_to_the_analysis(tmp_path, monkeypatch):
 
     monkeypatch.setattr(search_commands, "_tracker", lambda *args: Tracker())
     monkeypatch.setattr(search_commands, "_run_search",
-                        lambda *args: ([{"status": "COMPLETED"}], tmp_path / "runs" / "p"))
+                        lambda *args: ([{"status": "COMPLETED"}], tmp_path / "runs" / "p", False))
     monkeypatch.setattr("tuner_app.search.summary.format_trials", lambda rows: "table")
     result = CliRunner().invoke(cli, ["search", "--space", "smoke", "--hv-reference", "1e5,0.1"])
     assert result.exit_code == 0, result.output

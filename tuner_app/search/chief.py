@@ -31,6 +31,7 @@ from tuner_app.search.distribution import quiet_protos
 GIVEN_BACK = trial_module.TrialStatus.STOPPED
 MAX_LOSSES = 2  # a trial that has lost its worker this often is FAILED: it may be what kills them
 POLL_SECONDS = 0.5
+STOP_GRACE_SECONDS = 10.0  # at most this long for answers under way when the chief stops
 Status = trial_module.TrialStatus
 
 
@@ -200,7 +201,9 @@ def serve(oracle, address: str, worker_timeout: float, relay: Callable[[ChiefSer
             relay(servicer)
         relay(servicer)
     finally:
-        server.stop(grace=None)
+        # Answers still on their way (the last worker's STOPPED, on a loaded machine) go out before the server
+        # does: stopped without grace, it cancels them and that worker exits with "the chief does not answer".
+        server.stop(grace=STOP_GRACE_SECONDS).wait()
         with servicer.lock:
             oracle.save()
 
