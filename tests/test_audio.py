@@ -74,6 +74,13 @@ def test_corrupt_files_get_a_message_naming_the_file(tmp_path, content, message)
     assert str(path) in str(err.value)
 
 
+def test_an_unsupported_sample_format_is_named_in_plain_words(tmp_path):
+    path = write_wav(tmp_path / "float16.wav", tone(), bits=16, float_format=True)  # IEEE float needs 32 or 64 bits
+    with pytest.raises(TunerAppError) as err:
+        audio.read(path)
+    assert str(err.value) == f"{path}: unreadable audio (unsupported WAV sample format)"  # no TensorFlow leftovers
+
+
 def test_empty_wav_and_missing_file(tmp_path):
     empty = write_wav(tmp_path / "empty.wav", np.zeros(0))
     with pytest.raises(TunerAppError, match="empty audio"):

@@ -226,9 +226,10 @@ def _read_bytes(path: Path) -> bytes:
 
 def _op_message(err: tf.errors.OpError) -> str:
     """The assertion text of a decoding failure, without TensorFlow's graph-node noise."""
-    found = re.search(r"assertion failed: \[([^\]]+)\]", err.message)
+    # In a graph: "assertion failed: [MESSAGE.  ] [Condition ...]"; run eagerly: "MESSAGE.  \nCondition ...".
+    found = re.search(r"assertion failed: \[([^\]]+)\]", err.message) or re.match(r"(.+?)\s*\nCondition ", err.message)
     if found:
-        return found.group(1)
+        return found.group(1).strip(" .")
     lines = [line.strip() for line in err.message.splitlines() if line.strip()]
     return lines[-1].split("}}")[-1].strip(" .") if lines else type(err).__name__
 
