@@ -60,14 +60,38 @@ SPACES = {
                          "hyperparameters.conv_layers: empty range"),
     # Loaded safely: a Python tag is refused by yaml.safe_load, never constructed (here: never run).
     "python_tag.yaml": ("!!python/object/apply:os.system ['echo owned']\n", "could not determine a constructor"),
+    "empty.yaml": ("# nothing but a comment\n", "empty search space"),  # not a search of every default
+    "binary.yaml": (b"\x00\xff\xfe not text", "not a YAML text file (byte 1 is not UTF-8)"),
 }
 
 
 @pytest.mark.parametrize("name", SPACES)
 def test_a_bad_search_space_is_one_line_naming_the_file_and_key(name, tmp_path):
-    text, fragment = SPACES[name]
-    (tmp_path / name).write_text(text)
-    assert_one_line_error(_invoke("search", "--space", tmp_path / name, "--dry-run"), name, fragment)
+    content, fragment = SPACES[name]
+    path = tmp_path / name
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    assert_one_line_error(_invoke("search", "--space", path, "--dry-run"), name, fragment)
+
+
+@pytest.mark.parametrize("uri", ["foo://bar", "relative/folder"])
+def test_a_tracking_uri_mlflow_cannot_use_is_named(uri, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _invoke("pareto", "--tracking-uri", uri)
+    assert_one_line_error(result, f"MLflow store {uri}: MLflow cannot use it", "sqlite:///PATH")
+
+
+def test_a_folder_that_is_not_a_trial_is_named_by_export(tmp_path):
+    (tmp_path / "runs" / "p" / "notes").mkdir(parents=True)
+    result = _invoke("export", "--trial-dir", tmp_path / "runs" / "p" / "notes", "--out", tmp_path / "out")
+    assert_one_line_error(result, tmp_path / "runs" / "p" / "notes", "not a trial directory (no trial.json)")
+
+
+def test_a_file_where_a_folder_belongs_is_named_without_a_wrong_remedy(tmp_path):
+    root = _corpus(tmp_path / "corpus", "yes/a_nohash_0.wav", "no/b_nohash_0.wav")
+    (tmp_path / "cache").write_text("a file, not a folder")
+    result = _invoke("data", "prepare", "--data", root, "--classes", "yes,no", "--cache-dir", tmp_path / "cache")
+    line = assert_one_line_error(result, tmp_path / "cache", "Not a directory; choose another --cache-dir")
+    assert "free space" not in line and "writable" not in line
 
 
 # --- corpora: `data stats DIR`, `data prepare --data DIR --strict` -----------------------------------------

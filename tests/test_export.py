@@ -103,10 +103,12 @@ def test_an_existing_directory_is_refused_unless_forced(trial_dir, tmp_path):
 def test_missing_or_corrupt_trial_files_are_named(trial_dir, tmp_path):
     broken = tmp_path / "project" / "trial_9"
     broken.mkdir(parents=True)
+    with pytest.raises(TunerAppError, match=r"trial_9: not a trial directory \(no trial.json\)"):
+        export.export_trial(broken, tmp_path / "out")
+    (broken / "trial.json").write_text("{not json")
     with pytest.raises(TunerAppError, match="tuner_app_search.json: cannot read the search record"):
         export.export_trial(broken, tmp_path / "out")
     (broken.parent / "tuner_app_search.json").write_text((trial_dir.parent / "tuner_app_search.json").read_text())
-    (broken / "trial.json").write_text("{not json")
     with pytest.raises(TunerAppError, match="trial_9/trial.json: cannot read the keras-tuner trial"):
         export.export_trial(broken, tmp_path / "out")
     (broken / "trial.json").write_text((trial_dir / "trial.json").read_text())

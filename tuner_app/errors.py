@@ -21,16 +21,18 @@ class StorageError(TunerAppError, OSError):
     OSError, so code that handles those handles it too."""
 
 
-# The OS's words for a write refused by permissions rather than by space: the remedy differs.
+# The OS's words for a write refused for want of space, or of permission: each has its own remedy.
+_NO_SPACE = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
 _UNWRITABLE = tuple(os.strerror(code) for code in (errno.EACCES, errno.EPERM, errno.EROFS))
 
 
 def storage_error(path, cause: str, option: str, kept: str = "") -> StorageError:
     """The one line for a failed write of `path`: why (`cause`, the OS's words), what to do about it (free
-    space, or write access, or another `option`) and, if given, what was `kept`."""
-    fix = "make it writable" if any(words in cause for words in _UNWRITABLE) else "free space"
+    space, or make it writable, or choose another `option`) and, if given, what was `kept`."""
+    fix = next((fix for fix, causes in (("free space or ", _NO_SPACE), ("make it writable or ", _UNWRITABLE))
+                if any(words in cause for words in causes)), "")
     kept = f" ({kept})" if kept else ""
-    return StorageError(f"cannot write {path}: {cause}; {fix} or choose another {option}, then run the same command "
+    return StorageError(f"cannot write {path}: {cause}; {fix}choose another {option}, then run the same command "
                         f"again{kept}")
 
 

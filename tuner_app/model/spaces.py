@@ -94,8 +94,12 @@ def load(path: str | os.PathLike) -> SearchSpace:
             document = yaml.safe_load(stream)
     except OSError as err:
         raise TunerAppError(f"{path}: cannot read search space ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise TunerAppError(f"{name}: not a YAML text file (byte {err.start} is not UTF-8)") from None
     except yaml.YAMLError as err:
         raise TunerAppError(f"{name}: malformed YAML{_yaml_location(err)}") from None
+    if document is None:  # an empty file, or comments only: a mistake, not a request for every default
+        raise TunerAppError(f"{name}: empty search space; start from one in search_spaces/ (e.g. --space default)")
     return from_dict(document, name)
 
 

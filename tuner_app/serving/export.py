@@ -127,6 +127,9 @@ def load_trial(trial_dir: str | os.PathLike) -> Trial:
     trial_dir = Path(trial_dir).expanduser()
     if not trial_dir.is_dir():
         raise TunerAppError(f"{trial_dir}: no such trial directory")
+    if not (trial_dir / TRIAL_FILE).is_file():
+        raise TunerAppError(f"{trial_dir}: not a trial directory (no {TRIAL_FILE}); give "
+                            "<runs-dir>/<project>/trial_<id>")
     record = search_record.read_search_record(trial_dir.parent)
     try:
         space = spaces.from_dict(record["space"], record["space_file"])

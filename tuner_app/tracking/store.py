@@ -55,7 +55,12 @@ def client_for(uri: str) -> mlflow.MlflowClient:
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
     make_store_folder(uri)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except MlflowException as err:  # an unknown scheme, a bare path (MLflow's retired file store), ...
+        why = str(err).strip().split(". ")[0]
+        raise TunerAppError(f"MLflow store {redact(uri)}: MLflow cannot use it ({redact(why)}); give "
+                            "http://HOST:PORT (tuner-app server), sqlite:///PATH or postgresql://USER@HOST/DB") from None
 
 
 def make_store_folder(uri: str, option: str = "--tracking-uri") -> None:
