@@ -9,8 +9,8 @@ imported in place, and the default synthetic corpus):
    it replaced.
 
 Usage: python benchmarks/pipeline.py [--quick] [--compare]
-Writes benchmarks/results/pipeline.{csv,png,md}. --quick: 320 training clips per corpus (about 3 min on 2
-cores; no claim). The full mode (whole corpora, 5 timed epochs per model and dataset) is expected to take
+Writes benchmarks/results/pipeline.{csv,png,md} (pipeline_quick.* with --quick). --quick: 320 training clips per
+corpus (70 s on 2 cores, 2026-11-26; no claim). The full mode (whole corpora, 5 timed epochs per model and dataset) is expected to take
 5 min on 2 cores with AVX-512 (measured 2026-11-26; expect up to 4x on AVX2-only CPUs). Run it alone: other processes make timings wrong.
 """
 
@@ -231,10 +231,11 @@ def main() -> None:
         rows = measure("FSDD", common.scan_fsdd(Path(folder)), noise, args, Path(folder))
         rows += measure("default corpus", default, noise, args, Path(folder))
     common.RESULTS.mkdir(parents=True, exist_ok=True)
-    common.write_csv(rows, common.RESULTS / "pipeline.csv", FIELDS)
-    plot(rows, common.RESULTS / "pipeline.png")
+    stem = common.RESULTS / ("pipeline_quick" if args.quick else "pipeline")  # a quick run never replaces the full one
+    common.write_csv(rows, stem.with_suffix(".csv"), FIELDS)
+    plot(rows, stem.with_suffix(".png"))
     text = summary(rows, args, time.perf_counter() - started)
-    (common.RESULTS / "pipeline.md").write_text(text + "\n", encoding="utf-8")
+    stem.with_suffix(".md").write_text(text + "\n", encoding="utf-8")
     print(text)
 
 
