@@ -31,19 +31,36 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staged_directory(out: str | os.PathLike) -> Iterator[Path]:
-    """A new hidden directory beside `out`, renamed to `out` (which must then be absent or empty) when the block
-    succeeds, and removed in every case: `out` is complete or absent, never half-written."""
+def staged_directory(out: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+    """A new hidden directory beside `out` (same file system, so the final rename is atomic), renamed to `out`
+    when the block succeeds and removed in every case: `out` is complete or absent, never half-written. `out`
+    must then be absent or empty, unless `replace`: an existing `out` is set aside, and deleted once replaced."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         yield staging
         staging.chmod(0o755)  # mkdtemp makes it private; what is staged here is ordinary shared data
-        staging.replace(out)
+        if replace and out.exists():
+            _replace_directory(staging, out)
+        else:
+            staging.replace(out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_directory(new: Path, out: Path) -> None:
+    """Rename `new` to the existing `out`: the old one is set aside first (put back if the rename fails)."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rename(out, aside / out.name)
+    try:
+        os.rename(new, out)
+    except OSError:
+        os.rename(aside / out.name, out)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike, value) -> None:

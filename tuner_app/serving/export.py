@@ -30,8 +30,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,8 +39,8 @@ import tensorflow as tf
 import tuner_app
 from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.data import audio
-from tuner_app.errors import TunerAppError, os_cause, storage_error, storage_errors
-from tuner_app.files import save_weights
+from tuner_app.errors import TunerAppError, storage_error, storage_errors
+from tuner_app.files import save_weights, staged_directory
 from tuner_app.model import architecture, build, hyperparameters, spaces
 from tuner_app.search import record as search_record
 from tuner_app.serving import tflite as tflite_copies
@@ -229,18 +227,12 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
     if out.exists() and not force:
         raise TunerAppError(f"{out}: already exists; use --force to replace it")
     trial = load_trial(trial_dir)
-    with storage_errors(out, "--out"):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = _staging_dir(out)
-    try:
-        result = _write_export(trial, staging, run_id, metrics, tflite or bool(quantize), quantize,
-                               representative, check)
-        _move_into_place(staging, out)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, (OSError, *_TF_WRITE_ERRORS)) and not isinstance(error, TunerAppError):
-            raise storage_error(out, _write_cause(error), "--out") from None
-        raise
+    with storage_errors(out, "--out"), staged_directory(out, replace=True) as staging:
+        try:
+            result = _write_export(trial, staging, run_id, metrics, tflite or bool(quantize), quantize,
+                                   representative, check)
+        except _TF_WRITE_ERRORS as error:  # TensorFlow's own writes: not OSErrors
+            raise storage_error(out, _tf_write_cause(error), "--out") from None
     result.path = out
     result.tflite = {kind: {**entry, "path": out / Path(entry["path"]).name} for kind, entry in result.tflite.items()}
     return result
@@ -267,32 +259,7 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
     return result
 
 
-def _write_cause(error: Exception) -> str:
-    if isinstance(error, OSError):
-        return os_cause(error)
+def _tf_write_cause(error: tf.errors.OpError) -> str:
     # TensorFlow's message ends "{op} {temporary file}; {the OS's words} [Op:...]"
     lines = str(error.message).strip().splitlines() or [type(error).__name__]
     return lines[-1].split("; ")[-1].split(" [Op:")[0].strip()
-
-
-def _staging_dir(out: Path) -> Path:
-    """A new hidden sibling of `out` (same file system, so the final rename is atomic)."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
-    return staging
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished export to `out`; an existing `out` is set aside first and deleted last."""
-    if not out.exists():
-        os.rename(staging, out)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, aside / out.name)
-    try:
-        os.rename(staging, out)
-    except OSError:
-        os.rename(aside / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
