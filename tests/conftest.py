@@ -238,13 +238,16 @@ def one_line_error(call, *fragments) -> str:
     return message
 
 
-def cli_error_line(result) -> str:
-    """The `Error: ...` line a CliRunner command ended with, exit 2 and no traceback."""
-    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+def cli_error_line(result, exit_code: int = 2, alone: bool = False) -> str:
+    """The `Error: ...` line a CliRunner command ended with, through its own error handling: `exit_code`, no
+    escaped exception (CliRunner keeps one, and its traceback, in result.exception) and no traceback printed.
+    With `alone`, that line is all of stderr."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == exit_code, result.output
     assert "Traceback" not in result.output
-    last = result.stderr.splitlines()[-1]
-    assert last.startswith("Error: ")
-    return last
+    lines = result.stderr.splitlines()
+    assert lines and (len(lines) == 1 or not alone) and lines[-1].startswith("Error: "), result.stderr
+    return lines[-1]
 
 
 def free_port() -> int:

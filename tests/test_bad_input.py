@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tone, write_wav
+from conftest import cli_error_line, tone, write_wav
 
 from tuner_app.cli import cli
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
@@ -36,16 +36,11 @@ def _invoke(*args):
 
 def assert_one_line_error(result, *culprits, exit_code: int = 2) -> str:
     """The command failed with `exit_code` through its own error handling: stderr is one `Error: ` line naming
-    every culprit, and no exception escaped (CliRunner keeps an escaped one, and its traceback, in
-    result.exception)."""
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    every culprit."""
+    line = cli_error_line(result, exit_code, alone=True)
     for culprit in culprits:
-        assert str(culprit) in lines[0]
-    return lines[0]
+        assert str(culprit) in line
+    return line
 
 
 # --- search spaces: `search --space FILE --dry-run` -------------------------------------------------------
