@@ -35,7 +35,10 @@ def test_variants_have_the_declared_shape(values, shape):
     "values,message",
     [({"kind": "cqt"}, "frontend: kind 'cqt' is not one of"), ({"hop": 1}, "frontend.hop: unknown key"),
      ({"frame_length": "256"}, "frontend.frame_length: expected int"),
-     ({"fft_length": 128}, "fft_length 128 is shorter than frame_length 256")],
+     ({"fft_length": 128}, "fft_length 128 is shorter than frame_length 256"),
+     # sized from before anything is allocated: refused, not an out-of-memory kill at the first batch
+     ({"fft_length": 10**9}, "fft_length 1000000000 is over 16384"),
+     ({"kind": "mel", "num_mel_bins": 10**8}, "num_mel_bins 100000000 is not from 1 to 1024")],
 )
 def test_bad_config_names_the_key(values, message):
     with pytest.raises(TunerAppError, match=message):

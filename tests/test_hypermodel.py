@@ -1,9 +1,14 @@
 """The CNN hypermodel: exact seed parameter counts, infeasible configs, dry runs and keras-tuner oracles."""
 
 import pathlib
+import random
+from collections.abc import Sequence
 
 import keras_tuner
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tuner_app import errors
 from tuner_app.errors import TunerAppError
@@ -149,3 +154,90 @@ def test_wide_spaces_reach_far_below_the_seed():
     smallest_2d, _ = configurations.smallest_configuration(load("cnn2d"))
     smallest_1d, _ = configurations.smallest_configuration(load("cnn1d"))
     assert smallest_2d < 1_000 and smallest_1d < 1_000  # the seed's smallest: 1,338,448 (1D)
+
+
+# --- ranges are counted and drawn, never listed (issue 23, case 2) ---------------------------------------------
+
+class Unlistable(Sequence):
+    """A range that may be measured, indexed and drawn from, but whose walk fails the test: a listed range."""
+
+    def __init__(self, values: range):
+        self.values = values
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, index):
+        return self.values[index]
+
+    def __iter__(self):
+        raise AssertionError(f"walked a range of {len(self.values):,} values")
+
+
+@pytest.mark.parametrize("low, high, step", [(1, 6, None), (2, 17, 3), (-3, 4, 2), (0, 0, None)])
+def test_an_int_range_holds_keras_tuners_values_as_a_range(low, high, step):
+    spec = {"type": "int", "min_value": low, "max_value": high, **({"step": step} if step else {})}
+    hp = keras_tuner.HyperParameters()
+    hp.Int("x", low, high, step=step)
+    values = hps.candidate_values(spec)
+    assert isinstance(values, range) and list(values) == list(hp.space[0].values)
+    assert (hps.bound(spec, min), hps.bound(spec, max)) == (values[0], values[-1])
+
+
+def test_a_huge_range_is_bounded_and_searched_without_listing_it():
+    spec = {"type": "int", "min_value": 1, "max_value": 10**9, "step": 3}
+    values = hps.candidate_values(spec)
+    assert isinstance(values, range) and len(values) == 333_333_334
+    assert (hps.bound(spec, min), hps.bound(spec, max)) == (1, 10**9)
+    assert hps.holds(values, 999_999_997) and not hps.holds(values, 999_999_998)
+    assert not hps.holds(values, 1.5) and not hps.holds(values, "1")  # `in` would walk the range for these
+    assert hps.describe(values) == "1..1000000000 step 3"
+
+
+SCOPED = {"depth": {"type": "choice", "values": [0, 1, 2]},
+          "width": {"type": "int", "min_value": 1, "max_value": 10**9},
+          "units": {"type": "int", "min_value": 1, "max_value": 10**9, "conditional_scope": {"depth": [1, 2]}},
+          "rate": {"type": "int", "min_value": 1, "max_value": 10**9, "conditional_scope": {"depth": [2]}}}
+
+
+def test_counting_multiplies_the_leaves_and_enumerates_only_the_parents():
+    axes = {"depth": [0, 1, 2], **{name: Unlistable(range(1, 10**9 + 1)) for name in ("width", "units", "rate")}}
+    assert hps.count_active(SCOPED, axes, limit=10**30) == 10**9 + 10**18 + 10**27
+    assert hps.count_active(SCOPED, axes, limit=1_000) == 1_001
+    drawn = [hps.sample_active(SCOPED, axes, random.Random(seed)) for seed in range(20)]
+    listed = {"depth": [0, 1, 2], **{name: range(1, 10**9 + 1) for name in ("width", "units", "rate")}}
+    assert drawn == [hps.sample_active(SCOPED, listed, random.Random(seed)) for seed in range(20)]
+
+
+SMALL_SPECS = st.lists(st.tuples(st.integers(1, 4), st.integers(0, 3), st.lists(st.integers(0, 3), max_size=2)),
+                       min_size=1, max_size=5)
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@given(declared=SMALL_SPECS, limit=st.integers(0, 300))
+def test_counting_agrees_with_the_enumeration(declared, limit):
+    # hp i takes `size` values; scoped, if `parent` names an earlier hp, to its values `allowed`
+    specs = {}
+    for index, (size, parent, allowed) in enumerate(declared):
+        scope = {f"h{parent}": allowed or [0]} if parent < index else {}
+        specs[f"h{index}"] = {"type": "int", "min_value": 0, "max_value": size - 1,
+                              **({"conditional_scope": scope} if scope else {})}
+    parents = {parent for spec in specs.values() for parent in hps.scope(spec)}
+    axes = {name: hps.candidate_values(spec) if name in parents else Unlistable(hps.candidate_values(spec))
+            for name, spec in specs.items()}
+    listed = {name: list(hps.candidate_values(spec)) for name, spec in specs.items()}
+    every = sum(1 for _ in hps.active_configurations(specs, listed))
+    assert hps.count_active(specs, axes, limit) == min(every, limit + 1)
+
+
+def test_a_grid_too_large_to_list_is_sampled_not_enumerated():
+    document = yaml.safe_load((SPACES / "smoke.yaml").read_text())
+    document["hyperparameters"]["filters"] = {"type": "int", "min_value": 1, "max_value": 65_536}
+    document["hyperparameters"]["fc_units_1"] = {"type": "int", "min_value": 1, "max_value": 65_536}
+    space = spaces.from_dict(document, "wide.yaml")
+    assert not configurations.is_grid(space)  # 8.6 billion configurations
+    assert isinstance(configurations._size_axes(space)["filters"], range)
+    assert len(configurations.configurations(space, trials=3)) == 3
+    with pytest.raises(TunerAppError, match=r"^wide.yaml: the space has continuous hyperparameters or more than "
+                                            r"100,000 configurations; give a number of trials to sample$"):
+        configurations.configurations(spaces.from_dict({**document, "tuner": {"name": "grid"}}, "wide.yaml"))

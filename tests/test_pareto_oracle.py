@@ -41,6 +41,12 @@ def test_it_proposes_every_fitting_configuration_once_then_stops(tmp_path):
     assert not oracle.gave_up  # a spent space stops quietly, as keras-tuner's oracles do, proposing no repeat
 
 
+def test_a_space_that_leaves_max_trials_out_ends_as_keras_tuners_own_do(tmp_path):
+    space = spaces.load("search_spaces/kws.yaml")  # a learning rate in a continuous range: never spent
+    oracle = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, seed=0)
+    assert len(run_fake_trials(oracle, tmp_path, 30)) == pareto_oracle.DEFAULT_MAX_TRIALS == 10
+
+
 def test_infeasible_configurations_are_never_proposed(tmp_path):
     space = spaces.load("search_spaces/kws.yaml")
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=12, seed=0)

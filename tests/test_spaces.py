@@ -1,13 +1,15 @@
 """Search-space YAML loading: the shipped spaces and the error messages for broken files."""
 
+import math
 import pathlib
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tuner_app.errors import TunerAppError
-from tuner_app.model import spaces
+from tuner_app.model import space_yaml, spaces
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -144,7 +146,8 @@ def test_declare_creates_every_hyperparameter():
 
 @pytest.mark.parametrize("name, spec, message", [
     ("dropout", {"type": "fixed", "value": 1.0}, "hyperparameters.dropout: values must be in [0.0, 1.0)"),
-    ("kernel_size", {"type": "choice", "values": [0, 3]}, "hyperparameters.kernel_size: values must be >= 1"),
+    ("kernel_size", {"type": "choice", "values": [0, 3]},
+     "hyperparameters.kernel_size: values must be from 1 to 65,536"),
     ("batch_norm", {"type": "int", "min_value": 0, "max_value": 1}, "batch_norm.type: this hyperparameter takes bool"),
     ("fc_units_1", {"type": "int", "min_value": 8}, "hyperparameters.fc_units_1.max_value: missing"),
 ])
@@ -188,3 +191,105 @@ def test_wide_spaces_load(name):
     space = spaces.load(SPACES / f"{name}.yaml")
     assert space.model == name
     assert space.hyperparameters["head"]["type"] in ("choice", "fixed")
+
+
+# --- bounded input (issue 23): a space's size, aliases, depth and numbers are checked before they cost -------
+
+def smoke_document():
+    return yaml.safe_load((SPACES / "smoke.yaml").read_text())
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("tuner", "max_trials", 0, "tuner.max_trials: expected a number from 1 to 100,000, got 0"),
+    ("tuner", "max_trials", 10**6, "tuner.max_trials: expected a number from 1 to 100,000, got 1000000"),
+    ("tuner", "executions_per_trial", 0, "tuner.executions_per_trial: expected a number from 1 to 100, got 0"),
+    ("tuner", "max_retries_per_trial", -1, "tuner.max_retries_per_trial: expected a number from 0 to 100"),
+    ("tuner", "max_consecutive_failed_trials", 0, "tuner.max_consecutive_failed_trials: expected a number from 1"),
+    ("tuner", "seed", -1, "tuner.seed: expected a number from 0 to 4,294,967,295, got -1"),
+    ("tuner", "seed", 2**32, "tuner.seed: expected a number from 0 to 4,294,967,295, got 4294967296"),
+    ("training", "seed", 2**32, "training.seed: expected a number from 0 to 4,294,967,295, got 4294967296"),
+    ("training", "batch_size", 2**63, "training.batch_size: expected a number from 1 to 65,536"),
+    ("training", "epochs", 10**9, "training.epochs: expected a number from 1 to 10,000"),
+])
+def test_tuner_and_training_numbers_are_within_their_range(section, key, value, message):
+    document = smoke_document()
+    document[section][key] = value
+    with pytest.raises(TunerAppError, match=r"^smoke.yaml: " + re.escape(message)):
+        spaces.from_dict(document, "smoke.yaml")
+
+
+@pytest.mark.parametrize("tuner, message", [
+    ({"name": "bayesian", "max_trials": 5, "num_initial_points": 0}, "tuner.num_initial_points: expected a number "
+                                                                     "from 1 to 100,000, got 0"),
+    ({"name": "bayesian", "max_trials": 5, "alpha": math.nan}, "tuner.alpha: expected a number from 1e-12"),
+    ({"name": "bayesian", "max_trials": 5, "beta": -1.0}, "tuner.beta: expected a number from 0.0"),
+    ({"name": "hyperband", "factor": 1}, "tuner.factor: expected a number from 2 to 100, got 1"),
+    ({"name": "hyperband", "max_epochs": 0}, "tuner.max_epochs: expected a number from 1 to 10,000, got 0"),
+    ({"name": "hyperband", "hyperband_iterations": 0}, "tuner.hyperband_iterations: expected a number from 1"),
+    ({"name": "pareto", "max_trials": 5, "gap_candidates": 0}, "tuner.gap_candidates: expected a number from 1"),
+])
+def test_each_tuners_options_are_within_their_range(tuner, message):
+    with pytest.raises(TunerAppError, match=r"^smoke.yaml: " + re.escape(message)):
+        spaces.from_dict({**smoke_document(), "tuner": tuner}, "smoke.yaml")
+
+
+def test_only_grid_may_leave_max_trials_out_and_none_may_ask_for_zero():
+    # issue 23, case 8: max_trials 0 searched every configuration, printing [1/0], [2/0], ...
+    for name in ("grid", "random", "pareto"):
+        with pytest.raises(TunerAppError, match=r"^smoke.yaml: tuner.max_trials: expected a number from 1"):
+            spaces.from_dict({**smoke_document(), "tuner": {"name": name, "max_trials": 0}}, "smoke.yaml")
+    assert spaces.from_dict({**smoke_document(), "tuner": {"name": "grid"}}, "smoke.yaml").tuner == {"name": "grid"}
+
+
+@pytest.mark.parametrize("name, spec, message", [
+    # issue 23, case 2: listing these values took 22.5 GB; now a domain refuses them before anything is listed
+    ("conv_layers", {"type": "int", "min_value": 1, "max_value": 10**9}, "conv_layers: values must be from 1 to 32"),
+    ("fc_layers", {"type": "int", "min_value": 0, "max_value": 10**8}, "fc_layers: values must be from 0 to 16"),
+    ("filters", {"type": "choice", "values": [8, 10**6]}, "filters: values must be from 1 to 65,536"),
+    ("frame_length", {"type": "int", "min_value": 1, "max_value": 2**63}, "frame_length: values must be from 1"),
+    ("filter_growth", {"type": "fixed", "value": 10**50}, "filter_growth: values must be from 1 to 65,536"),
+    ("fc_units_17", {"type": "fixed", "value": 8}, "fc_units_17: unknown hyperparameter for model cnn2d"),
+    ("dropout", {"type": "float", "min_value": math.nan, "max_value": 0.5}, "dropout.min_value: expected a finite"),
+    ("learning_rate", {"type": "float", "min_value": 1e-4, "max_value": math.inf},
+     "learning_rate.max_value: expected a finite number, got inf"),
+    ("kernel_size", {"type": "int", "min_value": 0, "max_value": 9, "sampling": "log"},
+     "kernel_size.min_value: sampling log needs a positive min_value, got 0"),
+    ("filters", {"type": "int", "min_value": 4, "max_value": 64, "step": 1, "sampling": "log"},
+     "filters.step: sampling log multiplies by the step: it must be above 1, got 1"),
+])
+def test_hyperparameters_are_refused_beyond_their_domain_without_listing_it(tmp_path, name, spec, message):
+    document = smoke_document()
+    document["hyperparameters"][name] = spec
+    with pytest.raises(TunerAppError, match=r"^smoke.yaml: hyperparameters\." + re.escape(message)):
+        spaces.load(write_space(tmp_path, document, "smoke.yaml"))
+
+
+
+def test_a_space_file_is_refused_beyond_its_size_before_it_is_parsed(tmp_path):
+    path = tmp_path / "padded.yaml"
+    path.write_text((SPACES / "smoke.yaml").read_text() + "#" * space_yaml.MAX_BYTES)
+    with pytest.raises(TunerAppError, match=r"^padded.yaml: larger than 1,024 KiB, the most a search space may be"):
+        spaces.load(path)
+
+
+def _laughs(levels: int) -> str:
+    """10 ** (levels + 1) ones in a flow list of 10 values and 9 aliases per level (a 'billion laughs')."""
+    ones = "[" + ", ".join(["1"] * 10) + "]"
+    return ones if levels == 0 else f"[&l{levels} {_laughs(levels - 1)}, " + ", ".join([f"*l{levels}"] * 9) + "]"
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"model: {_laughs(4)}\n", "line 1: more than 20,000 values, each alias counted as the values it repeats"),
+    (f"model: {_laughs(3)}\n", "model: expected one of"),  # 10,000 values: within the bound, and only a wrong model
+    ("model: &loop [*loop]\n", "line 1: alias *loop is inside its own anchor"),
+    ("model: " + "[" * 65 + "]" * 65 + "\n", "line 1: nested deeper than 64 levels; a search space needs 4"),
+    ("tuner: {max_trials: " + "9" * 101 + "}\n", "line 1: an integer of 101 characters; at most 100"),
+    ("model: cnn2d\x00\n", "malformed YAML: unacceptable character #x0000: special characters are not allowed, "
+                            "position 12"),
+])
+def test_aliases_nesting_and_numbers_are_bounded_as_the_yaml_is_composed(tmp_path, text, message):
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    with pytest.raises(TunerAppError) as refused:
+        spaces.load(path)
+    assert str(refused.value).startswith(f"hostile.yaml: {message}") and "\n" not in str(refused.value)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from tuner_app.cli import numbers
 from tuner_app.cli.root import DEFAULT_CACHE, cli, decoded_corpus, echo_json
 from tuner_app.redaction import redact
 
@@ -26,8 +27,8 @@ from tuner_app.redaction import redact
 @click.option("--max-params", type=click.IntRange(min=1), help="Size budget: larger configurations are never trained.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming the same search.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: list every configuration with its parameter count.")
-@click.option("--trials", type=click.IntRange(min=1), help="With --dry-run on a sampled space: how many to sample.")
-@click.option("--seed", type=int, help="Seed for sampling and weight initialisation (default: the space's).")
+@click.option("--trials", type=numbers.TRIALS, help="With --dry-run on a sampled space: how many to sample.")
+@click.option("--seed", type=numbers.SEED, help="Seed for sampling and weight initialisation (default: the space's).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
               help="MLflow store: a tracking server or database URI (default: SQLite in ./mlruns).")
@@ -40,7 +41,7 @@ from tuner_app.redaction import redact
               help="Distributed search: train the trials the chief hands out, as worker ID (unique per process).")
 @click.option("--oracle", "oracle_address", metavar="HOST:PORT",
               help="Where the chief listens (default: KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT, else 127.0.0.1:8000).")
-@click.option("--worker-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--worker-timeout", type=numbers.WORKER_TIMEOUT, default=60.0, show_default=True,
               help="With --chief: seconds without a word from a worker before its trial is given to another.")
 def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Path, tuner_name: str | None,
            max_params: int | None, fresh: bool, dry_run: bool, trials: int | None, seed: int | None,

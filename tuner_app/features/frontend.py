@@ -15,6 +15,10 @@ from tuner_app.errors import TunerAppError
 
 KINDS = ("stft", "mel", "mfcc", "waveform")
 NORMALIZE = ("none", "clip")
+# Bounds on what sizes the STFT and the mel matrix: an FFT longer than the clip's next power of two (16,384) only
+# interpolates, and mel bins beyond the FFT's own add nothing; unbounded, one batch could take gigabytes.
+MAX_FFT_LENGTH = 16_384
+MAX_MEL_BINS = 1024
 MIN_STD = 1e-4  # a silent clip's features stay near 0 instead of amplified rounding noise
 
 
@@ -61,6 +65,10 @@ def _config_problem(cfg: FrontendConfig) -> str | None:
         return "frame_length, frame_step and fft_length must be positive"
     if cfg.frame_length > CLIP_SAMPLES:
         return f"frame_length {cfg.frame_length} is longer than the {CLIP_SAMPLES}-sample clip"
+    if cfg.fft_length > MAX_FFT_LENGTH:  # its STFT and mel matrix are sized from it: bounded before anything is
+        return f"fft_length {cfg.fft_length} is over {MAX_FFT_LENGTH}"
+    if cfg.kind != "stft" and not 0 < cfg.num_mel_bins <= MAX_MEL_BINS:
+        return f"num_mel_bins {cfg.num_mel_bins} is not from 1 to {MAX_MEL_BINS}"
     if cfg.fft_length < cfg.frame_length:
         return f"fft_length {cfg.fft_length} is shorter than frame_length {cfg.frame_length}"
     if cfg.kind != "stft" and not 0 <= cfg.lower_edge_hertz < cfg.upper_edge_hertz <= SAMPLE_RATE / 2:

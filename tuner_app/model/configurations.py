@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from tuner_app.errors import InfeasibleConfig, TunerAppError
 from tuner_app.model import hyperparameters as hps
@@ -20,8 +21,12 @@ log = logging.getLogger(__name__)
 
 
 def is_grid(space: SearchSpace) -> bool:
-    """True if every hyperparameter has a finite list of values."""
-    return all(hps.candidate_values(spec) is not None for spec in space.hyperparameters.values())
+    """True if every hyperparameter has a finite list of values and the space has at most MAX_ENUMERATED
+    active configurations: few enough to list (counted up to that, never listed to count)."""
+    axes = {name: hps.candidate_values(spec) for name, spec in space.hyperparameters.items()}
+    if any(values is None for values in axes.values()):
+        return False
+    return hps.count_active(space.hyperparameters, axes, MAX_ENUMERATED) <= MAX_ENUMERATED
 
 
 def configurations(space: SearchSpace, trials: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
@@ -32,8 +37,8 @@ def configurations(space: SearchSpace, trials: int | None = None, seed: int = 0)
         return list(hps.active_configurations(space.hyperparameters, axes))
     trials = trials if trials is not None else space.tuner.get("max_trials")
     if trials is None:
-        raise TunerAppError(f"{space.source}: the space has continuous hyperparameters; "
-                            "give a number of trials to sample")
+        raise TunerAppError(f"{space.source}: the space has continuous hyperparameters or more than "
+                            f"{MAX_ENUMERATED:,} configurations; give a number of trials to sample")
     return _sample(space, trials, seed)
 
 
@@ -54,14 +59,14 @@ def _sample(space: SearchSpace, trials: int, seed: int) -> list[dict[str, Any]]:
     return samples
 
 
-def _size_axes(space: SearchSpace) -> dict[str, list]:
-    """Per hyperparameter the values that can change the size: every step of an int; a float range only its
-    lower end (dropout, learning rate and the like add no parameters)."""
-    axes = {}
+def _size_axes(space: SearchSpace) -> dict[str, Sequence]:
+    """Per hyperparameter the values that can change the size: every step of an int (a range, never listed);
+    a float range only its lower end (dropout, learning rate and the like add no parameters)."""
+    axes: dict[str, Sequence] = {}
     for name, spec in space.hyperparameters.items():
         values = hps.candidate_values(spec)
         if values is None and spec["type"] == "int":  # log-sampled ints still take every step
-            values = list(range(spec["min_value"], spec["max_value"] + 1, spec.get("step") or 1))
+            values = hps.int_range(spec)
         axes[name] = values if values is not None else [spec["min_value"]]
     return axes
 
@@ -78,7 +83,7 @@ def _smallest(space: SearchSpace, candidates: Iterable[dict[str, Any]], n_classe
     return best
 
 
-def _sampled(space: SearchSpace, axes: Mapping[str, list], count: int) -> Iterator[dict[str, Any]]:
+def _sampled(space: SearchSpace, axes: Mapping[str, Sequence], count: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(SAMPLE_SEED)
     return (hps.sample_active(space.hyperparameters, axes, rng) for _ in range(count))
 

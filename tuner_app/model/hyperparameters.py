@@ -11,9 +11,10 @@ configuration has no inactive values and two configurations never alias one mode
 from __future__ import annotations
 
 import contextlib
-import itertools
+import math
 import random
-from collections.abc import Iterator, Mapping
+import reprlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from tuner_app.config import check_type, reject_unknown
@@ -65,33 +66,58 @@ def _check_value(value: Any, value_type: type, where: str, allowed_strings) -> N
     check_type(value, value_type, where)
     if value_type is str and allowed_strings is not None and value not in allowed_strings:
         raise TunerAppError(f"{where}: expected one of {list(allowed_strings)}, got {value!r}")
+    if value_type in (int, float) and not _finite(value):
+        raise TunerAppError(f"{where}: expected a finite number, got {reprlib.repr(value)}")
+
+
+def _finite(number: int | float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int beyond any float
+        return False
 
 
 def _check_range(spec: dict, where: str) -> None:
     if spec["min_value"] > spec["max_value"]:
         raise TunerAppError(f"{where}: empty range: min_value {spec['min_value']} > max_value {spec['max_value']}")
-    if spec.get("sampling", "linear") not in SAMPLINGS:
-        raise TunerAppError(f"{where}.sampling: expected one of {list(SAMPLINGS)}, got {spec['sampling']!r}")
+    sampling = spec.get("sampling", "linear")
+    if sampling not in SAMPLINGS:
+        raise TunerAppError(f"{where}.sampling: expected one of {list(SAMPLINGS)}, got {sampling!r}")
     if "default" in spec and not spec["min_value"] <= spec["default"] <= spec["max_value"]:
         raise TunerAppError(f"{where}.default: {spec['default']!r} is outside the range")
     if "step" in spec and spec["step"] <= 0:
         raise TunerAppError(f"{where}.step: expected a positive step, got {spec['step']!r}")
+    if sampling != "linear":  # keras-tuner's own conditions, which it raises as a ValueError when declaring
+        _check_log_range(spec, where)
+
+
+def _check_log_range(spec: dict, where: str) -> None:
+    if spec["min_value"] <= 0:
+        raise TunerAppError(f"{where}.min_value: sampling {spec['sampling']} needs a positive min_value, "
+                            f"got {spec['min_value']!r}")
+    if spec.get("step", 2) <= 1:
+        raise TunerAppError(f"{where}.step: sampling {spec['sampling']} multiplies by the step: it must be "
+                            f"above 1, got {spec['step']!r}")
 
 
 def _check_choice(spec: dict, value_type: type, where: str, allowed_strings) -> None:
     values = spec["values"]
     if not isinstance(values, list) or not values:
-        raise TunerAppError(f"{where}.values: expected a non-empty list, got {values!r}")
+        raise TunerAppError(f"{where}.values: expected a non-empty list, got {reprlib.repr(values)}")
     for index, value in enumerate(values):
         _check_value(value, value_type, f"{where}.values[{index}]", allowed_strings)
-    if len(set(map(repr, values))) != len(values):
-        raise TunerAppError(f"{where}.values: {values} lists a value twice (each would be its own trial)")
+    seen: set[str] = set()
+    for value in values:
+        if repr(value) in seen:
+            raise TunerAppError(f"{where}.values: lists {value!r} twice (each would be its own trial)")
+        seen.add(repr(value))
     if "default" in spec and spec["default"] not in values:
-        raise TunerAppError(f"{where}.default: {spec['default']!r} is not one of {values}")
+        raise TunerAppError(f"{where}.default: {spec['default']!r} is not one of {reprlib.repr(values)}")
 
 
-def candidate_values(spec: Mapping[str, Any]) -> list | None:
-    """Every value a spec can take, in keras-tuner's order; None if the range is continuous."""
+def candidate_values(spec: Mapping[str, Any]) -> Sequence | None:
+    """Every value a spec can take, in keras-tuner's order; None if the range is continuous. An int range is a
+    `range`, never a list: its length, membership, indexing and draws cost as little for 10**9 values as for 2."""
     kind = spec["type"]
     if kind == "fixed":
         return [spec["value"]]
@@ -100,14 +126,36 @@ def candidate_values(spec: Mapping[str, Any]) -> list | None:
     if kind == "choice":
         return list(spec["values"])
     if kind == "int" and spec.get("sampling", "linear") == "linear":
-        return list(range(spec["min_value"], spec["max_value"] + 1, spec.get("step", 1)))
+        return int_range(spec)
     return None
 
 
+def int_range(spec: Mapping[str, Any]) -> range:
+    """The steps of an int spec, min_value to max_value (keras-tuner's `Int` values when linear)."""
+    return range(spec["min_value"], spec["max_value"] + 1, spec.get("step") or 1)
+
+
 def bound(spec: Mapping[str, Any], pick) -> Any:
-    """min or max (`pick`) of the values a spec can take."""
+    """min or max (`pick`) of the values a spec can take (a range's from its ends: never by walking it)."""
     values = candidate_values(spec)
-    return pick(values) if values is not None else pick(spec["min_value"], spec["max_value"])
+    if values is None:
+        return pick(spec["min_value"], spec["max_value"])
+    return pick(values[0], values[-1]) if isinstance(values, range) else pick(values)
+
+
+def holds(values: Sequence, value: Any) -> bool:
+    """`value in values`, but O(1) for a range (whose `in` walks it for anything but an int)."""
+    if isinstance(values, range):
+        return isinstance(value, int) and value in values
+    return value in values
+
+
+def describe(values: Sequence) -> str:
+    """The values for a message: a range as `low..high` (and its step), never listed."""
+    if not isinstance(values, range):
+        return str(list(values))
+    step = f" step {values.step}" if values.step != 1 else ""
+    return f"{values[0]}..{values[-1]}{step}" if values else "none"
 
 
 def scope(spec: Mapping[str, Any]) -> dict[str, list]:
@@ -130,7 +178,7 @@ def declare(hp, specs: Mapping[str, Mapping]) -> None:
             getattr(hp, HP_METHODS[spec["type"]])(name, **arguments)
 
 
-def active_configurations(specs: Mapping[str, Mapping], axes: Mapping[str, list]) -> Iterator[dict[str, Any]]:
+def active_configurations(specs: Mapping[str, Mapping], axes: Mapping[str, Sequence]) -> Iterator[dict[str, Any]]:
     """Every combination of the `axes` values (first hyperparameter outermost) in which only active
     hyperparameters hold a value: an inactive one adds no combinations. `specs` must list parents first."""
     names = list(specs)
@@ -151,12 +199,20 @@ def active_configurations(specs: Mapping[str, Mapping], axes: Mapping[str, list]
     return extend(0, {})
 
 
-def count_active(specs: Mapping[str, Mapping], axes: Mapping[str, list], limit: int) -> int:
-    """How many active configurations there are, counting up to `limit` + 1 at most."""
-    return sum(1 for _ in itertools.islice(active_configurations(specs, axes), limit + 1))
+def count_active(specs: Mapping[str, Mapping], axes: Mapping[str, Sequence], limit: int) -> int:
+    """How many active configurations there are, `limit` + 1 at most: only the scopes' parents are enumerated
+    (up to `limit` + 1 of their combinations); every other hyperparameter multiplies by its number of values."""
+    parents = {parent for spec in specs.values() for parent in scope(spec)}
+    leaves = [name for name in specs if name not in parents]
+    total = 0
+    for values in active_configurations({name: specs[name] for name in specs if name in parents}, axes):
+        total += math.prod(len(axes[name]) for name in leaves if is_active(specs, name, values))  # >= 1 each
+        if total > limit:
+            return limit + 1
+    return total
 
 
-def sample_active(specs: Mapping[str, Mapping], axes: Mapping[str, list], rng: random.Random) -> dict[str, Any]:
+def sample_active(specs: Mapping[str, Mapping], axes: Mapping[str, Sequence], rng: random.Random) -> dict[str, Any]:
     """One random active configuration: each active hyperparameter draws uniformly from its axis."""
     values: dict[str, Any] = {}
     for name in specs:
@@ -195,10 +251,10 @@ def check_scope(specs: Mapping[str, dict], name: str, where: str) -> None:
         if not isinstance(allowed, list) or not allowed:
             raise TunerAppError(f"{where}.{name}.{SCOPE}.{parent}: expected a non-empty list of values, got {allowed!r}")
         possible = candidate_values(specs[parent])
-        stray = [value for value in allowed if possible is not None and value not in possible]
+        stray = [value for value in allowed if possible is not None and not holds(possible, value)]
         if stray:
             raise TunerAppError(f"{where}.{name}.{SCOPE}.{parent}: {stray[0]!r} is not a value of {parent} "
-                                f"({possible})")
+                                f"({describe(possible)})")
 
 
 def default_value(spec: Mapping[str, Any]) -> Any:

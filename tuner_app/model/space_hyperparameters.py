@@ -20,9 +20,15 @@ MODELS = (*MODEL_FAMILY, FAMILY)
 # Front-end keys a hyperparameter may set per trial (FrontendConfig checks each configuration's values).
 FRONTEND_FIELDS = ("frame_length", "frame_step", "fft_length", "num_mel_bins", "num_mfccs", "lower_edge_hertz",
                    "upper_edge_hertz")
-# [low, high) of numeric hyperparameters; otherwise ints are >= 1 and floats > 0. `*_dropout` as `dropout`.
-DOMAINS = {"fc_layers": (0, None), "dropout": (0.0, 1.0), **RECIPE_DOMAINS, "learning_rate": (1e-12, None)}
-POSITIVE = {int: (1, None), float: (1e-12, None)}
+# [low, high) of numeric hyperparameters; otherwise ints are in [1, 65536] and floats > 0. `*_dropout` as
+# `dropout`. The highs keep each configuration's walk quick and each range small enough for keras-tuner to list
+# (its grid does): far beyond a compact CNN on a 16,000-sample clip, yet bounded. Layer counts cost a walk most.
+MAX_FC_LAYERS = 16
+DOMAINS = {"conv_layers": (1, 33), "fc_layers": (0, MAX_FC_LAYERS + 1), "dscnn_blocks": (1, 33),
+           "tcresnet_width": (1e-12, 256.0), "epochs": (1, 10_001), "dropout": (0.0, 1.0), **RECIPE_DOMAINS,
+           "learning_rate": (1e-12, None), "warmup_epochs": (0, 10_000)}
+POSITIVE = {int: (1, 65_537), float: (1e-12, None)}
+FC_UNITS_NAMES = frozenset(f"fc_units_{layer}" for layer in range(1, MAX_FC_LAYERS + 1))
 
 
 def _families(declared: Mapping[str, Any], model: str, where: str) -> list[str]:
@@ -63,19 +69,19 @@ def checked_hyperparameters(declared: Mapping[str, Any], model: str, frontends: 
     known = _known(families, model, frontends)
     specs = {}
     for name, spec in declared.items():
-        if name not in known and not (FC_UNITS.match(str(name)) and "seed" in families):
+        if name not in known and not (name in FC_UNITS_NAMES and "seed" in families):
             raise TunerAppError(f"{where}.{name}: unknown hyperparameter for model {model}; expected one of "
-                                f"{sorted(known)} or fc_units_K")
+                                f"{sorted(known)} or fc_units_1..fc_units_{MAX_FC_LAYERS}")
         value_type, strings, _ = known.get(name, (int, None, None))
         specs[name] = hps.checked_spec(spec, value_type, f"{where}.{name}", strings)
     if "frontend" in specs and not frontends:
         raise TunerAppError(f"{where}.frontend: needs presets to pick from under the top-level `frontends`")
+    _check_domains(specs, where)  # first: what follows walks the values of fc_layers
     _fill_defaults(specs, known)
     _add_family_scopes(specs, families, model)
     for name in specs:
         hps.check_scope(specs, name, where)
     specs = hps.parents_first(specs, where)
-    _check_domains(specs, where)
     _check_fc_units(specs, where)
     return specs
 
@@ -125,14 +131,21 @@ def _domain(name: str, value_type: type) -> tuple:
 
 
 def _check_domains(specs: dict[str, dict], where: str) -> None:
+    """Each numeric hyperparameter within its domain; the front-end's floats (0 Hz is a valid lower edge) are
+    left to FrontendConfig, which checks each configuration."""
     for name, spec in specs.items():
         value = hps.bound(spec, min)
-        if name in FRONTEND_FIELDS or type(value) not in POSITIVE:
+        if type(value) not in POSITIVE or (name in FRONTEND_FIELDS and type(value) is float):
             continue
         low, high = _domain(name, type(value))
         if value < low or (high is not None and hps.bound(spec, max) >= high):
-            limit = f"in [{low}, {high})" if high is not None else f">= {low}"
-            raise TunerAppError(f"{where}.{name}: values must be {limit}")
+            raise TunerAppError(f"{where}.{name}: values must be {_domain_text(low, high)}")
+
+
+def _domain_text(low, high) -> str:
+    if high is None:
+        return f">= {low}"
+    return f"from {low} to {high - 1:,}" if isinstance(low, int) else f"in [{low}, {high})"
 
 
 def _check_fc_units(specs: dict[str, dict], where: str) -> None:

@@ -16,13 +16,13 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from tuner_app.config import check_type, reject_unknown
+from tuner_app.constants import MAX_TRIALS, SEED_MAX
 from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import AugmentConfig
 from tuner_app.features.frontend import FrontendConfig
 from tuner_app.model import hyperparameters as hps
+from tuner_app.model import space_yaml
 from tuner_app.model.space_hyperparameters import FAMILY, FRONTEND_FIELDS, MODELS, checked_hyperparameters
 
 TOP_KEYS = ("model", "frontend", "frontends", "augment", "hyperparameters", "tuner", "training", "objective")
@@ -40,6 +40,14 @@ TUNER_OPTIONS: dict[str, dict[str, type]] = {
 PARETO_SAMPLERS = ("tpe", "nsga2")
 SIZE_OBJECTIVES = ("params_total", "macs", "model_bytes")  # `objective.size`: the pareto tuner's second objective
 TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0}
+SEEDS = (0, SEED_MAX)
+# [low, high] of each number of `training` and `tuner`: what the option means, up to far beyond any search.
+TRAINING_RANGES = {"epochs": (1, 10_000), "batch_size": (1, 65_536), "patience": (0, 10_000), "seed": SEEDS}
+TUNER_RANGES = {"seed": SEEDS, "max_trials": (1, MAX_TRIALS), "executions_per_trial": (1, 100),
+                "max_retries_per_trial": (0, 100), "max_consecutive_failed_trials": (1, MAX_TRIALS),
+                "num_initial_points": (1, MAX_TRIALS), "alpha": (1e-12, 1e6), "beta": (0.0, 1e6),
+                "max_epochs": (1, 10_000), "factor": (2, 100), "hyperband_iterations": (1, 100),
+                "gap_candidates": (1, 100)}
 OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max", "size": "params_total", "hv_reference": None}
 # The hypervolume's fixed reference point per size axis, (size, accuracy), where `objective.hv_reference` gives
 # none: beyond the seed's largest model (50.5M params, 2D conv1 fc2), so every model counts, and fixed, so that
@@ -87,27 +95,12 @@ def locate(space: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> SearchSpace:
-    """Read and validate one search-space YAML file."""
+    """Read (within space_yaml's bounds) and validate one search-space YAML file."""
     name = os.path.basename(os.fspath(path))
-    try:
-        with open(path, encoding="utf-8") as stream:
-            document = yaml.safe_load(stream)
-    except OSError as err:
-        raise TunerAppError(f"{path}: cannot read search space ({err.strerror})") from None
-    except UnicodeDecodeError as err:
-        raise TunerAppError(f"{name}: not a YAML text file (byte {err.start} is not UTF-8)") from None
-    except yaml.YAMLError as err:
-        raise TunerAppError(f"{name}: malformed YAML{_yaml_location(err)}") from None
+    document = space_yaml.read(path)
     if document is None:  # an empty file, or comments only: a mistake, not a request for every default
         raise TunerAppError(f"{name}: empty search space; start from one in search_spaces/ (e.g. --space default)")
     return from_dict(document, name)
-
-
-def _yaml_location(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    if mark is None:
-        return f": {err}"
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {getattr(err, 'problem', None) or ''}"
 
 
 def from_dict(document: Any, source: str = "<space>") -> SearchSpace:
@@ -122,7 +115,7 @@ def from_dict(document: Any, source: str = "<space>") -> SearchSpace:
                                         where=f"{source}: frontend")
     frontends = _frontends(document.get("frontends"), frontend, source)
     specs = checked_hyperparameters(declared, model, frontends, source)
-    training = _section(document.get("training"), TRAINING_DEFAULTS, source, "training")
+    training = _section(document.get("training"), TRAINING_DEFAULTS, TRAINING_RANGES, source, "training")
     _check_warmup(specs, training, source)
     if not any(name in specs for name in (FAMILY, "frontend", *FRONTEND_FIELDS)):
         _check_model_frontend(model, frontend, source)
@@ -177,22 +170,27 @@ def _tuner(section: Any, source: str) -> dict[str, Any]:
     reject_unknown(options_given, ["name", *options], f"{source}: tuner")
     for key, value in options_given.items():
         check_type(value, options[key], f"{source}: tuner.{key}")
+        if key in TUNER_RANGES:
+            _check_in_range(value, TUNER_RANGES[key], f"{source}: tuner.{key}")
     if options_given.get("sampler", "tpe") not in PARETO_SAMPLERS:
         raise TunerAppError(f"{source}: tuner.sampler: expected one of {list(PARETO_SAMPLERS)}, "
                             f"got {options_given['sampler']!r}")
-    if options_given.get("gap_candidates", 1) < 1:
-        raise TunerAppError(f"{source}: tuner.gap_candidates: expected at least 1 (1: the sampler's own choice), "
-                            f"got {options_given['gap_candidates']!r}")
     return {"name": name, **options_given}
 
 
-def _section(section: Any, defaults: Mapping[str, Any], source: str, where: str) -> dict:
+def _check_in_range(value: int | float, limits: tuple, where: str) -> None:
+    low, high = limits
+    if not low <= value <= high:  # also refuses nan
+        raise TunerAppError(f"{where}: expected a number from {low:,} to {high:,}, got {value!r}")
+
+
+def _section(section: Any, defaults: Mapping[str, Any], ranges: Mapping[str, tuple], source: str,
+             where: str) -> dict:
     values = _mapping(section, source, where)
     reject_unknown(values, defaults, f"{source}: {where}")
     for key, value in values.items():
         check_type(value, type(defaults[key]), f"{source}: {where}.{key}")
-        if value < (0 if key in ("patience", "seed") else 1):
-            raise TunerAppError(f"{source}: {where}.{key}: expected a positive number, got {value!r}")
+        _check_in_range(value, ranges[key], f"{source}: {where}.{key}")
     return {**defaults, **values}
 
 

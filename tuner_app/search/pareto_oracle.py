@@ -68,11 +68,16 @@ def _key(values: Mapping[str, Any]) -> str:
     return json.dumps(dict(values), sort_keys=True)
 
 
+# As keras-tuner's RandomSearch and BayesianOptimization: a space that leaves max_trials out still ends (a
+# continuous one would never be spent).
+DEFAULT_MAX_TRIALS = 10
+
+
 class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
     """Proposes configurations for the front of validation accuracy against size (see the module)."""
 
     def __init__(self, space: SearchSpace, max_params: int | None, n_classes: int, *, sampler: str = "tpe",
-                 gap_candidates: int = 1, max_trials: int | None = None, seed: int | None = None, **options):
+                 gap_candidates: int = 1, max_trials: int = DEFAULT_MAX_TRIALS, seed: int | None = None, **options):
         super().__init__(space, max_params, n_classes, max_trials=max_trials, seed=seed, **options)
         self.sampler_name, self.size = sampler, space.objective.get("size", "params_total")
         self.gap_candidates = gap_candidates

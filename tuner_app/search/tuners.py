@@ -15,6 +15,7 @@ import keras
 import keras_tuner
 from keras_tuner.src.distribute.oracle_client import OracleClient
 
+from tuner_app.constants import SEED_MAX
 from tuner_app.errors import TunerAppError
 from tuner_app.files import write_json
 from tuner_app.model import architecture
@@ -176,7 +177,7 @@ class TrialMixin:
         space_values = {name: value for name, value in values.items() if name in self.space.hyperparameters}
         if self.executions_per_trial > 1:  # one execution keeps the search's own random stream, as it always did
             # Every trial's execution k starts from the same seed: configurations meet the same initialisations.
-            keras.utils.set_random_seed(self.oracle.seed + execution)
+            keras.utils.set_random_seed((self.oracle.seed + execution) % (SEED_MAX + 1))  # --seed may be SEED_MAX
         self.execution = execution
         # Hyperband's override loads the weights of the trial it continues: every execution starts from them.
         model = self._try_build(trial.hyperparameters)
