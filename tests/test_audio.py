@@ -1,3 +1,5 @@
+import struct
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -123,3 +125,72 @@ def test_a_long_recording_reads_whole_at_16k(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x02\x00\x00\x00WA")
     with pytest.raises(TunerAppError, match="bad.wav: unreadable audio"):
         audio.read_recording(tmp_path / "bad.wav")
+
+
+# Header field -> (offset in conftest.write_wav's 44-byte header, struct format)
+HEADER = {"fmt_size": (16, "<I"), "code": (20, "<H"), "channels": (22, "<H"), "rate": (24, "<I"),
+          "byte_rate": (28, "<I"), "block_align": (32, "<H"), "bits": (34, "<H")}
+
+
+def _with_header(path, **fields):
+    """conftest.write_wav's file at `path` with header fields replaced."""
+    data = bytearray(path.read_bytes())
+    for name, value in fields.items():
+        struct.pack_into(HEADER[name][1], data, HEADER[name][0], value)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"block_align": 3}, "block_align 3 does not match 2 channels of 16 bits"),
+    ({"byte_rate": 12345}, "byte_rate 12345 does not match 16000 Hz of 4-byte frames"),
+    ({"channels": 0}, "channels 0, not 1 to 64"),
+    ({"channels": 65535}, "channels 65535, not 1 to 64"),
+    ({"rate": 400000, "byte_rate": 1600000}, "sample rate 400000 Hz, not 1000 to 384000"),
+    ({"rate": 1, "byte_rate": 4}, "sample rate 1 Hz, not 1000 to 384000"),
+    ({"fmt_size": 4}, "fmt chunk of 4 bytes, fewer than the 16 its fields take"),
+    ({"code": 0xFFFE}, "fmt chunk of 16 bytes, fewer than the 40 its fields take"),  # no room for the real code
+])
+def test_every_header_field_is_checked_before_decoding_and_named(tmp_path, fields, message):
+    # Before, each was decoded anyway (channels 0 as 1) or cut to nothing (65535 channels); a rate sizes the
+    # resampler's FFT (test_fuzz_wav.py holds a 4 GHz one, which asked for 20 GB).
+    path = _with_header(write_wav(tmp_path / "clip.wav", np.stack([tone(0.1)] * 2, 1)), **fields)
+    with pytest.raises(TunerAppError) as err:
+        audio.read(path)
+    assert str(err.value) == f"{path}: unreadable audio (WAV header: {message})"
+
+
+def test_rates_and_channels_decode_up_to_their_limits_and_no_further(tmp_path):
+    for rate, channels in ((1000, 1), (384000, 1), (16000, 64)):
+        path = write_wav(tmp_path / f"{rate}_{channels}.wav", np.stack([tone(0.05, rate)] * channels, 1), rate)
+        assert np.abs(audio.read(path)).max() > 0.4
+    for rate, channels in ((999, 1), (384001, 1), (16000, 65)):
+        path = write_wav(tmp_path / f"{rate}_{channels}.wav", np.stack([tone(0.05, rate)] * channels, 1), rate)
+        with pytest.raises(TunerAppError, match="WAV header: (sample rate|channels) "):
+            audio.read(path)
+
+
+def _silent_8bit_wav(path, seconds: int, rate: int = 1000):
+    """8-bit mono silence, header and samples straight from bytes."""
+    raw = b"\x80" * (seconds * rate)
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate, 1, 8)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(raw)) + raw
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def test_a_file_of_more_than_an_hour_is_refused(tmp_path):
+    assert audio.read(_silent_8bit_wav(tmp_path / "hour.wav", 3600)).shape == (16000,)
+    with pytest.raises(TunerAppError) as err:
+        audio.read_recording(_silent_8bit_wav(tmp_path / "longer.wav", 3601))
+    assert str(err.value).endswith("unreadable audio (WAV data chunk: 3601 s of audio, more than the 3600 s one file "
+                                   "may hold)")
+
+
+def test_a_flac_rate_out_of_range_is_refused_before_decoding(tmp_path):
+    samples = tf.constant((tone(rate=8000)[:, None] * 32767).astype(np.int16))
+    flac = bytearray(tfio.audio.encode_flac(samples, 8000).numpy())
+    flac[18], flac[19], flac[20] = 0xFF, 0xFF, (flac[20] & 0x0F) | 0xF0  # STREAMINFO's 20-bit rate: 1,048,575 Hz
+    (tmp_path / "fast.flac").write_bytes(bytes(flac))
+    with pytest.raises(TunerAppError, match=r"fast.flac: unreadable audio \(FLAC header: sample rate 1048575 Hz, "):
+        audio.read(tmp_path / "fast.flac")

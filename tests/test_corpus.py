@@ -223,6 +223,7 @@ def test_stats_cli_on_a_tiny_tree(tmp_path):
     assert [Path(item["path"]).name for item in report["unreadable"]] == ["broken_nohash_0.wav"]
     text = CliRunner().invoke(cli, ["data", "stats", str(root), "--classes", "yes", "--classes", "no"])
     assert text.exit_code == 0 and "total" in text.output and "unreadable files: 1" in text.output
+    assert text.output.count("broken_nohash_0.wav") == 1  # its line named it twice: path, then the error's own
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from tuner_app.cli import numbers
 from tuner_app.cli.root import DEFAULT_CACHE, comma_list, cli, decoded_corpus
 
 
@@ -16,8 +17,8 @@ def data() -> None:
 
 @data.command("synth")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--per-class", default=200, show_default=True, type=click.IntRange(min=1), help="Clips per word.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Same seed, same bytes.")
+@click.option("--per-class", default=200, show_default=True, type=numbers.CLIPS_PER_WORD, help="Clips per word.")
+@click.option("--seed", default=0, show_default=True, type=numbers.SEED, help="Same seed, same bytes.")
 def data_synth(out: Path, per_class: int, seed: int) -> None:
     """Speak the 16 seed words with espeak-ng into a new Speech Commands corpus OUT."""
     from tuner_app.data import synth
@@ -63,10 +64,12 @@ def data_import_fsdd(src: Path, out: Path) -> None:
 def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: tuple[str, ...], unknown: bool) -> None:
     """Decode a corpus once into the cache every trial reads, check its background noise, print its counts."""
     from tuner_app.constants import SAMPLE_RATE
-    from tuner_app.data import cache
+    from tuner_app.data import cache, trainability
 
     cache_dir = cache_dir.expanduser()
     found, decoded = decoded_corpus(data_dir, cache_dir, comma_list(classes), unknown, strict)
+    labels = {split: clips.labels for split, clips in decoded.items()}
+    trainability.warn(str(found.root), trainability.problems(trainability.counts_of_labels(found.classes, labels)))
     noise = cache.noise_bank(found.background_noise, strict)
     for split, clips in decoded.items():
         click.echo(f"{split:>10}: {len(clips)} clips decoded, {len(clips.skipped)} skipped")

@@ -3,7 +3,7 @@
 `decode` is built from TensorFlow graph ops only, so the same code runs inside tf.data (training)
 and inside the exported SavedModels' `serve_bytes` signatures (serving).
 
-WAV is parsed here with core TensorFlow ops, and every rate is brought to 16 kHz by `resample.to_16k`,
+WAV is parsed with core TensorFlow ops (wav.py), and every rate is brought to 16 kHz by `resample.to_16k`,
 also core ops: `decode(..., wav_only=True)` is what a SavedModel that loads without tensorflow-io holds.
 (tfio's WAV decoder needs the sample type up front, does not return the sample rate from bytes, and
 reinterprets 32-bit integer PCM as float32.) FLAC, Ogg Vorbis and MP3 (tfio's built-in minimp3) are
@@ -21,21 +21,17 @@ import tensorflow as tf
 import tensorflow_io as tfio
 
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
-from tuner_app.data import resample
+from tuner_app.data import resample, wav
 from tuner_app.errors import TunerAppError
 
 # Part of the decoded cache's key: bump it whenever decoding changes what a file decodes to.
 # 2: resampling by resample.to_16k (zero delay) instead of tensorflow-io's resampler.
-DECODER_VERSION = 2
+# 3: every WAV header field checked (a file with an impossible header is refused, no longer decoded).
+DECODER_VERSION = 3
 NOT_FINITE = "NaN or infinite samples"  # also why data.cache skips such a clip
 HEADER_ONLY = "no audio samples (header only)"  # a recorder's WAV header, never filled in
 NOT_WAV = ("not WAV audio: only WAV decodes with core TensorFlow ops (FLAC, Ogg Vorbis and MP3 need "
            "tensorflow-io: the any_format SavedModel of an export)")
-
-_WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
-# (format code, bits per sample) -> branch index of _WAV_DECODERS
-_WAV_KINDS = {(_WAV_PCM, 8): 0, (_WAV_PCM, 16): 1, (_WAV_PCM, 24): 2, (_WAV_PCM, 32): 3,
-              (_WAV_FLOAT, 32): 4, (_WAV_FLOAT, 64): 5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,85 +48,15 @@ class AudioInfo:
         return self.frames / self.rate if self.rate else 0.0
 
 
-def _uint(contents, offset, width: int):
-    """Little-endian unsigned integer of `width` bytes (1, 2 or 4) at `offset`, as int64."""
-    # Clamped, so a short file fails on our own assertions rather than on substr's range check.
-    offset = tf.minimum(tf.cast(offset, tf.int64), tf.cast(tf.strings.length(contents), tf.int64))
-    raw = tf.io.decode_raw(tf.strings.substr(contents, offset, width), tf.uint8)
-    raw = tf.cast(tf.pad(raw, [[0, width - tf.shape(raw)[0]]]), tf.int64)
-    return tf.reduce_sum(raw * tf.constant([256**i for i in range(width)], tf.int64))
-
-
-def _find_wav_chunk(contents, chunk_id: str):
-    """Offset and size of a RIFF chunk's payload, walking the chunk list from byte 12."""
-    length = tf.cast(tf.strings.length(contents), tf.int64)
-
-    def not_found(pos):
-        # Both operands run (no short circuit in a graph): a position past a short file's end is clamped.
-        chunk = tf.strings.substr(contents, tf.minimum(pos, length), 4)
-        return tf.logical_and(pos + 8 <= length, chunk != chunk_id)
-
-    def next_chunk(pos):
-        size = _uint(contents, pos + 4, 4)
-        return (pos + 8 + size + size % 2,)
-
-    (pos,) = tf.while_loop(not_found, next_chunk, (tf.constant(12, tf.int64),))
-    found = tf.debugging.assert_less_equal(pos + 8, length, message=f"WAV has no {chunk_id.strip()} chunk")
-    with tf.control_dependencies([found]):  # in a graph, nothing downstream may run before the check
-        return pos + 8, tf.minimum(_uint(contents, pos + 4, 4), length - pos - 8)
-
-
-def _int24(data):
-    bytes3 = tf.reshape(tf.cast(tf.io.decode_raw(data, tf.uint8), tf.int32), [-1, 3])
-    value = bytes3[:, 0] + bytes3[:, 1] * 256 + bytes3[:, 2] * 65536
-    return tf.cast(tf.where(value >= 2**23, value - 2**24, value), tf.float32) / 2.0**23
-
-
-_WAV_DECODERS = (
-    lambda d: (tf.cast(tf.io.decode_raw(d, tf.uint8), tf.float32) - 128.0) / 128.0,
-    lambda d: tf.cast(tf.io.decode_raw(d, tf.int16), tf.float32) / 32768.0,
-    _int24,
-    lambda d: tf.cast(tf.io.decode_raw(d, tf.int32), tf.float32) / 2.0**31,
-    lambda d: tf.io.decode_raw(d, tf.float32),
-    lambda d: tf.cast(tf.io.decode_raw(d, tf.float64), tf.float32),
-)
-
-
-def _wav_kind(fmt_offset, contents):
-    code = _uint(contents, fmt_offset, 2)
-    subformat = _uint(contents, fmt_offset + 24, 2)
-    code = tf.where(code == _WAV_EXTENSIBLE, subformat, code)
-    bits = _uint(contents, fmt_offset + 14, 2)
-    kind = tf.constant(-1, tf.int64)
-    for (fmt, width), index in _WAV_KINDS.items():
-        kind = tf.where(tf.logical_and(code == fmt, bits == width), tf.constant(index, tf.int64), kind)
-    known = tf.debugging.assert_non_negative(kind, message="unsupported WAV sample format")
-    with tf.control_dependencies([known]):
-        return tf.identity(kind), bits
-
-
-def _decode_wav(contents):
-    fmt_offset, _ = _find_wav_chunk(contents, "fmt ")
-    channels = tf.maximum(_uint(contents, fmt_offset + 2, 2), 1)
-    rate = _uint(contents, fmt_offset + 4, 4)
-    kind, bits = _wav_kind(fmt_offset, contents)
-    data_offset, data_size = _find_wav_chunk(contents, "data")
-    frame_bytes = channels * bits // 8
-    data = tf.strings.substr(contents, data_offset, data_size - data_size % frame_bytes)
-    branches = [lambda decoder=decoder: decoder(data) for decoder in _WAV_DECODERS]
-    samples = tf.switch_case(tf.cast(kind, tf.int32), branches)
-    return tf.reshape(samples, [-1, channels]), rate
-
-
 def _decode_flac(contents):
     # STREAMINFO sits right after the 4-byte marker and 4-byte block header.
     # Its fields are big-endian bit fields: 20 bits of rate, 3 of channels, 5 of bits per sample.
-    b18, b19, b20, b21 = (_uint(contents, offset, 1) for offset in (18, 19, 20, 21))
+    b18, b19, b20, b21 = (wav.uint(contents, offset, 1) for offset in (18, 19, 20, 21))
     rate = b18 * 4096 + b19 * 16 + b20 // 16
     bits = (b20 % 2) * 16 + b21 // 16 + 1
     supported = tf.debugging.assert_equal(
         tf.logical_or(bits == 16, bits == 24), True, message="only 16- and 24-bit FLAC is supported")
-    with tf.control_dependencies([supported]):
+    with tf.control_dependencies([supported, *wav.in_order([lambda: wav.rate_check(rate, "FLAC header: ")])]):
         samples = tf.cond(
             bits == 24,  # tfio returns 24-bit samples unscaled in int32
             lambda: tf.cast(tfio.audio.decode_flac(contents, dtype=tf.int32), tf.float32) / 2.0**23,
@@ -141,28 +67,29 @@ def _decode_flac(contents):
 
 def _decode_vorbis(contents):
     # The identification header follows the first page's 27-byte header and its lacing table.
-    header = 27 + _uint(contents, 26, 1)
-    return tfio.audio.decode_vorbis(contents), _uint(contents, header + 12, 4)
+    rate = wav.uint(contents, 27 + wav.uint(contents, 26, 1) + 12, 4)
+    with tf.control_dependencies(wav.in_order([lambda: wav.rate_check(rate, "Ogg Vorbis header: ")])):
+        return tfio.audio.decode_vorbis(contents), tf.identity(rate)
 
 
 def _mp3_frame_offset(contents):
     # An ID3v2 tag (10-byte header, "syncsafe" 7-bit size) may precede the first frame.
-    size = tf.add_n([_uint(contents, 6 + i, 1) * 128 ** (3 - i) for i in range(4)])
+    size = tf.add_n([wav.uint(contents, 6 + i, 1) * 128 ** (3 - i) for i in range(4)])
     return tf.where(tf.strings.substr(contents, 0, 3) == "ID3", 10 + size, tf.constant(0, tf.int64))
 
 
 def _decode_mp3(contents):
     offset = _mp3_frame_offset(contents)
-    version = (_uint(contents, offset + 1, 1) // 8) % 4  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
-    rate_index = tf.minimum((_uint(contents, offset + 2, 1) // 4) % 4, 2)
+    version = (wav.uint(contents, offset + 1, 1) // 8) % 4  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+    rate_index = tf.minimum((wav.uint(contents, offset + 2, 1) // 4) % 4, 2)
     divisor = tf.where(version == 3, 1, tf.where(version == 2, 2, 4))
     rate = tf.gather(tf.constant([44100, 48000, 32000], tf.int64), rate_index) // tf.cast(divisor, tf.int64)
     return tfio.audio.decode_mp3(contents), rate
 
 
 def _is_mp3(contents):
-    first = _uint(contents, 0, 1)
-    frame_sync = tf.logical_and(first == 255, _uint(contents, 1, 1) >= 224)
+    first = wav.uint(contents, 0, 1)
+    frame_sync = tf.logical_and(first == 255, wav.uint(contents, 1, 1) >= 224)
     return tf.logical_or(tf.strings.substr(contents, 0, 3) == "ID3", frame_sync)
 
 
@@ -177,14 +104,14 @@ def decode_any(contents):
     magic = tf.strings.substr(contents, 0, 4)
     index = tf.where(magic == "RIFF", 0, tf.where(magic == "fLaC", 1, tf.where(magic == "OggS", 2, 4)))
     index = tf.where(tf.logical_and(index == 4, _is_mp3(contents)), 3, index)
-    decoders = (_decode_wav, _decode_flac, _decode_vorbis, _decode_mp3, _unsupported)
+    decoders = (wav.decode, _decode_flac, _decode_vorbis, _decode_mp3, _unsupported)
     return tf.switch_case(index, [lambda f=f: f(contents) for f in decoders])
 
 
 def decode_wav(contents):
     """Like decode_any, for WAV only and in core TensorFlow ops only; other bytes fail with NOT_WAV."""
     is_wav = tf.strings.substr(contents, 0, 4) == "RIFF"
-    return tf.cond(is_wav, lambda: _decode_wav(contents), lambda: _unsupported(contents, NOT_WAV))
+    return tf.cond(is_wav, lambda: wav.decode(contents), lambda: _unsupported(contents, NOT_WAV))
 
 
 def to_mono_16k(samples, rate, limit=None):
@@ -240,22 +167,9 @@ def _decode_file(decoder, path: str | Path):
     try:
         return contents, decoder(tf.constant(contents))
     except tf.errors.OpError as err:
-        if _wav_header_only(contents):  # its format fields are often still zero: that is not the news
+        if wav.header_only(contents):  # its format fields are often still zero: that is not the news
             raise TunerAppError(f"{path}: {HEADER_ONLY}") from None
         raise TunerAppError(f"{path}: unreadable audio ({_op_message(err)})") from None
-
-
-def _wav_header_only(contents: bytes) -> bool:
-    """Whether a RIFF/WAV file ends right after its data chunk's header."""
-    if contents[:4] != b"RIFF" or contents[8:12] != b"WAVE":
-        return False
-    offset = 12
-    while offset + 8 <= len(contents):
-        size = int.from_bytes(contents[offset + 4:offset + 8], "little")
-        if contents[offset:offset + 4] == b"data":
-            return offset + 8 == len(contents)
-        offset += 8 + size + size % 2
-    return False
 
 
 def read(path: str | Path) -> np.ndarray:

@@ -6,7 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
-from tuner_app.data.corpus import DIGIT_WORDS, LIST_FILES, Corpus, _existing_dir, scan
+from tuner_app.data import trainability
+from tuner_app.data.corpus import DIGIT_WORDS, LIST_FILES, SPLITS, Corpus, _existing_dir, scan
 from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import staged_directory
 
@@ -31,6 +32,7 @@ def import_fsdd(src: str | Path, out: str | Path) -> Corpus:
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TunerAppError(f"output directory is not empty: {out}")
+    trainability.warn(str(recordings[0][0].parent), _problems(recordings))
     with storage_errors(out, "OUT"), staged_directory(out) as staging:
         _copy_recordings(recordings, staging)
         _write_fsdd_source(staging, recordings[0][0].parent)
@@ -44,11 +46,25 @@ def _copy_recordings(recordings: list[tuple[Path, int, str, int]], out: Path) ->
         key = f"{DIGIT_WORDS[digit]}/{speaker}_nohash_{take}.wav"
         (out / key).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, out / key)
-        split = "test" if take < 5 else "validation" if take < 10 else None
-        if split:
-            lists[split].append(key)
+        if _split_of(take) in lists:
+            lists[_split_of(take)].append(key)
     for split, keys in lists.items():
         (out / LIST_FILES[split]).write_text("".join(f"{key}\n" for key in sorted(keys)), encoding="utf-8")
+
+
+def _split_of(take: int) -> str:
+    return "test" if take < 5 else "validation" if take < 10 else "train"
+
+
+def _problems(recordings: list[tuple[Path, int, str, int]]) -> list[str]:
+    """What the corpus these recordings make lacks: digits, and what trainability finds (warned about, not
+    refused: a folder of test takes alone still makes a corpus to evaluate on)."""
+    digits = sorted({digit for _, digit, _, _ in recordings})
+    counts = {DIGIT_WORDS[digit]: dict.fromkeys(SPLITS, 0) for digit in digits}
+    for _, digit, _, take in recordings:
+        counts[DIGIT_WORDS[digit]][_split_of(take)] += 1
+    missing = [word for word in DIGIT_WORDS if word not in counts]
+    return ([f"no recordings of {', '.join(missing)}"] if missing else []) + trainability.problems(counts)
 
 
 def _fsdd_recordings(src: str | Path) -> list[tuple[Path, int, str, int]]:

@@ -6,12 +6,14 @@ import json
 from collections import Counter
 from typing import Callable, Iterable
 
+from tuner_app.data import trainability
 from tuner_app.data.corpus import SPLITS, Corpus
 from tuner_app.errors import TunerAppError
 
 
 def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
-    """Counts per class and split, sample-rate histogram, durations and unreadable files.
+    """Counts per class and split, sample-rate histogram, durations, unreadable files and what keeps the corpus
+    from training a classifier (`trainability.problems`).
 
     `describe(path) -> AudioInfo` defaults to `tuner_app.data.audio.describe` after the truncation check
     `data prepare` makes (imported here, because they pull in TensorFlow).
@@ -23,7 +25,7 @@ def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
         try:
             info = describe(clip.path)
         except TunerAppError as err:
-            unreadable.append({"path": str(clip.path), "error": str(err)})
+            unreadable.append({"path": str(clip.path), "error": str(err).removeprefix(f"{clip.path}: ")})
             continue
         rates[int(info.rate)] += 1
         durations.append(float(info.duration))
@@ -37,6 +39,7 @@ def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
         "duration_seconds": _summary(durations),
         "background_noise": [str(path) for path in corpus.background_noise],
         "unreadable": unreadable,
+        "problems": trainability.problems(corpus.counts()),
     }
 
 
@@ -78,4 +81,5 @@ def format_stats(report: dict, as_json: bool = False) -> str:
               f"durations (s): min {span['min']}, mean {span['mean']}, max {span['max']}",
               f"background noise files: {len(report['background_noise'])}",
               f"unreadable files: {len(report['unreadable'])}"]
-    return "\n".join(lines + [f"  {item['path']}: {item['error']}" for item in report["unreadable"]])
+    lines += [f"  {item['path']}: {item['error']}" for item in report["unreadable"]]
+    return "\n".join(lines + [f"warning: {problem}" for problem in report["problems"]])
