@@ -14,7 +14,7 @@ import click
 
 from tuner_app import __version__
 from tuner_app.errors import TunerAppError, os_cause
-from tuner_app.redaction import redact
+from tuner_app.redaction import redact, redact_logging, redact_tracebacks
 
 DEFAULT_CACHE = Path("~/.cache/tuner-app")
 
@@ -58,6 +58,8 @@ class _Group(click.Group):
 def cli(verbose: bool) -> None:
     """Search compact CNNs for 1-second speech-command clips, tracked in MLflow."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    redact_logging()  # MLflow's, SQLAlchemy's and urllib3's lines too: they may quote a store URI
+    redact_tracebacks()
     if not verbose:
         _quiet_tensorflow()
 

@@ -26,9 +26,10 @@ def server(ctx: click.Context, host: str, port: int, backend_store_uri: str | No
     from tuner_app.tracking import ui as mlflow_ui
 
     verbose = bool(ctx.find_root().params.get("verbose"))
+    store.check_uri(backend_store_uri or store.default_tracking_uri(), "--backend-store-uri")
     command = mlflow_ui.ui_command(backend_store_uri, host, port, verbose, serve_artifacts=True,
                                    option="--backend-store-uri")
-    mlflow_ui.check_port_free(host, port)
+    mlflow_ui.check_port_free(host, port, "tracking server")
     warning = mlflow_ui.exposure_warning(host, "tracking server")
     if warning:
         click.echo(warning, err=True)

@@ -8,6 +8,7 @@ import click
 from click.core import ParameterSource
 
 from tuner_app.cli.root import cli
+from tuner_app.redaction import redact
 
 
 @cli.command()
@@ -28,7 +29,8 @@ def ui(ctx: click.Context, host: str, port: int, tracking_uri: str | None, exper
     from tuner_app.tracking import ui as mlflow_ui
 
     verbose = bool(ctx.find_root().params.get("verbose"))
-    command = mlflow_ui.ui_command(tracking_uri, host, port, verbose)  # a bad --tracking-uri fails first
+    store.check_uri(tracking_uri or store.default_tracking_uri())  # a bad --tracking-uri fails first
+    command = mlflow_ui.ui_command(tracking_uri, host, port, verbose)  # and one that is a tracking server
     mlflow_ui.check_port_free(host, port)
     warning = mlflow_ui.exposure_warning(host, "MLflow UI")
     if warning:
@@ -36,7 +38,7 @@ def ui(ctx: click.Context, host: str, port: int, tracking_uri: str | None, exper
     create = ctx.get_parameter_source("experiment") is ParameterSource.DEFAULT  # a named one must exist
     experiment_id = mlflow_ui.prepare_runs_view(tracking_uri, experiment, create)
     url = mlflow_ui.runs_view_url(host, port, experiment_id)
-    click.echo(f"MLflow UI of {tracking_uri or store.default_tracking_uri()}: {url}")
+    click.echo(f"MLflow UI of {redact(tracking_uri or store.default_tracking_uri())}: {url}")
     click.echo("Ctrl-C stops it.", err=True)
     opener = (lambda: mlflow_ui.open_in_browser(url)) if open_browser else None
     code = mlflow_ui.serve_ui(command, verbose, mlflow_ui.server_url(host, port), opener)

@@ -13,6 +13,7 @@ from mlflow.entities import Metric, Param, RunTag
 from tuner_app.errors import InfeasibleConfig, TunerAppError
 from tuner_app.files import atomic_path
 from tuner_app.model import architecture, spaces
+from tuner_app.redaction import redact
 from tuner_app.search import distribution, observers, summary
 from tuner_app.search import record as search_record
 from tuner_app.tracking import params as run_params
@@ -54,13 +55,13 @@ def _metrics(values: Mapping[str, float], step: int = 0) -> list[Metric]:
 
 
 def _log_params(client, run_id: str, params: Mapping[str, str]) -> None:
-    items = [Param(key, value) for key, value in params.items()]
+    items = [Param(key, redact(value)) for key, value in params.items()]  # a value may quote a store URI
     for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
 
 
 def _end_run(client, run_id: str, status: str, outcome: str, reason: str, metrics: Iterable[Metric] = ()) -> None:
-    tags = [RunTag(OUTCOME_TAG, outcome)] + ([RunTag(REASON_TAG, reason[:MAX_TAG_CHARS])] if reason else [])
+    tags = [RunTag(OUTCOME_TAG, outcome)] + ([RunTag(REASON_TAG, redact(reason)[:MAX_TAG_CHARS])] if reason else [])
     client.log_batch(run_id, metrics=list(metrics), tags=tags)
     client.set_terminated(run_id, status)
 
@@ -187,7 +188,7 @@ class MLflowTracker(observers.SearchObserver):
         _log_params(self._client, self.parent_run_id, {k: v for k, v in params.items() if k not in logged})
         changed = {key: value for key, value in params.items() if logged.get(key, value) != value}
         if changed:
-            self._client.set_tag(self.parent_run_id, CHANGED_TAG, json.dumps(changed)[:MAX_TAG_CHARS])
+            self._client.set_tag(self.parent_run_id, CHANGED_TAG, redact(json.dumps(changed))[:MAX_TAG_CHARS])
         if not logged:
             self._client.log_artifact(self.parent_run_id, str(self.space_path))
             self._client.log_dict(self.parent_run_id, record.get("data", {}), "data.json")

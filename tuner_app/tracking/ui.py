@@ -8,6 +8,7 @@ view (an experiment tag the URL names with `viewStateShareKey`), which the UI ap
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from mlflow.exceptions import MlflowException
 
 from tuner_app.errors import TunerAppError
+from tuner_app.redaction import redact
 from tuner_app.search.distribution import is_loopback
 from tuner_app.tracking.store import (
     artifact_root,
@@ -75,9 +77,9 @@ def exposure_warning(host: str, what: str) -> str | None:
             "authentication; use it only on a trusted network")
 
 
-def check_port_free(host: str, port: int) -> None:
-    """A one-line error where the server could not listen (say, another UI has the port): uvicorn would
-    only log it, and `mlflow server` exit 0."""
+def check_port_free(host: str, port: int, what: str = "MLflow UI") -> None:
+    """A one-line error where the `what` server could not listen: uvicorn would only log it, and
+    `mlflow server` exit 0."""
     try:
         family, kind, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind) as probe:
@@ -85,8 +87,11 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as err:
         reason = (err.strerror or str(err)).lower()
-        raise TunerAppError(f"--host {host} --port {port}: cannot listen there ({reason}); "
-                            "is another UI running? Choose another --port") from None
+        # `ui` and `server` both default to port 5000: the likeliest holder of one's port is the other
+        remedy = ("is another tuner-app ui or server, or another program, on that port? Choose another --port"
+                  if err.errno == errno.EADDRINUSE else "choose another --host or --port")
+        raise TunerAppError(f"--host {host} --port {port}: the {what} cannot listen there ({reason}); "
+                            f"{remedy}") from None
 
 
 def runs_view_state() -> dict:
@@ -191,7 +196,7 @@ def store_uris_to_environment(command: list[str], env: dict[str, str]) -> tuple[
 def _forward_output(stream) -> None:
     for line in stream:
         if not SERVER_NOISE.match(line):
-            sys.stderr.write(line)
+            sys.stderr.write(redact(line))  # the server's errors may quote its store URI
             sys.stderr.flush()
 
 
