@@ -94,14 +94,17 @@ def test_an_existing_directory_is_refused_unless_forced(trial_dir, tmp_path):
     with pytest.raises(TunerAppError, match=f"{out}: already exists; use --force"):
         export.export_trial(trial_dir, out)
     assert (out / "old.txt").exists()
-    export.export_trial(trial_dir, out, force=True, run_id="abc123")
-    assert not (out / "old.txt").exists() and (out / "saved_model.pb").exists()
+    with pytest.raises(TunerAppError, match=f"--out {out}: not an earlier export \\(holds old.txt\\)"):
+        export.export_trial(trial_dir, out, force=True)  # --force replaces only an export (test_never_delete.py)
+    (out / "old.txt").unlink()
+    export.export_trial(trial_dir, out, force=True, run_id="abc123")  # an empty folder is nothing to lose
+    assert (out / "saved_model.pb").exists()
     assert json.loads((out / export.METADATA).read_text())["mlflow_run_id"] == "abc123"
     assert [path.name for path in tmp_path.iterdir()] == ["model"]  # no temporary or set-aside directory
 
 
 def test_missing_or_corrupt_trial_files_are_named(trial_dir, tmp_path):
-    broken = tmp_path / "project" / "trial_9"
+    broken = tmp_path / "runs" / "project" / "trial_9"
     broken.mkdir(parents=True)
     with pytest.raises(TunerAppError, match=r"trial_9: not a trial directory \(no trial.json\)"):
         export.export_trial(broken, tmp_path / "out")
@@ -117,7 +120,7 @@ def test_missing_or_corrupt_trial_files_are_named(trial_dir, tmp_path):
     (broken / "checkpoint.weights.h5").write_bytes(b"not hdf5")
     with pytest.raises(TunerAppError, match="trial_9/checkpoint.weights.h5: cannot load the weights"):
         export.export_trial(broken, tmp_path / "out")
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["project"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs"]  # no "out"
 
 
 def test_tflite_float_and_int8(trial_dir, reloaded, tmp_path):

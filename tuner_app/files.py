@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,8 +35,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def staged_directory(out: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
     """A new hidden directory beside `out` (same file system, so the final rename is atomic), renamed to `out`
     when the block succeeds and removed in every case: `out` is complete or absent, never half-written. `out`
-    must then be absent or empty, unless `replace`: an existing `out` is set aside, and deleted once replaced."""
+    must then be absent or empty, unless `replace`: an existing `out` is set aside, and deleted once replaced.
+    The caller decides whether `out` may be replaced (outputs.check_new_directory); nothing is left beside it."""
     out = Path(out)
+    if out.name in ("", ".", ".."):  # "." or "/": no sibling to stage in, and never a directory to replace
+        raise ValueError(f"{out}: not a directory name to create")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -51,16 +55,16 @@ def staged_directory(out: str | os.PathLike, replace: bool = False) -> Iterator[
 
 
 def _replace_directory(new: Path, out: Path) -> None:
-    """Rename `new` to the existing `out`: the old one is set aside first (put back if the rename fails)."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, aside / out.name)
+    """Rename `new` to the existing `out`: the old one is renamed aside first, put back if the rename fails,
+    and deleted once replaced. A name, not a folder, is reserved for it: a failed rename leaves nothing."""
+    aside = out.with_name(f".{out.name}.old-{secrets.token_hex(6)}")
+    os.rename(out, aside)
     try:
         os.rename(new, out)
-    except OSError:
-        os.rename(aside / out.name, out)
+    except BaseException:
+        os.rename(aside, out)
         raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike, value) -> None:

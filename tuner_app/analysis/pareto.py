@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from tuner_app import outputs
 from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import atomic_path
 from tuner_app.model.spaces import HV_REFERENCES, checked_reference
@@ -30,6 +31,7 @@ REFERENCES = (None, "seed")
 RULES_HELP = "best, smallest-within:D (D a fraction of accuracy, e.g. smallest-within:0.01 = 1 point) or knee"
 CSV_SIZES = ("params_total", "params_conv", "params_fc", "macs", "model_bytes")
 CSV_ACCURACIES = ("best_val_accuracy", "test_accuracy")
+CSV_HEADER = "run_id,trial_id,architecture"  # how the table's first line starts: how a rerun knows it
 SEED_CSV = "seed_reference.csv"
 SEED_TYPES = {"conv_layers": int, "fc_layers": int, "params": int, "accuracy": float,
               "batch_norm": "true".__eq__, "params_published": "true".__eq__}
@@ -141,6 +143,7 @@ def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_t
     analysis = Analysis(_front(kept, x), kept, left_out, hypervolume(points, reference_point), reference_point,
                         out_dir / f"{name}.csv", out_dir / f"{name}.png", x, y,
                         reference_source=reference_source, json_path=out_dir / f"{name}.json")
+    _check_replaceable(analysis, out_option)
     with storage_errors(out_dir, out_option):
         write_csv(analysis)
         write_json(analysis)
@@ -191,6 +194,25 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _check_replaceable(analysis: Analysis, option: str) -> None:
+    """Only an earlier analysis's files are replaced: never a user's file of the same name."""
+    is_table = outputs.first_line_starts(CSV_HEADER)
+    outputs.check_replaceable_file(analysis.csv_path, option, is_table, "a Pareto table")
+    if analysis.json_path:
+        outputs.check_replaceable_file(analysis.json_path, option, _is_summary, "a Pareto summary")
+    earlier = analysis.csv_path.is_file()  # its table checked above: an earlier set (its plot may predate the mark)
+    outputs.check_replaceable_file(analysis.png_path, option, lambda path: earlier or outputs.figure_is_ours(path),
+                                   "a figure")
+
+
+def _is_summary(path: Path) -> bool:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"hypervolume", "front_run_ids"} <= summary.keys()
+
+
 def write_csv(analysis: Analysis) -> Path:
     """One line per eligible trial: ids, architecture, every hyperparameter, sizes, val and test accuracy,
     and pareto (true/false)."""
@@ -198,7 +220,7 @@ def write_csv(analysis: Analysis) -> Path:
     on_front = {id(row) for row in analysis.front}
     with atomic_path(analysis.csv_path) as temporary, temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["run_id", "trial_id", "architecture", *names, *CSV_SIZES, *CSV_ACCURACIES, "pareto"])
+        writer.writerow([*CSV_HEADER.split(","), *names, *CSV_SIZES, *CSV_ACCURACIES, "pareto"])
         for row in analysis.all_rows:
             values = row.get("hyperparameters") or {}
             sizes = [_metric(row, metric) for metric in CSV_SIZES]
@@ -254,7 +276,8 @@ def plot(analysis: Analysis, reference: str | None = None) -> Path:
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
     with atomic_path(analysis.png_path) as temporary:
-        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png",
+                       metadata=outputs.figure_metadata(analysis.png_path))
     return analysis.png_path
 
 

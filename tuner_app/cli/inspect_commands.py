@@ -98,11 +98,14 @@ def activations(model: Path | None, run_id: str | None, tracking_uri: str | None
 
 
 def _npz_path(out: Path, force: bool) -> Path:
+    from tuner_app.inspection import activations as layer_activations
+
     out = out.expanduser()
     if out.suffix != ".npz":
         raise TunerAppError(f"--out {out}: expected a .npz file name")
     if out.exists() and not force:
         raise TunerAppError(f"{out}: already exists; use --force to replace it")
+    layer_activations.check_replaceable(out)  # --force or not: only an earlier activations set is replaced
     return out
 
 

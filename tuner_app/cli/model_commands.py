@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tuner_app.cli.root import DEFAULT_CACHE, comma_list, cli, decoded_corpus, echo_json
+from tuner_app import outputs
 from tuner_app.errors import TunerAppError
 
 
@@ -82,16 +83,26 @@ def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: 
     trial_dir, run_id, metrics = _trial_to_export(trial_dir, run_id, select, tracking_uri, experiment, parent)
     if register and not run_id:
         raise TunerAppError("--register needs the trial's MLflow run: use --run-id or --select")
+    stores = _store_files(tracking_uri)
+    outputs.check_new_directory(out.expanduser(), "--out", force, stores)  # before the slow part
     samples = {}
     if tflite or quantize:
         searched = record.read_search_record(trial_dir.expanduser().parent)
         representative, check = _export_samples(data_dir, cache_dir.expanduser(), searched)
         samples = {"representative": representative if quantize else None, "check": check}
     result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
-                                 quantize=quantize, **samples)
+                                 quantize=quantize, stores=stores, **samples)
     click.echo(export_summary.format_result(result))
     if run_id:
         _track_export(tracking_uri, run_id, trial_dir, result, metrics, register)
+
+
+def _store_files(tracking_uri: str | None) -> list[Path]:
+    """The MLflow store's SQLite file and artifacts, if the tracking URI names one: an export never goes there."""
+    from tuner_app.tracking import store
+
+    path = store.sqlite_path(tracking_uri or store.default_tracking_uri())
+    return [path, path.parent / "artifacts"] if path else []
 
 
 def _track_export(tracking_uri: str | None, run_id: str, trial_dir: Path, result, metrics: dict | None,
@@ -143,6 +154,8 @@ def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], 
     """Accuracy, per-class precision and recall and the confusion matrix of MODEL on a corpus split."""
     from tuner_app.serving import inference
 
+    out = out.expanduser()
+    outputs.check_replaceable_file(out, "--out", outputs.figure_is_ours, "a figure")  # before the slow part
     evaluation = inference.evaluate(inference.load(model), data_dir, split, comma_list(classes))
     inference.write_confusion_png(evaluation, out)
     echo_json(evaluation.to_dict()) if output_format == "json" else click.echo(inference.format_evaluation(evaluation))

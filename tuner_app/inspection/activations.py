@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuner_app import outputs
 from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import atomic_path
 
@@ -144,15 +145,50 @@ def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], stimuli_name
     matrices = rdm.matrices(rdms) if rdms is not None else {}
     metadata = _metadata(inspected, arrays, pool, rdms)
     written = []
+    check_replaceable(path)
     with storage_errors(path, "--out"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in (path, path.with_suffix(".mat"), path.with_suffix(".rdms.hdf5")):  # an older run's set
+        for stale in _file_set(path):  # an older run's set, checked to be tuner-app's
             stale.unlink(missing_ok=True)
         if rdms is not None:
             written.append(rdm.save_rdms(rdms, path.with_suffix(".rdms.hdf5")))
         written += _write_mat(path.with_suffix(".mat"), arrays, stimuli_names, matrices, metadata)
         written.append(_write_npz(path, arrays, stimuli_names, matrices, metadata))
     return written
+
+
+def _file_set(path: Path) -> tuple[Path, Path, Path]:
+    return path, path.with_suffix(".mat"), path.with_suffix(".rdms.hdf5")
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse to write the set of FILE.npz over a file of its names that tuner-app did not write."""
+    npz, mat, hdf5 = _file_set(path)
+    outputs.check_replaceable_file(npz, "--out", _is_activations_npz, "an activations file")
+    outputs.check_replaceable_file(mat, "--out", _is_activations_mat, "an activations .mat file")
+    earlier = npz.is_file() or mat.is_file()  # tuner-app's, as just checked: the .rdms.hdf5 is of their set
+    outputs.check_replaceable_file(hdf5, "--out", lambda _: earlier, "the RDM file of activations")
+
+
+def _is_activations_npz(path: Path) -> bool:
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            return False
+        with archive:  # only `metadata` is read: the layer arrays may be large
+            return "metadata" in archive.files and metadata_of({"metadata": archive["metadata"]}) is not None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+
+
+def _is_activations_mat(path: Path) -> bool:
+    import scipy.io
+
+    try:
+        metadata = scipy.io.loadmat(path, variable_names=["metadata"]).get("metadata")
+    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError):
+        return False
+    return metadata is not None and metadata_of({"metadata": np.asarray(str(np.squeeze(metadata)))}) is not None
 
 
 def _metadata(inspected: Inspected, arrays: Mapping[str, np.ndarray], pool: str, rdms) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.features.frontend import FeatureAxes
+from tuner_app import outputs
 from tuner_app.files import atomic_path
 
 DPI = 100
@@ -52,10 +53,11 @@ def new_figure(size: tuple[int, int]):
 
 
 def save_png(figure, path: str | Path) -> Path:
-    """Write `figure` as a PNG of exactly its pixel size, whole or not at all."""
+    """Write `figure` as a PNG of exactly its pixel size, whole or not at all, over none but tuner-app's own."""
     path = Path(path)
+    outputs.check_replaceable_file(path, "--out", outputs.figure_is_ours, "a figure")
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=DPI, format="png")
+        figure.savefig(temporary, dpi=DPI, format="png", metadata=outputs.figure_metadata(path))
     return path
 
 

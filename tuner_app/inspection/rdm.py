@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tuner_app.errors import TunerAppError, storage_errors
+from tuner_app import outputs
 from tuner_app.files import atomic_path
 from tuner_app.inspection import activations
 
@@ -29,6 +30,7 @@ METRIC_MEANINGS = {
 COMPARISONS = ("spearman", "rho-a", "corr", "cosine", "kendall", "tau-a")
 RDM_SUFFIXES = (".npy", ".csv", ".txt", ".npz", ".mat", ".hdf5", ".h5")
 TOLERANCE = 1e-6  # relative to the largest dissimilarity when that is above 1
+CSV_HEADER = "layer_a,layer_b,value"  # the comparison table's first line: how a rerun knows it
 
 
 def layer_rdms(arrays: Mapping[str, np.ndarray], stimuli_names: Sequence[str], metric: str = "correlation",
@@ -275,10 +277,13 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, out_prefix: str | os.Pat
     values = similarity(rdms_a, rdms_b, method)
     names_a, names_b = layer_names(rdms_a), layer_names(rdms_b)
     rows = [(row, column, float(values[i, j])) for i, row in enumerate(names_a) for j, column in enumerate(names_b)]
+    table, heatmap = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".png")
+    outputs.check_replaceable_file(table, "--out", outputs.first_line_starts(CSV_HEADER), "a comparison table")
+    outputs.check_replaceable_file(heatmap, "--out", outputs.figure_is_ours, "a figure")
     with storage_errors(prefix, "--out"):
         prefix.parent.mkdir(parents=True, exist_ok=True)
-        _write_csv(prefix.with_name(prefix.name + ".csv"), rows)
-        rsa_figures.similarity_heatmap(values, names_a, names_b, prefix.with_name(prefix.name + ".png"),
+        _write_csv(table, rows)
+        rsa_figures.similarity_heatmap(values, names_a, names_b, heatmap,
                                        title=f"{method} between RDMs", row_title=a.name, column_title=b.name)
     return rows
 
@@ -286,7 +291,7 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, out_prefix: str | os.Pat
 def _write_csv(path: Path, rows: Sequence[tuple[str, str, float]]) -> None:
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["layer_a", "layer_b", "value"])
+        writer.writerow(CSV_HEADER.split(","))
         writer.writerows((row, column, f"{value:.6g}") for row, column, value in rows)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.features.frontend import feature_axes
+from tuner_app import outputs
 from tuner_app.files import atomic_path
 from tuner_app.inspection import filter_figures, map_figures, saliency
 from tuner_app.inspection.figures import Written, file_stem, save_png
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the source and probe modules load TensorFlow: imported wher
     from tuner_app.inspection.source import Inspected
 
 REPORT_FILE = "report.html"
+GENERATOR = f'<meta name="generator" content="{outputs.MARK}">'  # how a rerun knows its report
 TOP_CLASSES = 3
 PAGE_STYLE = ("body{font-family:sans-serif;margin:2em}th{text-align:left;padding-right:1em}"
               "img{max-width:100%}figure{margin:2em 0}figcaption{color:#444}")
@@ -146,8 +148,10 @@ def write_html(inspected: Inspected, written: Sequence[Written], probabilities: 
              ("prediction", _top_classes(inspected.class_names, probabilities))]
     rows = "\n".join(f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>" for key, value in facts)
     body = "\n".join(_html_figure(item) for item in written)
-    head = (f"<meta charset=\"utf-8\"><title>{escape(inspected.name)}: {escape(clip_name)}</title>\n"
+    head = (f"<meta charset=\"utf-8\">{GENERATOR}<title>{escape(inspected.name)}: {escape(clip_name)}</title>\n"
             f"<style>{PAGE_STYLE}</style>")
+    outputs.check_replaceable_file(path, "--out", lambda page: GENERATOR.encode() in page.read_bytes()[:4096],
+                                   "a report")
     with atomic_path(path) as temporary:
         temporary.write_text(f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n<h1>{escape(inspected.name)}</h1>\n"
                              f"<table>\n{rows}\n</table>\n{body}\n</body></html>\n", encoding="utf-8")
