@@ -1,13 +1,14 @@
 """`tuner-app server`: the tracking server that several search processes log to over HTTP, its /health
 check, and its artifacts served to clients that share no path with it."""
 
+import socket
 import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
 from click.testing import CliRunner
-from conftest import SMOKE_SPACE, two_word_corpus
+from conftest import SMOKE_SPACE, cli_error_line, two_word_corpus
 
 from tuner_app.cli import cli
 from tuner_app.tracking import runs as tracking_runs
@@ -51,6 +52,19 @@ def test_a_server_bound_beyond_this_machine_warns_and_a_loopback_one_does_not():
     assert "--default-artifact-root" not in command
 
 
+def test_a_port_in_use_is_one_line_naming_the_server_that_cannot_listen(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        server = CliRunner().invoke(cli, ["server", "--port", port, "--backend-store-uri", store])
+        ui = CliRunner().invoke(cli, ["ui", "--no-open", "--port", port, "--tracking-uri", store])
+    remedy = "(address already in use); is another tuner-app ui or server, or another program, on that port?"
+    assert f"--port {port}: the tracking server cannot listen there {remedy}" in cli_error_line(server, alone=True)
+    assert f"--port {port}: the MLflow UI cannot listen there {remedy}" in cli_error_line(ui, alone=True)
+
+
 def test_a_store_uri_travels_to_the_server_in_its_environment_not_its_arguments():
     uri = "postgresql://mlflow:s3cret-pw@db/mlflow"
     command = mlflow_ui.ui_command(uri, "127.0.0.1", 5000, serve_artifacts=True, option="--backend-store-uri")
@@ -62,7 +76,7 @@ def test_a_store_uri_travels_to_the_server_in_its_environment_not_its_arguments(
 
 def test_the_server_takes_its_store_from_the_environment_off_its_own_command_line(tmp_path, monkeypatch):
     served = []
-    monkeypatch.setattr(mlflow_ui, "check_port_free", lambda host, port: None)
+    monkeypatch.setattr(mlflow_ui, "check_port_free", lambda host, port, what: None)
     monkeypatch.setattr(mlflow_ui, "serve_ui", lambda command, *rest: served.append(command) or 0)
     store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     result = CliRunner().invoke(cli, ["server", "--port", "5999"], env={"MLFLOW_BACKEND_STORE_URI": store})

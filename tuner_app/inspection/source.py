@@ -16,7 +16,7 @@ from typing import Any
 from tuner_app.errors import TunerAppError
 from tuner_app.features.frontend import FrontendConfig
 from tuner_app.model import architecture, build, spaces, spec
-from tuner_app.serving import export
+from tuner_app.serving import export, export_checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +64,11 @@ def from_export(export_dir: Path) -> Inspected:
     where = f"{export_dir / export.METADATA}: space"
     space = spaces.from_dict(document["space"], where)
     try:
-        values, class_names = dict(document["hyperparameters"]), tuple(document["class_names"])
+        values = dict(document["hyperparameters"])
     except (KeyError, TypeError) as err:
         raise TunerAppError(f"{export_dir / export.METADATA}: missing key {err}") from None
+    class_names = export_checks.check(export_dir / export.METADATA, document,
+                                      export_checks.checkpoint_facts(export_dir))
     model = build.build_model(space, values, len(class_names))
     export.load_weights(model, export_dir / document.get("keras_weights", export.KERAS_WEIGHTS))
     return Inspected(architecture.model_name(space, values), space, values, class_names, model, str(export_dir))

@@ -8,8 +8,9 @@ Layout of an export directory DIR (`tuner-app predict DIR` and `tf.saved_model.l
   DIR/any_format/                      a second SavedModel whose `serving_default` takes WAV, FLAC, Ogg
                                        Vorbis or MP3 files: it holds tensorflow-io ops, so loading it needs
                                        `import tensorflow_io` first;
-  DIR/tuner_app.json                   hyperparameters, front-end, class names, metrics, versions, and the
-                                       resolved search space (`space`);
+  DIR/tuner_app.json                   hyperparameters, front-end, class names, metrics, versions, the
+                                       resolved search space (`space`), and the sample rate and input shape
+                                       that loading checks against the SavedModel (export_checks.py);
   DIR/keras.weights.h5                 the Keras model's weights: with `space` and `hyperparameters` they
                                        rebuild the Keras model layer by layer (`tuner-app visualize`,
                                        `activations`), through Keras's weights format, never a pickle;
@@ -31,18 +32,20 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 import tuner_app
-from tuner_app.constants import CLIP_SAMPLES
+from tuner_app import outputs
+from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.data import audio
 from tuner_app.errors import TunerAppError, storage_error, storage_errors
 from tuner_app.files import save_weights, staged_directory
 from tuner_app.model import architecture, build, hyperparameters, spaces
 from tuner_app.search import record as search_record
+from tuner_app.serving import export_checks, weights_errors
 from tuner_app.serving import tflite as tflite_copies
 
 METADATA = "tuner_app.json"
@@ -86,6 +89,8 @@ class AudioClassifier(tf.Module):
         super().__init__(name="tuner_app")
         self.model = model
         self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string, name="class_names")
+        # Held by the model too, so that loading checks tuner_app.json against it (export_checks.py).
+        self.sample_rate = tf.Variable(SAMPLE_RATE, trainable=False, dtype=tf.int64, name="sample_rate")
 
     @tf.function(input_signature=[tf.TensorSpec([None, CLIP_SAMPLES], tf.float32, name="waveform")])
     def serve_waveform(self, waveform):
@@ -167,7 +172,9 @@ def load_weights(model, checkpoint: Path) -> None:
     try:
         model.load_weights(checkpoint)
     except Exception as err:  # h5py and Keras raise OSError, ValueError, KeyError... on a bad file
-        raise TunerAppError(f"{checkpoint}: cannot load the weights ({type(err).__name__}: {err})") from None
+        remedy = ("use another trial, or run the search again with --fresh" if checkpoint.name == CHECKPOINT
+                  else "export the trial again")
+        raise TunerAppError(weights_errors.unloadable(checkpoint, err, remedy)) from None
 
 
 def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -188,6 +195,8 @@ def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any]
         "space_file": trial.space.source,
         "space": spaces.resolved(trial.space),
         "keras_weights": KERAS_WEIGHTS,
+        "sample_rate": SAMPLE_RATE,
+        "input_shape": list(export_checks.INPUT_SHAPE),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "signatures": {
             "serving_default": "waveform float32 [batch, 16000] at 16 kHz; core TensorFlow ops only",
@@ -213,9 +222,10 @@ def save_module(module: AudioClassifier, directory: Path) -> None:
 def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force: bool = False,
                  run_id: str | None = None, metrics: Mapping[str, Any] | None = None, tflite: bool = False,
                  quantize: str | None = None, representative: np.ndarray | None = None,
-                 check: tuple[np.ndarray, np.ndarray] | None = None) -> ExportResult:
+                 check: tuple[np.ndarray, np.ndarray] | None = None, stores: Sequence[Path] = ()) -> ExportResult:
     """Export a trial's checkpointed weights (no retraining) as a SavedModel directory `out`, atomically.
 
+    `force` replaces only an earlier export; `out` is never inside a search, corpus or MLflow store (`stores`).
     `quantize="int8"` implies tflite and needs `representative` (float32 [n, 16000] training clips).
     `check=(waveforms, labels)` (labels in the model's class ids) measures float vs TFLite accuracy.
     """
@@ -224,8 +234,7 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
         raise TunerAppError(f"--quantize: expected int8, got {quantize!r}")
     if quantize and (representative is None or not len(representative)):
         raise TunerAppError("--quantize int8 needs a representative sample of training clips")
-    if out.exists() and not force:
-        raise TunerAppError(f"{out}: already exists; use --force to replace it")
+    outputs.check_new_directory(out, "--out", force, stores)  # before anything is created
     trial = load_trial(trial_dir)
     with storage_errors(out, "--out"), staged_directory(out, replace=True) as staging:
         try:

@@ -20,9 +20,11 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tuner_app import outputs
 from tuner_app.data import audio, cache, corpus
 from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import atomic_path
+from tuner_app.serving import export_checks
 
 METADATA = "tuner_app.json"  # the same name export.py writes
 BATCH_SIZE = 64
@@ -47,7 +49,8 @@ class Loaded:
 
 
 def load(model_dir: str | os.PathLike) -> Loaded:
-    """Load an export directory written by `tuner-app export`; TunerAppError names the path otherwise."""
+    """Load an export directory written by `tuner-app export`, its tuner_app.json checked against its model;
+    TunerAppError names the path (and the field) otherwise."""
     path = Path(model_dir).expanduser()
     if not (path / METADATA).is_file() or not (path / "saved_model.pb").is_file():
         raise TunerAppError(f"{path}: not a tuner-app export (needs {METADATA} and saved_model.pb)")
@@ -60,6 +63,7 @@ def load(model_dir: str | os.PathLike) -> Loaded:
         saved_model = tf.saved_model.load(str(path))
     except (OSError, ValueError, tf.errors.OpError) as err:
         raise TunerAppError(f"{path}: cannot load the SavedModel ({str(err).splitlines()[0]})") from None
+    class_names = export_checks.check(path / METADATA, metadata, export_checks.model_facts(path, saved_model))
     return Loaded(path, saved_model, metadata, class_names)
 
 
@@ -232,5 +236,6 @@ def write_confusion_png(evaluation: Evaluation, path: str | os.PathLike) -> Path
     figure.tight_layout()
     path = Path(path)
     with storage_errors(path, "--out"), atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+        figure.savefig(temporary, dpi=120, format=path.suffix.lstrip(".").lower() or "png",
+                       metadata=outputs.figure_metadata(path))  # how a rerun knows its figure (outputs.py)
     return path
