@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import keras_tuner
 
@@ -42,6 +44,19 @@ def check_writable(directory) -> None:
             probe.write(b"\0" * 4096)
             probe.flush()
             os.fsync(probe.fileno())
+
+
+def start_over(project_dir, keep: str) -> None:
+    """--fresh: remove what a search left in `project_dir`, all but the file named `keep` (the search's lock,
+    which keras-tuner's own overwrite would remove with the rest)."""
+    with runs_dir_write(project_dir):
+        for entry in Path(project_dir).iterdir():
+            if entry.name == keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def write_checkpoint(model, checkpoint: str, build_config: str) -> None:

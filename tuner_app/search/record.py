@@ -11,16 +11,21 @@ from typing import Any, Mapping, Sequence
 from tuner_app.errors import TunerAppError
 from tuner_app.files import atomic_path
 from tuner_app.search.checkpoints import runs_dir_write
+from tuner_app.search.fingerprint import digest
 from tuner_app.search.front import Point, front_points, hypervolume
 from tuner_app.model.spaces import resolved
 
 SEARCH_RECORD = "tuner_app_search.json"  # beside the trials: what export needs to rebuild a trial's model
 
 
-def write_search_record(tuner, class_names: Sequence[str], data: Mapping[str, Any]) -> Path:
-    """Save what rebuilding a trial's model needs (resolved space, class names) beside the trials."""
+def write_search_record(tuner, class_names: Sequence[str], data: Mapping[str, Any],
+                        identity: Mapping[str, Any] | None = None) -> Path:
+    """Save what rebuilding a trial's model needs (resolved space, class names) beside the trials, and what a
+    resume must not change (`identity`, search/fingerprint.py) with its fingerprint."""
     record = {"space_file": tuner.space.source, "space": resolved(tuner.space), "tuner": type(tuner).__name__,
               "class_names": list(class_names), "data": dict(data)}
+    if identity is not None:
+        record.update(fingerprint=digest(identity), identity=dict(identity))
     path = Path(tuner.project_dir) / SEARCH_RECORD
     # two searches in one project directory may write it at once
     with runs_dir_write(path), atomic_path(path) as temporary:

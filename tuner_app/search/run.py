@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import keras
 import keras_tuner
 
+from tuner_app.data import trainability
 from tuner_app.data.cache import DecodedClips
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
@@ -19,9 +20,10 @@ from tuner_app.model.architecture import N_CLASSES
 from tuner_app.model.build import CnnHyperModel
 from tuner_app.model.configurations import check_budget
 from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
-from tuner_app.search import checkpoints, distribution, interrupts
+from tuner_app.search import checkpoints, distribution, fingerprint, interrupts
+from tuner_app.search.lock import LOCK_FILE, project_lock
 from tuner_app.search.observers import SearchObserver
-from tuner_app.search.record import write_search_record
+from tuner_app.search.record import SEARCH_RECORD, read_search_record, write_search_record
 from tuner_app.search.tuners import TUNERS
 
 
@@ -58,20 +60,57 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     seed = seed if seed is not None else space.training["seed"]
     keras.utils.set_random_seed(seed)
     steps_per_epoch = max(1, math.ceil(len(splits.get("train", ())) / space.training["batch_size"]))
-    project = _project_name(space, tuner_name)
-    checkpoints.check_writable(Path(directory) / project)
-    tuner = make_tuner(space, CnnHyperModel(space, len(class_names), steps_per_epoch), Path(directory),
-                       project, tuner_name=tuner_name, max_params=max_params,
-                       overwrite=fresh, seed=seed, observers=observers)
-    tuner.worker_timeout = worker_timeout
-    if distribution.role() != "worker":  # the chief has written it, with its own view of the data
-        write_search_record(tuner, class_names, data or {})
-    train_ds, val_ds, test_ds = _datasets(space, splits, noise, seed)
-    status = "FAILED"
+    # A corpus that cannot train is refused before the project is touched: no record of it to resume from.
+    datasets = _datasets(space, splits, noise, seed, class_names)
+    project_dir = Path(directory) / _project_name(space, tuner_name)
+    checkpoints.check_writable(project_dir)
+    identity = fingerprint.search_identity(space, tuner_name, seed, class_names, data or {})
+    role = distribution.role()
     interrupts.stop_requested.clear()
+    # From the lock on, SIGTERM stops the search as SIGINT does: either way the lock is released.
+    with _project_held(project_dir, role), interrupts.signals_to(interrupts.request_stop):
+        _prepare_project(project_dir, fresh, role, identity)
+        tuner = make_tuner(space, CnnHyperModel(space, len(class_names), steps_per_epoch), Path(directory),
+                           project_dir.name, tuner_name=tuner_name, max_params=max_params,
+                           seed=seed, observers=observers)
+        tuner.worker_timeout = worker_timeout
+        if role == "worker":  # the chief has written the record, with its own view of the data
+            _check_chief_record(tuner, identity)
+        else:
+            write_search_record(tuner, class_names, data or {}, identity)
+        _search(tuner, datasets, verbose)
+    return tuner
+
+
+def _project_held(project_dir: Path, role: str):
+    """The project's lock; none for a worker, which shares its chief's project (and lock) by design."""
+    return contextlib.nullcontext() if role == "worker" else project_lock(project_dir)
+
+
+def _prepare_project(project_dir: Path, fresh: bool, role: str, identity: Mapping[str, Any]) -> None:
+    """--fresh empties the project (keras-tuner's overwrite would remove the lock too); a resume must run the
+    search its trials belong to."""
+    if role == "worker":
+        return
+    if fresh:
+        checkpoints.start_over(project_dir, keep=LOCK_FILE)
+    elif (project_dir / SEARCH_RECORD).exists():
+        fingerprint.check_same_search(read_search_record(project_dir), identity, project_dir / SEARCH_RECORD,
+                                      fingerprint.RESUME_REMEDY)
+
+
+def _check_chief_record(tuner, identity: Mapping[str, Any]) -> None:
+    tuner.oracle.get_space()  # waits for the chief, which has written its record before it answers
+    fingerprint.check_same_search(read_search_record(tuner.project_dir), identity,
+                                  Path(tuner.project_dir) / SEARCH_RECORD, fingerprint.WORKER_REMEDY)
+
+
+def _search(tuner, datasets: tuple, verbose: int) -> None:
+    """The search loop, its observers told how it ended."""
+    status = "FAILED"
     try:
-        with interrupts.signals_to(interrupts.request_stop), _collections_skip_what_lives_now():
-            tuner.search(train_ds, val_ds, test_ds, verbose=verbose)
+        with _collections_skip_what_lives_now():
+            tuner.search(*datasets, verbose=verbose)
         _check_some_completed(tuner)
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -80,7 +119,6 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     finally:
         tuner.observers.resume(tuner)  # a tracker whose store went down logs what it missed, if it answers now
         tuner.notify("search_end", status)
-    return tuner
 
 
 @contextlib.contextmanager
@@ -100,11 +138,12 @@ def _project_name(space: SearchSpace, tuner_name: str | None) -> str:
     return f"{Path(space.source).stem}-{tuner_name or space.tuner['name']}"
 
 
-def _datasets(space: SearchSpace, splits: dict[str, DecodedClips], noise, seed: int) -> tuple:
+def _datasets(space: SearchSpace, splits: dict[str, DecodedClips], noise, seed: int,
+              class_names: Sequence[str]) -> tuple:
+    """(train, validation, test or None) datasets, once the splits can train a classifier of `class_names`."""
+    labels = {split: splits[split].labels if split in splits else [] for split in ("train", "validation")}
+    trainability.check(trainability.counts_of_labels(class_names, labels), "corpus", trainability.SEARCH_REMEDY)
     batch_size = space.training["batch_size"]
-    missing = [name for name in ("train", "validation") if not len(splits.get(name, ()))]
-    if missing:
-        raise TunerAppError(f"corpus: the {missing[0]} split is empty; a search needs train and validation clips")
     train = make_dataset(splits["train"], batch_size, training=True, augment=space.augment, noise=noise, seed=seed)
     val = make_dataset(splits["validation"], batch_size)
     test = make_dataset(splits["test"], batch_size) if len(splits.get("test", ())) else None

@@ -6,9 +6,12 @@ search needs no server; a tracking URI (or MLFLOW_TRACKING_URI) points at a serv
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -17,7 +20,7 @@ import sqlalchemy
 from mlflow.exceptions import MlflowException
 
 from tuner_app.errors import TunerAppError, storage_errors
-from tuner_app.redaction import redact
+from tuner_app.redaction import redact, uri_password
 
 STORE_DIR = "mlruns"
 PARENT_TAG = "mlflow.parentRunId"  # how MLflow nests runs
@@ -54,13 +57,36 @@ def client_for(uri: str) -> mlflow.MlflowClient:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
+    check_uri(uri)
     make_store_folder(uri)
     try:
-        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        with _schema_set_up_alone(uri):
+            return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     except MlflowException as err:  # an unknown scheme, a bare path (MLflow's retired file store), ...
         why = str(err).strip().split(". ")[0]
         raise TunerAppError(f"MLflow store {redact(uri)}: MLflow cannot use it ({redact(why)}); give "
                             "http://HOST:PORT (tuner-app server), sqlite:///PATH or postgresql://USER@HOST/DB") from None
+
+
+@contextlib.contextmanager
+def _schema_set_up_alone(uri: str) -> Iterator[None]:
+    """MLflow creates (or migrates) a SQLite store's tables as a client first opens it: two processes doing so at
+    once clash ("duplicate column name"). A flock on a file beside the database makes the second one wait."""
+    path = sqlite_path(uri)
+    lock = _opened_lock(path.with_name(f"{path.name}.lock")) if path else None
+    if lock is None:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        yield
+
+
+def _opened_lock(path: Path):
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError:  # a folder this process cannot write: it cannot create or migrate a store there either
+        return None
 
 
 def make_store_folder(uri: str, option: str = "--tracking-uri") -> None:
@@ -83,11 +109,12 @@ def find_experiment(client, uri: str, name: str, create: bool) -> str:
             return client.create_experiment(name, artifact_location=artifact_root(uri),
                                             tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT})
     except MlflowException as err:
-        raise TunerAppError(f"MLflow store {uri}: {err.message}") from None
+        raise TunerAppError(f"MLflow store {redact(uri)}: {redact(err.message)}") from None
     if experiment is None:
-        raise TunerAppError(f"MLflow experiment {name!r} not found in {uri}")
+        raise TunerAppError(f"MLflow experiment {name!r} not found in {redact(uri)}")
     if experiment.lifecycle_stage == "deleted":
-        raise TunerAppError(f"MLflow experiment {name!r} in {uri} is deleted; restore it or use another --experiment")
+        raise TunerAppError(f"MLflow experiment {name!r} in {redact(uri)} is deleted; restore it or use another "
+                            "--experiment")
     return experiment.experiment_id
 
 
@@ -96,7 +123,7 @@ def tag_model_development(client, uri: str, experiment_id: str) -> None:
     try:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
     except MlflowException as err:
-        raise TunerAppError(f"MLflow store {uri}: {err.message}") from None
+        raise TunerAppError(f"MLflow store {redact(uri)}: {redact(err.message)}") from None
 
 
 def search_runs(client, experiment_id: str, where: str, newest_first: bool = False) -> list:
@@ -117,8 +144,21 @@ def children_where(parent_run_id: str) -> str:
     return f"tags.{PARENT_TAG} = '{parent_run_id}'"
 
 
+def check_uri(uri: str, option: str = "--tracking-uri") -> None:
+    """A TunerAppError for a store URI read two ways: SQLAlchemy takes what follows an unescaped "@" in the
+    password for the host (and its driver prints it), and a space ends a URI in any message that quotes it."""
+    if "://" not in uri or "@" not in uri or sqlite_path(uri):
+        return
+    if any(character.isspace() for character in uri):  # not shown: the password's tail would be
+        raise TunerAppError(f"{option}: the URI holds a space; write each space in it as %20")
+    if "@" in (uri_password(uri) or ""):
+        raise TunerAppError(f"{option} {redact(uri)}: more than one '@' follows the user name; write each '@' "
+                            "in the password (or the query) as %40")
+
+
 def check_reachable(uri: str) -> None:
     """A TunerAppError unless the store answers now: a tracking server's GET /health, a database's query."""
+    check_uri(uri)
     if uri.startswith(("http://", "https://")):
         try:
             response = requests.get(uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT)
@@ -141,7 +181,7 @@ def check_reachable(uri: str) -> None:
 def check_shareable(uri: str, who: str) -> None:
     """A TunerAppError if several processes (`who`: a distributed search) would write one local SQLite file."""
     if sqlite_path(uri) or uri.startswith("file:") or "://" not in uri:
-        raise TunerAppError(f"{who}: several processes must not share the SQLite store {uri}; start "
+        raise TunerAppError(f"{who}: several processes must not share the SQLite store {redact(uri)}; start "
                             "`tuner-app server` and pass its URL as --tracking-uri (e.g. http://127.0.0.1:5000)")
 
 
