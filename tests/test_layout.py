@@ -35,3 +35,17 @@ def test_readme_layout_names_no_module_that_is_gone():
     named = re.findall(r"`tuner_app/(\w+)/`", _layout_table())
     assert named, "the layout table names the subpackages as `tuner_app/NAME/`"
     assert [name for name in named if not (ROOT / "tuner_app" / name).is_dir()] == []
+
+
+def test_every_test_the_guarantees_name_exists():
+    """docs/guarantees.md holds each guarantee to its tests: a renamed or deleted test must not leave it bare."""
+    text = (ROOT / "docs" / "guarantees.md").read_text(encoding="utf-8")
+    named, file = [], None
+    for match in re.finditer(r"`(test_\w+\.py)?(?:::(test_\w+))?`", text):  # `file.py::test`, `file.py`, `::test`
+        file = match.group(1) or file  # `::test` is of the file named last
+        named.append((file, match.group(2)))
+    assert len(named) > 20
+    missing = [f"{file}::{test}" for file, test in named
+               if not (ROOT / "tests" / file).is_file()
+               or test and not re.search(rf"^def {test}\(", (ROOT / "tests" / file).read_text(), re.M)]
+    assert missing == []
