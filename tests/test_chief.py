@@ -2,6 +2,7 @@
 retried then failed, a trial given back is retried at once, no worker is let go while a trial may need it,
 and a restarted chief lets each worker finish the trial it was training."""
 
+import grpc
 import keras_tuner
 import pytest
 from conftest import make_oracle, smoke_space
@@ -168,3 +169,33 @@ def test_the_last_worker_hears_stopped_even_while_the_chief_shuts_down(tmp_path,
     assert keras_tuner.engine.trial.Trial.from_proto(last.trial).status == "STOPPED"
     serving.join(30)
     assert not serving.is_alive()
+
+
+class _Cut(grpc.RpcError):
+    """What a worker's call raises when the chief dies while answering it, or is not there at all."""
+
+    def __init__(self, code):
+        self._code = code
+
+    def code(self):
+        return self._code
+
+
+def test_a_call_cut_off_by_a_dying_chief_is_made_again_and_a_chief_gone_for_good_is_one_line(monkeypatch):
+    from tuner_app.search import worker
+
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    cuts = [_Cut(grpc.StatusCode.UNAVAILABLE)]  # the chief killed mid-answer, then restarted (CI saw a worker exit)
+
+    def call(trial_id):
+        if cuts:
+            raise cuts.pop()
+        return f"trial {trial_id}"
+
+    assert worker._answered(call, "3") == "trial 3"
+    for codes in ([grpc.StatusCode.UNAVAILABLE] * 2, [grpc.StatusCode.DEADLINE_EXCEEDED]):
+        cuts[:] = [_Cut(code) for code in codes]
+        with pytest.raises(worker.ChiefUnreachable, match="does not answer"):
+            worker._answered(call, "3")
+        assert cuts == []  # UNAVAILABLE twice, or the hour of waiting over: no third try

@@ -20,6 +20,7 @@ from tuner_app.search.chief import GIVEN_BACK
 from tuner_app.search.distribution import HEARTBEAT_SECONDS, oracle_address, quiet_protos
 
 IDLE_PAUSE_SECONDS = 1.0  # keras-tuner's loop asks again at once when the chief answers IDLE
+CALL_ATTEMPTS = 2  # a call cut off by a chief that died answering it is made once more (see _answered)
 GIVE_BACK_TIMEOUT = 5.0  # a stopping worker does not wait long for a chief that is down: it reaps the trial
 
 
@@ -103,11 +104,20 @@ class WorkerOracle(OracleClient):
 
 
 def _answered(call, *args, **kwargs):
-    """An OracleClient call; a chief that never answers (keras-tuner waits an hour) as one clear line."""
-    try:
-        with quiet_protos():
-            return call(*args, **kwargs)
-    except grpc.RpcError as error:
-        raise ChiefUnreachable(f"the chief at {oracle_address()} does not answer ({error.code().name}); start it "
-                            "(`tuner-app search --chief`), then this worker again: finished trials are kept") from None
+    """An OracleClient call; a chief that never answers (keras-tuner waits an hour) as one clear line. A call
+    cut off by a chief killed while answering it is made once more: keras-tuner's wait_for_ready covers only
+    a chief that is down when a call starts, and the restarted chief answers it (its trials are in the
+    shared results directory; a trial handed out twice is retried as any lost one is)."""
+    for attempt in range(CALL_ATTEMPTS):
+        try:
+            with quiet_protos():
+                return call(*args, **kwargs)
+        except grpc.RpcError as error:
+            if attempt == CALL_ATTEMPTS - 1 or error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise _unreachable(error) from None
+
+
+def _unreachable(error: grpc.RpcError) -> ChiefUnreachable:
+    return ChiefUnreachable(f"the chief at {oracle_address()} does not answer ({error.code().name}); start it "
+                            "(`tuner-app search --chief`), then this worker again: finished trials are kept")
 
