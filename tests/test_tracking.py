@@ -229,6 +229,11 @@ def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
     parent = mlflow.MlflowClient(uri).get_run(rows[0]["parent_run_id"])
     assert parent.data.params["data.train.zero"] == "4" and parent.data.params["data.test.total"] == "2"
     assert not (tmp_path / "mlruns").exists()  # nothing went to the default store
+    # the split lists hold out single clips, so spk2-spk5 are also in train: not speaker-disjoint
+    trial = mlflow.MlflowClient(uri).get_run(rows[0]["run_id"])
+    profiles = [json.loads(item.dataset.profile) for item in trial.inputs.dataset_inputs]
+    assert [(profile["speaker_disjoint"], profile["speakers"]) for profile in profiles] == [
+        (False, 6), (False, 2), (False, 2)]
 
 
 def test_each_trial_run_has_the_corpus_splits_system_metrics_and_an_architecture_png(smoke):

@@ -9,6 +9,8 @@ import click
 from tuner_app.cli import numbers
 from tuner_app.cli.root import DEFAULT_CACHE, comma_list, cli, decoded_corpus
 
+PERCENT = numbers.FiniteFloatRange(0, 100)  # data split's --validation-pct and --testing-pct
+
 
 @cli.group()
 def data() -> None:
@@ -45,11 +47,14 @@ def data_stats(directory: Path, output_format: str, classes: tuple[str, ...], un
 @data.command("import-fsdd")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-def data_import_fsdd(src: Path, out: Path) -> None:
+@click.option("--split", "split_rule", type=click.Choice(["takes", "speakers"]), default="takes", show_default=True,
+              help="takes: the dataset's own split (every speaker in every split); speakers: validation george, "
+                   "test jackson, train the other four.")
+def data_import_fsdd(src: Path, out: Path, split_rule: str) -> None:
     """Copy the Free Spoken Digit Dataset at SRC into the Speech Commands layout at OUT."""
     from tuner_app.data import corpus, fsdd
 
-    imported = fsdd.import_fsdd(src, out)
+    imported = fsdd.import_fsdd(src, out, split=split_rule)
     sizes = {split: len(imported.split(split)) for split in corpus.SPLITS}
     click.echo(f"imported {len(imported.clips)} clips into {out} ({', '.join(f'{k} {v}' for k, v in sizes.items())})")
 
@@ -76,3 +81,29 @@ def data_prepare(data_dir: Path | None, cache_dir: Path, strict: bool, classes: 
     click.echo(f"{'noise':>10}: {len(noise) / SAMPLE_RATE:.1f} s from {len(found.background_noise)} file(s)")
     click.echo(f"Corpus {found.root} ({len(found.classes)} classes), decoded cache in {cache_dir / 'decoded'}")
 
+
+
+@data.command("split")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--validation-speakers", multiple=True, help="Comma-separated speakers held out for validation.")
+@click.option("--test-speakers", multiple=True, help="Comma-separated speakers held out for test.")
+@click.option("--validation-pct", type=PERCENT, help="Speakers to validation by the Speech Commands hash.")
+@click.option("--testing-pct", type=PERCENT, help="Speakers to test by the Speech Commands hash.")
+@click.option("--force", is_flag=True, help="Replace existing validation_list.txt and testing_list.txt.")
+def data_split(directory: Path, validation_speakers: tuple[str, ...], test_speakers: tuple[str, ...],
+               validation_pct: float | None, testing_pct: float | None, force: bool) -> None:
+    """Write a speaker-disjoint validation_list.txt and testing_list.txt for the corpus DIRECTORY."""
+    from tuner_app.data import split
+    from tuner_app.errors import TunerAppError
+
+    named = comma_list(validation_speakers) or comma_list(test_speakers)
+    if bool(named) == (validation_pct is not None or testing_pct is not None):
+        raise TunerAppError("data split: give either --validation-speakers/--test-speakers or "
+                            "--validation-pct/--testing-pct")
+    found = split.load(directory, force)
+    if named:
+        split_of = split.by_speakers(found, comma_list(validation_speakers) or (), comma_list(test_speakers) or ())
+    else:
+        split_of = split.by_fraction(found, validation_pct or 0.0, testing_pct or 0.0)
+    sizes = split.write_lists(found, split_of)
+    click.echo(f"wrote the split lists of {found.root} ({', '.join(f'{k} {v}' for k, v in sizes.items())} clips)")

@@ -189,7 +189,8 @@ def _run_search(space, data_dir, cache_dir, runs_dir, tuner_name, max_params, fr
 
     found, splits = decoded_corpus(data_dir, cache_dir)
     noise = cache.noise_bank(found.background_noise)
-    data = {"path": str(found.root), "fingerprint": found.fingerprint(), "counts": found.counts()}
+    data = {"path": str(found.root), "fingerprint": found.fingerprint(), "counts": found.counts(),
+            **found.speaker_summary()}  # resume compares only data["fingerprint"] (search/fingerprint.py)
     tuner = search_run.run_search(space, splits, runs_dir, tuner_name=tuner_name, max_params=max_params,
                               fresh=fresh, seed=seed, noise=noise, class_names=found.classes, data=data,
                               observers=[progress.ProgressReporter(), tracker], worker_timeout=worker_timeout)

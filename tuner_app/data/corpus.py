@@ -1,7 +1,7 @@
 """Speech Commands corpus layout: class folders, split lists, the speaker-hash split rule.
 
 A corpus directory holds one folder per word, optional `validation_list.txt` /
-`testing_list.txt` (paths like `bed/026290a7_nohash_0.wav`) and an optional
+`testing_list.txt` (paths like `bed/026290a7_nohash_0.wav`), an optional `speakers.csv` and an optional
 `_background_noise_/` folder of long noise recordings. Nothing here decodes audio.
 """
 
@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from tuner_app.data.speakers import NAMES_SHOWN, overlap, read_speakers_csv, speaker_of
 from tuner_app.errors import TunerAppError
 
 SEED_WORDS = (
@@ -34,7 +35,7 @@ _NOHASH = re.compile(r"_nohash_.*$")
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """One recording: its file, class label, speaker id and split."""
+    """One recording: its file, class label, speaker id ("" when unknown) and split."""
 
     path: Path
     label: str
@@ -66,11 +67,24 @@ class Corpus:
         """See `fingerprint`."""
         return fingerprint(self.clips)
 
+    def speakers(self) -> dict[str, list[str]]:
+        """{split: its sorted speaker ids}; clips of unknown speaker are left out."""
+        return {split: sorted({clip.speaker for clip in self.split(split) if clip.speaker}) for split in SPLITS}
 
-def speaker_of(name: str | Path) -> str:
-    """Speaker id of a file name: the part before `_nohash_` (or the stem when there is none)."""
-    base = Path(name).name
-    return _NOHASH.sub("", base) if "_nohash_" in base else Path(base).stem
+    def speaker_overlap(self) -> list[str]:
+        """Sorted speakers heard in more than one split."""
+        return overlap(self.speakers())
+
+    def speaker_summary(self) -> dict:
+        """{"speaker_disjoint": no speaker in two splits (None: no speaker known), "speakers": {split: count}}."""
+        speakers = self.speakers()
+        known = any(speakers.values())
+        return {"speaker_disjoint": not self.speaker_overlap() if known else None,
+                "speakers": {split: len(names) for split, names in speakers.items()}}
+
+    def speaker_names(self) -> dict[str, list[str] | None]:
+        """{split: its speakers, or None when more than NAMES_SHOWN}: what a report lists by name."""
+        return {split: names if len(names) <= NAMES_SHOWN else None for split, names in self.speakers().items()}
 
 
 def which_set(name: str | Path, validation_pct: float = 10, testing_pct: float = 10) -> str:
@@ -101,7 +115,8 @@ def fingerprint(clips: Iterable[Clip]) -> str:
     return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
 
 
-def scan(root: str | Path, classes: Sequence[str] | None = None, unknown: bool = False) -> Corpus:
+def scan(root: str | Path, classes: Sequence[str] | None = None, unknown: bool = False,
+         use_lists: bool = True) -> Corpus:
     """Read a Speech Commands style directory.
 
     `classes` defaults to the seed words that have a folder here (FSDD has only the digits);
@@ -109,10 +124,11 @@ def scan(root: str | Path, classes: Sequence[str] | None = None, unknown: bool =
 
     Folders outside `classes` are ignored, or labelled `UNKNOWN` when `unknown` is true;
     folders starting with `_` are never classes. Splits follow the list files when either
-    exists (files in neither are train), else the `which_set` hash rule.
+    exists (files in neither are train) and `use_lists`, else the `which_set` hash rule. Speakers follow
+    `speakers.csv` where it names the file, else the file-name rules (`speakers.speaker_of`).
     """
     root = _existing_dir(root)
-    folders = _class_folders(root)
+    folders = class_folders(root)
     if classes is None:
         classes = [word for word in SEED_WORDS if word in folders]
         if not classes:
@@ -122,17 +138,19 @@ def scan(root: str | Path, classes: Sequence[str] | None = None, unknown: bool =
     if missing:
         raise TunerAppError(f"{root}: no folder with audio for class {missing[0]!r}")
     present = {f"{folder}/{path.name}" for folder, paths in folders.items() for path in paths}
-    assign = _list_splitter(root, present) or (lambda key: which_set(key))
+    assign = (use_lists and _list_splitter(root, present)) or (lambda key: which_set(key))
+    listed = read_speakers_csv(root, present) or {}
     clips = []
     for folder in sorted(folders):
         label = folder if folder in classes else (UNKNOWN if unknown else None)
         if label is not None:
-            clips += [_clip(path, label, assign) for path in folders[folder]]
+            clips += [_clip(path, label, assign, listed) for path in folders[folder]]
     return Corpus(root, classes + ((UNKNOWN,) if unknown else ()), tuple(clips), _noise_files(root))
 
 
-def _clip(path: Path, label: str, assign: Callable[[str], str]) -> Clip:
-    return Clip(path, label, speaker_of(path.name), assign(f"{path.parent.name}/{path.name}"))
+def _clip(path: Path, label: str, assign: Callable[[str], str], listed: dict[str, str]) -> Clip:
+    key = f"{path.parent.name}/{path.name}"
+    return Clip(path, label, listed.get(key) or speaker_of(path.name), assign(key))
 
 
 def _existing_dir(path: str | Path) -> Path:
@@ -164,7 +182,7 @@ def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 
-def _class_folders(root: Path) -> dict[str, list[Path]]:
+def class_folders(root: Path) -> dict[str, list[Path]]:
     """{folder name: its audio files} for every non-underscore folder holding audio."""
     folders = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):

@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 
 from tuner_app.data import trainability
 from tuner_app.data.corpus import SPLITS, Corpus
+from tuner_app.data.speakers import shown
 from tuner_app.errors import TunerAppError
 
 
@@ -40,7 +41,24 @@ def stats(corpus: Corpus, describe: Callable | None = None) -> dict:
         "background_noise": [str(path) for path in corpus.background_noise],
         "unreadable": unreadable,
         "problems": trainability.problems(corpus.counts()),
+        **corpus.speaker_summary(),
+        "speaker_names": corpus.speaker_names(),
+        "speaker_overlap": corpus.speaker_overlap(),
     }
+
+
+def speaker_lines(report: dict) -> list[str]:
+    """Speakers per split (named when few), whether the split is speaker-disjoint, and the overlap warning."""
+    if report["speaker_disjoint"] is None:
+        return ["speakers: unknown (no <speaker>_nohash_<n> or <digit>_<speaker>_<n> file names, no speakers.csv)"]
+    cells = [f"{split} {report['speakers'][split]}" + (f" ({', '.join(names)})" if names else "")
+             for split, names in report["speaker_names"].items()]
+    lines = [f"speakers: {'; '.join(cells)}", f"speaker-disjoint: {'yes' if report['speaker_disjoint'] else 'no'}"]
+    overlap = report["speaker_overlap"]
+    if overlap:
+        lines.append(f"warning: {len(overlap)} speaker(s) in more than one split ({shown(overlap)}): validation "
+                     "and test accuracy are not on unheard voices")
+    return lines
 
 
 def _describe_whole(path):
@@ -82,4 +100,5 @@ def format_stats(report: dict, as_json: bool = False) -> str:
               f"background noise files: {len(report['background_noise'])}",
               f"unreadable files: {len(report['unreadable'])}"]
     lines += [f"  {item['path']}: {item['error']}" for item in report["unreadable"]]
+    lines += speaker_lines(report)
     return "\n".join(lines + [f"warning: {problem}" for problem in report["problems"]])

@@ -16,8 +16,8 @@ DIGEST_CHARS = 32  # MLflow stores a dataset digest in 36 characters
 
 
 def corpus_inputs(data: Mapping[str, Any]) -> list[DatasetInput]:
-    """The search record's `data` (path, fingerprint, counts per class and split) as one MLflow dataset input
-    per split, in training, validation, test order; none without a fingerprint (nothing to identify it by)."""
+    """The search record's `data` (path, fingerprint, counts per class and split, speakers) as one MLflow dataset
+    input per split, in training, validation, test order; none without a fingerprint (nothing to identify it by)."""
     fingerprint, counts = data.get("fingerprint"), data.get("counts") or {}
     if not fingerprint or not data.get("path"):
         return []
@@ -28,9 +28,17 @@ def corpus_inputs(data: Mapping[str, Any]) -> list[DatasetInput]:
         dataset = Dataset(name=f"{root.name}/{split}", digest=_digest(fingerprint, split), source_type="local",
                           source=json.dumps({"uri": root.as_uri()}), profile=json.dumps(
                               {"clips": sum(per_class.values()), "classes": len(per_class),
-                               "fingerprint": fingerprint, "per_class": per_class}))
+                               "fingerprint": fingerprint, "per_class": per_class, **_speakers(data, split)}))
         inputs.append(DatasetInput(dataset, [InputTag(CONTEXT_TAG, context)]))
     return inputs
+
+
+def _speakers(data: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """Whether the corpus's splits share no speaker, and this split's speaker count; nothing for records from
+    before speakers were data."""
+    if "speaker_disjoint" not in data:
+        return {}
+    return {"speaker_disjoint": data["speaker_disjoint"], "speakers": (data.get("speakers") or {}).get(split)}
 
 
 def _digest(fingerprint: str, split: str) -> str:
