@@ -104,6 +104,16 @@ def test_split_by_named_speakers_writes_both_lists_and_refuses_to_overwrite(tmp_
     assert (root / "testing_list.txt").read_text() == ""
 
 
+def test_without_lists_each_speaker_of_fsdd_names_keeps_to_one_split(tmp_path):
+    names = [f"{digit}_{speaker}_{take}.wav" for speaker in [f"s{n}" for n in range(30)] for digit in (1, 2)
+             for take in range(3)]
+    root = make_corpus(tmp_path, {"one": [name for name in names if name[0] == "1"],
+                                  "two": [name for name in names if name[0] == "2"]})
+    found = scan(root, ["one", "two"])
+    assert found.speaker_summary()["speaker_disjoint"] is True  # by file name, 30 speakers would spread
+    assert {clip.split for clip in found.clips} == {"train", "validation", "test"}
+
+
 def test_split_by_fraction_hashes_speakers_so_new_clips_move_none(tmp_path):
     speakers = [f"spk{n:02d}" for n in range(40)]
     root = speech_commands_style(tmp_path, speakers)

@@ -138,19 +138,26 @@ def scan(root: str | Path, classes: Sequence[str] | None = None, unknown: bool =
     if missing:
         raise TunerAppError(f"{root}: no folder with audio for class {missing[0]!r}")
     present = {f"{folder}/{path.name}" for folder, paths in folders.items() for path in paths}
-    assign = (use_lists and _list_splitter(root, present)) or (lambda key: which_set(key))
+    lists = (use_lists and _list_splitter(root, present)) or None
     listed = read_speakers_csv(root, present) or {}
     clips = []
     for folder in sorted(folders):
         label = folder if folder in classes else (UNKNOWN if unknown else None)
         if label is not None:
-            clips += [_clip(path, label, assign, listed) for path in folders[folder]]
+            clips += [_clip(path, label, lists, listed) for path in folders[folder]]
     return Corpus(root, classes + ((UNKNOWN,) if unknown else ()), tuple(clips), _noise_files(root))
 
 
-def _clip(path: Path, label: str, assign: Callable[[str], str], listed: dict[str, str]) -> Clip:
+def _clip(path: Path, label: str, lists: Callable[[str], str] | None, listed: dict[str, str]) -> Clip:
     key = f"{path.parent.name}/{path.name}"
-    return Clip(path, label, listed.get(key) or speaker_of(path.name), assign(key))
+    speaker = listed.get(key) or speaker_of(path.name)
+    return Clip(path, label, speaker, lists(key) if lists else speaker_split(path.name, speaker))
+
+
+def speaker_split(name: str, speaker: str, validation_pct: float = 10, testing_pct: float = 10) -> str:
+    """`which_set` of the clip's speaker where it is known (an FSDD name, speakers.csv): all of one speaker's
+    clips share a split, as Speech Commands' own names give; by the file name otherwise."""
+    return which_set(f"{speaker}_nohash_0.wav" if speaker else name, validation_pct, testing_pct)
 
 
 def _existing_dir(path: str | Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from tuner_app.data.corpus import LIST_FILES, SPLITS, Corpus, _existing_dir, class_folders, scan, which_set
+from tuner_app.data.corpus import LIST_FILES, SPLITS, Corpus, _existing_dir, class_folders, scan, speaker_split
 from tuner_app.data.speakers import SPEAKERS_CSV, shown
 from tuner_app.errors import TunerAppError
 from tuner_app.files import atomic_path
@@ -45,8 +45,8 @@ def by_fraction(corpus: Corpus, validation_pct: float, testing_pct: float) -> di
     if validation_pct + testing_pct >= 100:
         raise TunerAppError(f"--validation-pct {validation_pct:g} plus --testing-pct {testing_pct:g} leaves no "
                             "training clips; keep their sum under 100")
-    return {_key(clip): which_set(f"{clip.speaker}_nohash_0.wav" if clip.speaker else clip.path.name,
-                                  validation_pct, testing_pct) for clip in corpus.clips}
+    return {_key(clip): speaker_split(clip.path.name, clip.speaker, validation_pct, testing_pct)
+            for clip in corpus.clips}
 
 
 def _key(clip) -> str:
