@@ -196,3 +196,15 @@ def test_figures_and_tables_replace_only_their_own(tmp_path):
     pareto.analyse(rows, tmp_path)  # a rerun replaces its own three files
     assert sorted(path.name for path in tmp_path.iterdir()) == ["filters.png", "pareto.csv", "pareto.json",
                                                                 "pareto.png"]
+
+
+def test_a_report_page_is_replaced_only_when_tuner_app_wrote_it(tmp_path):
+    from tuner_app import outputs
+    from tuner_app.inspection import report
+
+    page = tmp_path / report.REPORT_FILE
+    page.write_text(f"<!DOCTYPE html>\n<html><head>{report.GENERATOR}</head></html>\n" + "x" * 100_000)
+    outputs.check_replaceable_file(page, "--out", outputs.head_holds(report.GENERATOR), "a report")
+    page.write_text("<html><head><title>my own notes</title></head></html>")
+    one_line_error(lambda: outputs.check_replaceable_file(page, "--out", outputs.head_holds(report.GENERATOR),
+                                                          "a report"), f"--out {page}: already exists")

@@ -185,6 +185,11 @@ def first_line_starts(header: str) -> Callable[[Path], bool]:
     return lambda path: _head(path).split(b"\n", 1)[0].startswith(header.encode())
 
 
+def head_holds(marker: str, size: int = 4096) -> Callable[[Path], bool]:
+    """A recogniser of a text file (a page tuner-app wrote) by a marker in its first `size` bytes."""
+    return lambda path: marker.encode() in _head(path, size)
+
+
 def _head(path: Path, size: int = 65536) -> bytes:
     # the start is enough for a CSV's header or a PNG's text chunks (before its pixels)
     try:

@@ -150,8 +150,7 @@ def write_html(inspected: Inspected, written: Sequence[Written], probabilities: 
     body = "\n".join(_html_figure(item) for item in written)
     head = (f"<meta charset=\"utf-8\">{GENERATOR}<title>{escape(inspected.name)}: {escape(clip_name)}</title>\n"
             f"<style>{PAGE_STYLE}</style>")
-    outputs.check_replaceable_file(path, "--out", lambda page: GENERATOR.encode() in page.read_bytes()[:4096],
-                                   "a report")
+    outputs.check_replaceable_file(path, "--out", outputs.head_holds(GENERATOR), "a report")
     with atomic_path(path) as temporary:
         temporary.write_text(f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n<h1>{escape(inspected.name)}</h1>\n"
                              f"<table>\n{rows}\n</table>\n{body}\n</body></html>\n", encoding="utf-8")
