@@ -1,12 +1,13 @@
 import csv
 import functools
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tuner_app.analysis import pareto
+from tuner_app.analysis import front_table, pareto
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
 from tuner_app.search import front
@@ -227,14 +228,29 @@ def test_analyse_without_eligible_rows(tmp_path):
 
 def test_format_table_lists_the_front_in_order(tmp_path):
     analysis = pareto.analyse(_trials(), tmp_path)
-    table = pareto.format_table(analysis).splitlines()
+    table = front_table.format_table(analysis).splitlines()
     assert table[0].split() == ["Architecture", "Val", "Acc", "Test", "Acc", "Params", "Trial"]
     assert [line.split("  ")[0] for line in table[1:5]] == [pareto.architecture(row) for row in analysis.front]
     assert table[1].split()[-3:] == ["0.7000", "10", "C"] and "100,000" in table[4]
     assert table[5].startswith("4 of 5 trials on the front") and "2 runs left out" in table[5]
-    assert table[6] == ("hypervolume 6.3250 in (log10 params_total, validation accuracy) against reference point "
+    assert table[6] == front_table.SPEAKER_LINES[None]  # these rows carry no speakers
+    assert table[7] == ("hypervolume 6.3250 in (log10 params_total, validation accuracy) against reference point "
                         "(params_total=100,000,000, validation accuracy=0.00)")
-    assert table[7].startswith("reference point: the fixed default for params_total")
+    assert table[8].startswith("reference point: the fixed default for params_total")
+
+
+@pytest.mark.parametrize("flags, expected, line", [
+    ([True, True], True, "never heard in training"),
+    ([True, False], False, "voices heard in training"),
+    ([True, None], None, "unknown"),
+])
+def test_the_front_says_whether_its_split_is_speaker_disjoint(tmp_path, flags, expected, line):
+    rows = [{**row, "speaker_disjoint": flags[index % 2]} for index, row in enumerate(_trials())]
+    analysis = pareto.analyse(rows, tmp_path)
+    assert analysis.speaker_disjoint is expected
+    assert json.loads(analysis.json_path.read_text())["speaker_disjoint"] is expected
+    assert line in front_table.format_table(analysis).splitlines()[-3]
+    assert (pareto.SEEN_SPEAKERS_NOTE in analysis.notes) is (expected is False)  # also on the plot
 
 
 def test_seed_points_transcribe_the_published_tables():

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import copy_trial, tone, write_wav
 
-from tuner_app.analysis import pareto
+from tuner_app.analysis import front_table, pareto
 from tuner_app.cli import cli, search_commands
 from tuner_app.data import corpus, synth
 from tuner_app.errors import TunerAppError
@@ -109,7 +109,7 @@ def test_analyse_uses_and_records_a_given_reference(tmp_path):
     saved = json.loads(analysis.json_path.read_text())
     assert saved["hv_reference"] == [100_000.0, 0.1] and saved["hv_reference_source"] == "--hv-reference"
     assert saved["hypervolume"] == pytest.approx(2.6)
-    assert "--hv-reference" in pareto.format_table(analysis)
+    assert "--hv-reference" in front_table.format_table(analysis)
 
 
 @pytest.mark.parametrize("x", ["params_total", "macs"])
@@ -120,7 +120,7 @@ def test_the_default_reference_is_fixed_per_axis_and_recorded_as_such(tmp_path, 
     analysis = pareto.analyse(rows, tmp_path, x=x)
     saved = json.loads(analysis.json_path.read_text())
     assert saved["hv_reference"] == list(spaces.HV_REFERENCES[x]) and "default" in saved["hv_reference_source"]
-    assert "default" in pareto.format_table(analysis).splitlines()[-1]
+    assert "default" in front_table.format_table(analysis).splitlines()[-1]
     # it does not move with the trials: a bigger trial leaves the reference where it was
     bigger = pareto.analyse([*rows, *_rows([(10**6, 0.2)])], tmp_path / "b", x=x)
     assert bigger.reference_point == analysis.reference_point

@@ -234,6 +234,8 @@ def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
     profiles = [json.loads(item.dataset.profile) for item in trial.inputs.dataset_inputs]
     assert [(profile["speaker_disjoint"], profile["speakers"]) for profile in profiles] == [
         (False, 6), (False, 2), (False, 2)]
+    assert parent.data.params["data.speaker_disjoint"] == "false" and rows[0]["speaker_disjoint"] is False
+    assert "the split shares speakers" in result.output  # the Pareto table the search printed
 
 
 def test_each_trial_run_has_the_corpus_splits_system_metrics_and_an_architecture_png(smoke):

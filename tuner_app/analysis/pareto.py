@@ -35,16 +35,17 @@ CSV_HEADER = "run_id,trial_id,architecture"  # how the table's first line starts
 SEED_CSV = "seed_reference.csv"
 SEED_TYPES = {"conv_layers": int, "fc_layers": int, "params": int, "accuracy": float,
               "batch_norm": "true".__eq__, "params_published": "true".__eq__}
+SEEN_SPEAKERS_NOTE = "split shares speakers: validation and test accuracy are on voices heard in training"
 ROUNDING = 1e-9  # accuracies are floats: 0.52 - 0.05 is 0.47000000000000003, yet must admit 0.47
 
 
-def _metric(row: Mapping[str, Any], name: str) -> float | None:
+def row_metric(row: Mapping[str, Any], name: str) -> float | None:
     value = (row.get("metrics") or {}).get(name)
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
 def _point(row: Mapping[str, Any], x: str) -> Point:
-    return _metric(row, x), _metric(row, "best_val_accuracy")
+    return row_metric(row, x), row_metric(row, "best_val_accuracy")
 
 
 def _check_choice(kind: str, value: Any, choices) -> None:
@@ -57,7 +58,7 @@ def eligible_rows(rows: Sequence[Mapping[str, Any]], x: str = "params_total") ->
     positive x metric, in their given order."""
     _check_choice("size axis", x, SIZE_AXES)
     kept = [row for row in rows if row.get("status") == "FINISHED"
-            and _metric(row, "best_val_accuracy") is not None and (_metric(row, x) or 0) > 0]
+            and row_metric(row, "best_val_accuracy") is not None and (row_metric(row, x) or 0) > 0]
     return kept, len(rows) - len(kept)
 
 
@@ -81,12 +82,21 @@ def select(rows: Sequence[Mapping[str, Any]], rule: str, x: str = "params_total"
     if rule == "knee":
         front = _front(candidates, x)
         return front[knee([_point(row, x) for row in front])]
-    best = max(candidates, key=lambda row: (_metric(row, "best_val_accuracy"), -_metric(row, x)))
+    best = max(candidates, key=lambda row: (row_metric(row, "best_val_accuracy"), -row_metric(row, x)))
     if tolerance is None:
         return best
-    floor = _metric(best, "best_val_accuracy") - tolerance - ROUNDING
-    within = [row for row in candidates if _metric(row, "best_val_accuracy") >= floor]
-    return min(within, key=lambda row: (_metric(row, x), -_metric(row, "best_val_accuracy")))
+    floor = row_metric(best, "best_val_accuracy") - tolerance - ROUNDING
+    within = [row for row in candidates if row_metric(row, "best_val_accuracy") >= floor]
+    return min(within, key=lambda row: (row_metric(row, x), -row_metric(row, "best_val_accuracy")))
+
+
+def speaker_disjoint(rows: Sequence[Mapping[str, Any]]) -> bool | None:
+    """Whether every row's validation and test speakers were unheard in training: False if any search's split
+    shared a speaker, None if some search recorded no speakers (before speakers were data)."""
+    flags = [row.get("speaker_disjoint") for row in rows]
+    if False in flags:
+        return False
+    return None if None in flags or not flags else True
 
 
 def _tolerance(text: str) -> float:
@@ -118,6 +128,7 @@ class Analysis:
     notes: list[str] = dataclasses.field(default_factory=list)
     reference_source: str = ""
     json_path: Path | None = None
+    speaker_disjoint: bool | None = None  # None: some trial's search recorded no speakers
 
 
 def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_total", y: str = "val",
@@ -134,7 +145,7 @@ def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_t
     kept, left_out = eligible_rows(rows, x)
     if not kept:
         raise TunerAppError(f"no finished trial with best_val_accuracy and {x} among {len(rows)} runs to analyse")
-    kept.sort(key=lambda row: (_metric(row, x), -_metric(row, "best_val_accuracy")))
+    kept.sort(key=lambda row: (row_metric(row, x), -row_metric(row, "best_val_accuracy")))
     points = [_point(row, x) for row in kept]
     if hv_reference is None:
         hv_reference, reference_source = HV_REFERENCES[x], f"the fixed default for {x}"
@@ -142,7 +153,10 @@ def analyse(rows: Sequence[Mapping[str, Any]], out_dir: Path, x: str = "params_t
     out_dir = Path(out_dir)
     analysis = Analysis(_front(kept, x), kept, left_out, hypervolume(points, reference_point), reference_point,
                         out_dir / f"{name}.csv", out_dir / f"{name}.png", x, y,
-                        reference_source=reference_source, json_path=out_dir / f"{name}.json")
+                        reference_source=reference_source, json_path=out_dir / f"{name}.json",
+                        speaker_disjoint=speaker_disjoint(kept))
+    if analysis.speaker_disjoint is False:
+        analysis.notes.append(SEEN_SPEAKERS_NOTE)
     _check_replaceable(analysis, out_option)
     with storage_errors(out_dir, out_option):
         write_csv(analysis)
@@ -223,11 +237,11 @@ def write_csv(analysis: Analysis) -> Path:
         writer.writerow([*CSV_HEADER.split(","), *names, *CSV_SIZES, *CSV_ACCURACIES, "pareto"])
         for row in analysis.all_rows:
             values = row.get("hyperparameters") or {}
-            sizes = [_metric(row, metric) for metric in CSV_SIZES]
+            sizes = [row_metric(row, metric) for metric in CSV_SIZES]
             writer.writerow([row.get("run_id"), row.get("trial_id"), architecture(row),
                              *(_cell(values.get(name)) for name in names),
                              *(_cell(None if size is None else int(size)) for size in sizes),
-                             *(_cell(_metric(row, metric)) for metric in CSV_ACCURACIES),
+                             *(_cell(row_metric(row, metric)) for metric in CSV_ACCURACIES),
                              _cell(id(row) in on_front)])
     return analysis.csv_path
 
@@ -236,7 +250,8 @@ def write_json(analysis: Analysis) -> Path:
     """The hypervolume with the reference point it was measured against, and where that point came from."""
     summary = {"x": analysis.x, "hypervolume": analysis.hypervolume,
                "hv_reference": list(analysis.reference_point), "hv_reference_source": analysis.reference_source,
-               "front_run_ids": [row["run_id"] for row in analysis.front]}
+               "front_run_ids": [row["run_id"] for row in analysis.front],
+               "speaker_disjoint": analysis.speaker_disjoint}
     with atomic_path(analysis.json_path) as temporary:
         temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return analysis.json_path
@@ -283,7 +298,7 @@ def plot(analysis: Analysis, reference: str | None = None) -> Path:
 
 def _xy(rows: Sequence[dict], x: str, y_metric: str) -> tuple[list[float], list[float]]:
     # With y = test, a row without test accuracy cannot be drawn; it still counts for the front.
-    pairs = [(_metric(row, x), _metric(row, y_metric)) for row in rows if _metric(row, y_metric) is not None]
+    pairs = [(row_metric(row, x), row_metric(row, y_metric)) for row in rows if row_metric(row, y_metric) is not None]
     return [px for px, _ in pairs], [py for _, py in pairs]
 
 
@@ -302,26 +317,3 @@ def _overlay_seed(axes, analysis: Analysis) -> None:
             axes.scatter([p["params"] for p in group], [p["accuracy"] for p in group], marker=marker, s=36,
                          color="tab:blue" if model == "cnn1d" else "tab:green",
                          facecolors="none" if batch_norm else None, label=label)
-
-
-def format_table(analysis: Analysis) -> str:
-    """The front as a text table in the seed's style (architecture, accuracy, params), with validation and
-    test accuracy, then a count line and the hypervolume with its reference point."""
-    header = ["Architecture", "Val Acc", "Test Acc", SIZE_HEADERS[analysis.x], "Trial"]
-    lines = [header] + [[architecture(row), _accuracy(row, "best_val_accuracy"), _accuracy(row, "test_accuracy"),
-                         f"{int(_metric(row, analysis.x)):,}", str(row.get("trial_id"))] for row in analysis.front]
-    widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-    text = ["  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
-                      for column, (cell, width) in enumerate(zip(line, widths))).rstrip() for line in lines]
-    x_ref, y_ref = analysis.reference_point
-    text.append(f"{len(analysis.front)} of {len(analysis.all_rows)} trials on the front (chosen on validation "
-                f"accuracy); {analysis.left_out} runs left out (not FINISHED or missing metrics)")
-    text.append(f"hypervolume {analysis.hypervolume:.4f} in (log10 {analysis.x}, validation accuracy) against "
-                f"reference point ({analysis.x}={x_ref:,.0f}, validation accuracy={y_ref:.2f})")
-    text.append(f"reference point: {analysis.reference_source} (another: --hv-reference SIZE,ACC)")
-    return "\n".join(text)
-
-
-def _accuracy(row: Mapping[str, Any], metric: str) -> str:
-    value = _metric(row, metric)
-    return "-" if value is None else f"{value:.4f}"

@@ -92,7 +92,7 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
     """Analyse the runs of an experiment (or of one search), tag them, log the CSV, PNG and hypervolume (with
     its reference point) on the search's parent run, print the front. hv_reference: (point, where it comes
     from); by default the one recorded on the search's parent run for this axis, else the axis's fixed one."""
-    from tuner_app.analysis import pareto
+    from tuner_app.analysis import front_table, pareto
     from tuner_app.tracking import runs
 
     rows = runs.trial_runs(tracking_uri, experiment, parent)
@@ -109,7 +109,7 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
         parent = parent or parents.pop()
         runs.log_artifacts(tracking_uri, parent, [analysis.csv_path, analysis.png_path, analysis.json_path])
         runs.record_hypervolume(tracking_uri, parent, x, analysis.reference_point, analysis.hypervolume)
-    click.echo(pareto.format_table(analysis), err=True)
+    click.echo(front_table.format_table(analysis), err=True)
     return analysis
 
 

@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any, Mapping
 
+SPEAKER_DISJOINT_PARAM = "data.speaker_disjoint"
 NOT_IN_KEYS = re.compile(r"[^\w./ :-]")  # characters MLflow refuses in param names (a class folder may have them)
 
 
@@ -34,9 +35,17 @@ def flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def speaker_disjoint(params: Mapping[str, str]) -> bool | None:
+    """A parent run's data.speaker_disjoint back as a bool; None where the search recorded no speakers."""
+    return {"true": True, "false": False}.get(params.get(SPEAKER_DISJOINT_PARAM, ""))
+
+
 def data_params(data: Mapping[str, Any]) -> dict[str, str]:
-    """data.path, data.fingerprint, data.<split>.<class> clip counts and data.<split>.total."""
+    """data.path, data.fingerprint, data.speaker_disjoint (true/false), data.<split>.<class> clip counts and
+    data.<split>.total."""
     params = {f"data.{key}": str(data[key]) for key in ("path", "fingerprint") if key in data}
+    if "speaker_disjoint" in data:
+        params[SPEAKER_DISJOINT_PARAM] = str(bool(data["speaker_disjoint"])).lower()
     totals: dict[str, int] = {}
     for label, per_split in data.get("counts", {}).items():
         for split, count in per_split.items():

@@ -20,27 +20,33 @@ from tuner_app.tracking.store import (
 from tuner_app.tracking.tracker import OUTCOME_TAG, PROJECT_TAG
 
 
-def _row(run, specs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+def _row(run, parent: Mapping[str, Any]) -> dict[str, Any]:
     tags, params = run.data.tags, run.data.params
+    specs = parent["specs"]
     names = [name for name in specs if name in params] + sorted(name for name in params if name not in specs)
     return {"run_id": run.info.run_id, "parent_run_id": tags.get(PARENT_TAG), "trial_id": tags.get("trial_id"),
             "status": run.info.status,
             "outcome": tags.get(OUTCOME_TAG) or ("COMPLETED" if run.info.status == "FINISHED" else run.info.status),
             "trial_dir": tags.get("trial_dir"), "model": tags.get("model"),
             "hyperparameters": {name: run_params.typed(params[name], specs.get(name)) for name in names},
-            "metrics": dict(run.data.metrics)}
+            "metrics": dict(run.data.metrics), "speaker_disjoint": parent["speaker_disjoint"]}
+
+
+def _parent(client, parent_id: str | None) -> dict[str, Any]:
+    """What a trial row takes from its search's parent run: the resolved space's specs, and the split's speakers."""
+    params = client.get_run(parent_id).data.params if parent_id else {}
+    return {"specs": run_params.hyperparameter_specs(params), "speaker_disjoint": run_params.speaker_disjoint(params)}
 
 
 def _rows(client, runs: list) -> list[dict[str, Any]]:
-    specs: dict[str, dict] = {}
-    for parent_id in {run.data.tags.get(PARENT_TAG) for run in runs}:
-        specs[parent_id] = run_params.hyperparameter_specs(client.get_run(parent_id).data.params) if parent_id else {}
-    return [_row(run, specs[run.data.tags.get(PARENT_TAG)]) for run in runs]
+    parents = {parent_id: _parent(client, parent_id) for parent_id in {run.data.tags.get(PARENT_TAG) for run in runs}}
+    return [_row(run, parents[run.data.tags.get(PARENT_TAG)]) for run in runs]
 
 
 def trial_runs(tracking_uri: str | None, experiment: str, parent_run_id: str | None = None) -> list[dict[str, Any]]:
     """One dict per trial run of the experiment (of one parent run if given), oldest first:
-    run_id, parent_run_id, trial_id, status, outcome, trial_dir, model, hyperparameters (typed), metrics."""
+    run_id, parent_run_id, trial_id, status, outcome, trial_dir, model, hyperparameters (typed), metrics,
+    speaker_disjoint (its search's split; None if unrecorded)."""
     uri, client = store(tracking_uri)
     experiment_id = find_experiment(client, uri, experiment, create=False)
     where = children_where(parent_run_id) if parent_run_id else "tags.trial_id LIKE '%'"
