@@ -132,7 +132,14 @@ def layer_macs(layer) -> int:
     kernel holds every weight one output position uses, a Dense's every weight but its bias."""
     if not hasattr(layer, "kernel"):
         return 0
-    return int(np.prod(layer.output.shape[1:-1])) * int(np.prod(layer.kernel.shape))
+    return output_positions(layer) * int(np.prod(layer.kernel.shape))
+
+
+def output_positions(layer) -> int:
+    """The output positions a conv computes for the architecture: a stride model/depthwise.py takes as a stride-1
+    conv and a subsampling `<name>_stride` pool counts as the strided conv it stands for."""
+    after = [node.operation for node in layer._outbound_nodes if node.operation.name == f"{layer.name}_stride"]
+    return int(np.prod((after[0] if after else layer).output.shape[1:-1]))
 
 
 def block_layers(model, row):

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import output_positions
 
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.model import spec
@@ -90,7 +91,7 @@ def _layer_macs(layer):
     if not isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv1D, keras.layers.Conv2D,
                               keras.layers.Dense)):
         return 0
-    positions = math.prod(layer.output.shape[1:-1])
+    positions = output_positions(layer)
     in_channels = layer.input.shape[-1]
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return positions * math.prod(layer.kernel_size) * in_channels * layer.depth_multiplier

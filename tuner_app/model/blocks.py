@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tuner_app.errors import InfeasibleConfig
+from tuner_app.model.depthwise import depthwise_2d
 
 Shape = tuple[int, ...]
 PADDINGS = ("same", "valid")
@@ -203,9 +204,12 @@ class DepthwiseSeparable(_SlidingFilters):
     def build(self, x: Any, name: str) -> Any:
         layers = keras_layers()
         two_d = len(x.shape) == 4
-        depthwise = layers.DepthwiseConv2D if two_d else layers.DepthwiseConv1D
-        x = depthwise(self.kernel, strides=self.stride, padding=self.padding, use_bias=self.use_bias,
-                      name=name)(x)
+        if two_d:
+            x = depthwise_2d(x, per_axis(self.kernel, 2, f"{self.kind} kernel"),
+                             per_axis(self.stride, 2, f"{self.kind} stride"), self.padding, self.use_bias, name)
+        else:
+            x = layers.DepthwiseConv1D(self.kernel, strides=self.stride, padding=self.padding,
+                                       use_bias=self.use_bias, name=name)(x)
         x = norm_and_activation(x, f"{name}_dw", self.batch_norm, self.activation)
         pointwise = layers.Conv2D if two_d else layers.Conv1D
         x = pointwise(self.filters, 1, use_bias=self.use_bias, name=f"{name}_pw")(x)

@@ -20,6 +20,7 @@ from tuner_app.model.blocks import (
     format_shape,
     per_axis,
 )
+from tuner_app.model.depthwise import depthwise_2d
 
 Spatial2D = tuple[int, int]
 
@@ -188,8 +189,7 @@ class BroadcastResidual(Block):
             x = layers.Conv2D(self.filters, 1, use_bias=False, name=f"{name}_expand")(x)
             x = layers.BatchNormalization(name=f"{name}_expand_bn")(x)
             x = layers.Activation("relu", name=f"{name}_expand_act")(x)
-        x = layers.DepthwiseConv2D((freq_kernel, 1), strides=(self.stride, 1), padding="same", use_bias=False,
-                                   name=name)(x)
+        x = depthwise_2d(x, (freq_kernel, 1), (self.stride, 1), "same", use_bias=False, name=name)
         two_d = sub_spectral_norm(x, self.sub_bands, f"{name}_ssn")
         x = layers.AveragePooling2D((rows, 1), name=f"{name}_freq_mean")(two_d)
         x = layers.DepthwiseConv2D((1, time_kernel), dilation_rate=(1, self.dilation), padding="same",
