@@ -57,7 +57,8 @@ def test_clip_normalisation_standardises_each_clip(kind):
 
 
 def test_unknown_normalisation_is_named():
-    with pytest.raises(TunerAppError, match="frontend: normalize 'global' is not one of \\['none', 'clip'\\]"):
+    known = "\\['none', 'clip', 'coefficient', 'coefficient_mean'\\]"
+    with pytest.raises(TunerAppError, match=f"frontend: normalize 'global' is not one of {known}"):
         FrontendConfig.from_dict({"normalize": "global"})
 
 

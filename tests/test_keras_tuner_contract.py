@@ -17,6 +17,10 @@ pins, so an upgrade that changes one fails here, by name, instead of somewhere d
   names it a hook to override; tuners.py declares every hyperparameter there without building a model).
 - BayesianOptimizationOracle._vectorize_trials() -> (x, y): the Gaussian process's training data, which
   tests/test_oracle_budget.py inspects; Oracle._set_project_dir(directory, name), used by those tests.
+- A space's initial configurations (oracles.py `_initial_values`): BayesianOptimizationOracle.populate_space
+  counts every COMPLETED trial among its `num_initial_points`, whatever proposed it; Oracle.reload() reads every
+  trial back with the values it was created with (what "already tried" is derived from); Oracle.create_trial
+  asks populate_space nothing once `max_trials` trials exist.
 """
 
 import inspect
@@ -177,3 +181,51 @@ def test_vectorize_trials_is_the_gaussian_process_data(tmp_path):
     x, y = oracle._vectorize_trials()
     assert x.shape == (1, 1) and list(y) == [-0.75], \
         "BayesianOptimizationOracle._vectorize_trials() no longer returns (x, y) with y the negated max objective"
+
+
+def test_bayesian_counts_every_completed_trial_among_its_initial_points(tmp_path):
+    drawn = []
+
+    class Listed(keras_tuner.oracles.BayesianOptimizationOracle):
+        def populate_space(self, trial_id):  # as oracles.py proposes an initial configuration: no random draw
+            if len(self.trials) < 2:
+                return {"status": "RUNNING", "values": {"x": len(self.trials)}}
+            return super().populate_space(trial_id)
+
+        def _random_values(self):
+            drawn.append(True)
+            return super()._random_values()
+
+    oracle = _oracle(Listed, tmp_path, max_trials=3, num_initial_points=2)
+    fitted, fit = [], oracle.gpr.fit
+    oracle.gpr.fit = lambda x, y: (fitted.append(len(y)), fit(x, y))[1]
+    for score in (0.2, 0.8, 0.5):
+        _finish(oracle, oracle.create_trial("tuner0"), score=score)
+    assert not drawn and fitted == [2], \
+        "BayesianOptimizationOracle.populate_space no longer counts completed trials as its initial points"
+
+
+def test_reload_reads_every_trial_back_with_its_values(tmp_path):
+    oracle = _oracle(keras_tuner.oracles.RandomSearchOracle, tmp_path, max_trials=3)
+    created = [oracle.create_trial("tuner0") for _ in range(2)]
+    _finish(oracle, created[0])
+    _finish(oracle, created[1])
+    again = _oracle(keras_tuner.oracles.RandomSearchOracle, tmp_path, max_trials=3)
+    again.reload()
+    assert {trial_id: trial.hyperparameters.values for trial_id, trial in again.trials.items()} == {
+        trial.trial_id: trial.hyperparameters.values for trial in created}, \
+        "Oracle.reload() no longer reads every trial back into oracle.trials with its values"
+
+
+def test_create_trial_asks_nothing_once_max_trials_exist(tmp_path):
+    asked = []
+
+    class Counted(keras_tuner.oracles.RandomSearchOracle):
+        def populate_space(self, trial_id):
+            asked.append(trial_id)
+            return super().populate_space(trial_id)
+
+    oracle = _oracle(Counted, tmp_path, max_trials=1)
+    _finish(oracle, oracle.create_trial("tuner0"))
+    assert oracle.create_trial("tuner0").status == "STOPPED" and len(asked) == 1, \
+        "Oracle.create_trial no longer stops at max_trials before asking populate_space"

@@ -133,7 +133,7 @@ def test_observers_hear_every_trial_and_every_rejection(budget_search):
     completed = next(event for event in ends if event[2] == "COMPLETED")
     assert completed[4] == sorted(["val_accuracy", "val_loss", "test_accuracy", "params", "params_total",
                                    "params_trainable", "params_conv", "params_fc", "macs", "train_seconds",
-                                   "model_bytes", "latency_ms"])
+                                   "model_bytes", "latency_ms", "stopped_at_chance"])
     first = completed[1]
     assert ("epoch", first, 0, ["accuracy", "loss", "val_accuracy", "val_loss"]) in events
     assert [event[0] for event in events].count("begin") == len(ends)

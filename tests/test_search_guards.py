@@ -94,6 +94,8 @@ CHANGES = {
     "executions": (lambda: {"space": smoke_space(executions_per_trial=2)}, "tuner.executions_per_trial: (none) -> 2"),
     "frontend": (lambda: {"space": _with("frontend", frame_step=128)}, "frontend.frame_step: 160 -> 128"),
     "objective": (lambda: {"space": _with("objective", size="macs")}, "objective.size: params_total -> macs"),
+    "vtlp on": (lambda: {"space": _with("augment", vtlp_alpha=0.1)}, "augment.vtlp_alpha: (none) -> 0.1"),
+    "chance_epochs": (lambda: {"space": _with("training", chance_epochs=2)}, "training.chance_epochs: 5 -> 2"),
     "corpus": (lambda: {"data": {"fingerprint": "b" * 64}}, "corpus.fingerprint: aaaaaaaaaaaaaaaaaaaaa... -> bbb"),
     "classes": (lambda: {"class_names": ["yes", "no"]}, "corpus.class_names: [\"class_0\""),
 }
@@ -110,6 +112,15 @@ def test_what_a_resume_may_change(splits, tmp_path, loops, change):
         _search(splits, tmp_path, **arguments())
         assert len(loops) == 2
     assert read_search_record(tmp_path / PROJECT)["fingerprint"] == kept
+
+
+def test_keys_added_later_leave_the_identity_alone_while_off():
+    # A search recorded before augment's speed/VTLP/mixup keys and training.chance_epochs existed resumes with them
+    # off: its identity had none of them.
+    space = _with("training", chance_epochs=0)
+    identity = fingerprint.search_identity(space, None, 0, ["a"], {"fingerprint": "f"})
+    assert not set(fingerprint.LATER_AUGMENT_KEYS) & set(identity["augment"])
+    assert "chance_epochs" not in identity["training"] and "time_shift_ms" in identity["augment"]
 
 
 def test_a_refusal_names_three_keys_and_counts_the_rest():

@@ -1,5 +1,6 @@
-"""Training-time augmentation of the waveforms in the tf.data graph: time shift, band-limiting, background
-noise. SpecAugment masks the features inside the model (features.layers.SpecAugment).
+"""Training-time augmentation of the waveforms in the tf.data graph: speed (features.speed), time shift,
+band-limiting, background noise, then mixup of the augmented clips. SpecAugment masks the features inside the
+model (features.layers.SpecAugment), and VTLP warps them there (features.vtlp, in the Frontend layer).
 
 Each augmentation works on a whole batch [clips, samples] with one draw per clip: on 2 cores the pipeline's
 CPU is taken from training, and a map over single clips spent more of it on per-op overhead than on the
@@ -12,6 +13,7 @@ import tensorflow as tf
 
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.features.augment_config import AugmentConfig
+from tuner_app.features.speed import SpeedPerturbation
 
 
 def _clip_count(waveforms):
@@ -89,18 +91,44 @@ def _random_lowpass(waveforms, cfg: AugmentConfig):
     return _applied(cfg.lowpass_probability, lambda clips: _lowpassed(clips, cfg), waveforms)
 
 
-def _augment_batch(cfg: AugmentConfig, noise: np.ndarray):
-    """A tf.data map over batches: (waveforms [clips, samples], labels) -> the same, augmented."""
+def _beta(count, alpha: float):
+    """[count] draws of Beta(alpha, alpha), as X / (X + Y) of two Gamma(alpha) draws."""
+    first, second = tf.random.gamma([count], alpha), tf.random.gamma([count], alpha)
+    return tf.math.divide_no_nan(first, first + second)  # both 0 (tiny alpha underflows): all partner
+
+
+def mixed(waveforms, labels, alpha: float, n_classes: int):
+    """Mixup (Zhang et al., 2018): each clip with a partner drawn from the batch, weights w ~ Beta(alpha, alpha)
+    per clip: w * clip + (1 - w) * partner, and soft targets [clips, n_classes], w * one-hot(label) +
+    (1 - w) * one-hot(partner's), summing to 1 (the loss takes them: model.recipe)."""
+    count = _clip_count(waveforms)
+    weights = _beta(count, alpha)[:, tf.newaxis]
+    partners = tf.random.shuffle(tf.range(count))
+    targets = tf.one_hot(tf.cast(labels, tf.int32), n_classes)
+    mixed_waveforms = weights * waveforms + (1.0 - weights) * tf.gather(waveforms, partners)
+    return mixed_waveforms, weights * targets + (1.0 - weights) * tf.gather(targets, partners)
+
+
+def _augment_batch(cfg: AugmentConfig, noise: np.ndarray, n_classes: int | None = None):
+    """A tf.data map over batches: (waveforms [clips, samples], labels) -> the same, augmented; with mixup the
+    labels become soft targets [clips, n_classes]."""
     max_shift = int(cfg.time_shift_ms * SAMPLE_RATE / 1000)
     noise_tensor = tf.constant(noise, tf.float32) if len(noise) >= CLIP_SAMPLES else None
+    speed = SpeedPerturbation(cfg.speed_min, cfg.speed_max) if cfg.speed_active else None
+    if cfg.mixup_alpha > 0 and not n_classes:
+        raise ValueError("mixup needs the number of classes for its soft targets")
 
     def augment(waveforms, labels):
+        if speed is not None:  # the speaker's own rate and pitch, before the room and the channel
+            waveforms = speed(waveforms)
         if max_shift > 0:
             waveforms = _time_shift(waveforms, max_shift)
         if cfg.lowpass_probability > 0:  # the recording channel, before the room's noise
             waveforms = _random_lowpass(waveforms, cfg)
         if noise_tensor is not None and cfg.noise_probability > 0:
             waveforms = _mix_noise(waveforms, noise_tensor, cfg)
+        if cfg.mixup_alpha > 0:
+            return mixed(waveforms, labels, cfg.mixup_alpha, n_classes)
         return waveforms, labels
 
     return augment

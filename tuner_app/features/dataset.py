@@ -2,8 +2,11 @@
 cache (memory-mapped int16, scaled to float32 a batch at a time), augment each batch, prefetch.
 
 It yields waveforms, not features: every model computes its own front-end as its first layer
-(`features.layers.Frontend`), so one dataset feeds every trial whatever its front-end, and SpecAugment is a
-training-only layer of the model.
+(`features.layers.Frontend`), so one dataset feeds every trial whatever its front-end, and SpecAugment and VTLP
+are training-only parts of the model.
+
+A search whose hyperparameters set augment keys makes its training batches un-augmented, once, and each trial
+maps them through its own settings (`augmented`); otherwise `make_dataset` augments them with the space's.
 """
 
 from __future__ import annotations
@@ -25,17 +28,28 @@ def make_dataset(
     augment: AugmentConfig | None = None,
     noise: np.ndarray | None = None,
     seed: int | None = None,
+    n_classes: int | None = None,
 ) -> tf.data.Dataset:
     """(waveforms [batch, 16000] float32, labels) batches: shuffled and augmented when training, then
-    prefetched. Indices are shuffled, not waveforms, so only the batches in flight are ever in memory."""
+    prefetched. Indices are shuffled, not waveforms, so only the batches in flight are ever in memory.
+    With mixup the labels are soft targets [batch, n_classes] (`n_classes` is then required)."""
     indices = tf.data.Dataset.range(len(clips))
     if training:
         indices = indices.shuffle(max(len(clips), 1), seed=seed, reshuffle_each_iteration=True)
     dataset = indices.batch(batch_size).map(_batch_reader(clips), num_parallel_calls=AUTOTUNE, deterministic=True)
     if training and augment and augment.waveform_active:
-        noise = np.zeros([0], np.float32) if noise is None else noise
-        dataset = dataset.map(_augment_batch(augment, noise), num_parallel_calls=AUTOTUNE)
+        return augmented(dataset, augment, noise, n_classes)
     return dataset.prefetch(AUTOTUNE)
+
+
+def augmented(dataset: tf.data.Dataset, augment: AugmentConfig, noise: np.ndarray | None = None,
+              n_classes: int | None = None) -> tf.data.Dataset:
+    """Training batches through `augment`'s waveform augmentation (and mixup), prefetched; as they are if it
+    has none."""
+    if not augment.waveform_active:
+        return dataset
+    noise = np.zeros([0], np.float32) if noise is None else noise
+    return dataset.map(_augment_batch(augment, noise, n_classes), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def _batch_reader(clips: DecodedClips):

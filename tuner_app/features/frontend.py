@@ -1,7 +1,12 @@
 """The audio front-end: one function from a batch of 16 kHz waveforms to model features.
 
 The same `features` call runs inside the tf.data pipeline (training) and inside the exported
-SavedModel (serving), so the two can never drift apart.
+SavedModel (serving), so the two can never drift apart. Training may also pass it a per-clip warp of the
+frequency axis (VTLP, `features.vtlp`); without one it computes what serving does.
+
+`normalize` standardises each clip's features: `clip` over the whole clip (mean 0, variance 1), `coefficient`
+each frequency row (STFT bin, mel band or MFCC) over time within the clip (CMVN: mean 0, variance 1 per row), and
+`coefficient_mean` each row's mean only (CMN), which removes a fixed channel gain and keeps the row's dynamics.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.errors import TunerAppError
 
 KINDS = ("stft", "mel", "mfcc", "waveform")
-NORMALIZE = ("none", "clip")
+NORMALIZE = ("none", "clip", "coefficient", "coefficient_mean")
 # Bounds on what sizes the STFT and the mel matrix: an FFT longer than the clip's next power of two (16,384) only
 # interpolates, and mel bins beyond the FFT's own add nothing; unbounded, one batch could take gigabytes.
 MAX_FFT_LENGTH = 16_384
 MAX_MEL_BINS = 1024
 MIN_STD = 1e-4  # a silent clip's features stay near 0 instead of amplified rounding noise
+VTLP_BOUNDARY_HZ = 4800.0  # Jaitly & Hinton's (2013) boundary frequency at 16 kHz
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +41,7 @@ class FrontendConfig:
     lower_edge_hertz: float = 20.0
     upper_edge_hertz: float = 8000.0
     num_mfccs: int = 13
-    normalize: str = "none"  # "clip": each clip's features to mean 0, variance 1
+    normalize: str = "none"  # one of NORMALIZE: see the module's docstring
 
     def __post_init__(self):
         problem = _config_problem(self)
@@ -87,10 +93,12 @@ def output_shape(cfg: FrontendConfig) -> tuple[int, ...]:
     return (bins, frames, 1)
 
 
-def features(waveforms, cfg: FrontendConfig):
+def features(waveforms, cfg: FrontendConfig, warp=None, warp_boundary_hz: float = VTLP_BOUNDARY_HZ):
     """Map float32 waveforms [batch, 16000] to features [batch, *output_shape(cfg)].
 
-    Spectral features are laid out frequency x time, as in the seed study (257 x 99).
+    Spectral features are laid out frequency x time, as in the seed study (257 x 99). `warp` (training only):
+    per clip a VTLP factor ([batch]) that warps the linear STFT magnitudes' frequency axis before any mel
+    filterbank or log (`features.vtlp.warped`, boundary `warp_boundary_hz`); a waveform has none to warp.
     """
     import tensorflow as tf
 
@@ -101,6 +109,10 @@ def features(waveforms, cfg: FrontendConfig):
     magnitude = tf.abs(
         tf.signal.stft(waveforms, cfg.frame_length, cfg.frame_step, cfg.fft_length, pad_end=False)
     )
+    if warp is not None:
+        from tuner_app.features.vtlp import warped  # here: this module is read with no TensorFlow imported
+
+        magnitude = warped(magnitude, warp, warp_boundary_hz)
     if cfg.kind == "stft":
         spectral = tf.math.log(magnitude + cfg.log_offset)
     else:
@@ -118,7 +130,12 @@ def _normalized(batch, cfg: FrontendConfig):
 
     if cfg.normalize == "none":
         return batch
-    mean, variance = tf.nn.moments(batch, axes=list(range(1, batch.shape.rank)), keepdims=True)
+    # Features are [batch, freq, time, 1] or a waveform's [batch, time, 1]: time is the second-last axis.
+    time_axis = batch.shape.rank - 2
+    axes = list(range(1, batch.shape.rank)) if cfg.normalize == "clip" else [time_axis]
+    mean, variance = tf.nn.moments(batch, axes=axes, keepdims=True)
+    if cfg.normalize == "coefficient_mean":
+        return batch - mean
     return (batch - mean) / tf.maximum(tf.sqrt(variance), MIN_STD)
 
 

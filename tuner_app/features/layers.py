@@ -1,9 +1,10 @@
 """The audio front-end as Keras layers, so the search builds models from raw 16 kHz waveforms.
 
-`Frontend` calls `frontend.features` (one function for training, serving and now the model itself);
-`SpecAugment` is the training-time masking of `augment._spec_augment` written in core TensorFlow ops only
-(no tensorflow-io), so a model holding it saves to a SavedModel that plain TensorFlow loads and TFLite
-converts with builtin ops. Neither layer has weights.
+`Frontend` calls `frontend.features` (one function for training, serving and now the model itself), with
+a per-clip VTLP warp (`features.vtlp`) in training where `vtlp_alpha` > 0; `SpecAugment` is the training-time
+masking of `augment._spec_augment` written in core TensorFlow ops only (no tensorflow-io), so a model holding it
+saves to a SavedModel that plain TensorFlow loads and TFLite converts with builtin ops. Neither layer has
+weights (a seed generator's state, where they draw, is no weight).
 """
 
 from __future__ import annotations
@@ -15,18 +16,30 @@ import tensorflow as tf
 
 from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.errors import TunerAppError
-from tuner_app.features.frontend import FrontendConfig, features, output_shape
+from tuner_app.features.frontend import VTLP_BOUNDARY_HZ, FrontendConfig, features, output_shape
 
 
 @keras.saving.register_keras_serializable(package="tuner_app")
 class Frontend(keras.layers.Layer):
-    """Waveforms [batch, 16000] float32 to `features(waveforms, config)`, [batch, *output_shape(config)]."""
+    """Waveforms [batch, 16000] float32 to `features(waveforms, config)`, [batch, *output_shape(config)].
 
-    def __init__(self, config: FrontendConfig, **kwargs):
+    In training with `vtlp_alpha` > 0, each clip's frequency axis is warped by a factor drawn uniformly from
+    [1 - vtlp_alpha, 1 + vtlp_alpha]; otherwise (inference, export) it is exactly `features(waveforms, config)`.
+    """
+
+    def __init__(self, config: FrontendConfig, vtlp_alpha: float = 0.0,
+                 vtlp_boundary_hz: float = VTLP_BOUNDARY_HZ, seed: int | None = None, **kwargs):
         # The STFT and logs need float32 even where a mixed-precision policy is set globally.
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.config = config
+        self.vtlp_alpha, self.vtlp_boundary_hz, self.seed = float(vtlp_alpha), float(vtlp_boundary_hz), seed
+        # Only a warping front-end draws: the others keep no seed state, as before VTLP.
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.warps else None
+
+    @property
+    def warps(self) -> bool:
+        return self.vtlp_alpha > 0 and self.config.kind != "waveform"
 
     def build(self, input_shape):
         if len(input_shape) != 2 or input_shape[-1] not in (None, CLIP_SAMPLES):
@@ -34,14 +47,21 @@ class Frontend(keras.layers.Layer):
                 f"frontend: expects waveforms of shape [batch, {CLIP_SAMPLES}], got {tuple(input_shape)}"
             )
 
-    def call(self, waveforms):
-        return features(waveforms, self.config)
+    def call(self, waveforms, training=None):
+        if not training or not self.warps:
+            return features(waveforms, self.config)
+        draws = keras.random.uniform(tf.shape(waveforms)[:1], seed=self.seed_generator, dtype="float32")
+        factors = 1.0 + self.vtlp_alpha * (2.0 * draws - 1.0)
+        return features(waveforms, self.config, warp=factors, warp_boundary_hz=self.vtlp_boundary_hz)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *output_shape(self.config))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "config": self.config.to_dict()}
+        # VTLP's keys only where it warps, so a front-end without it keeps the config it always had.
+        vtlp = {"vtlp_alpha": self.vtlp_alpha, "vtlp_boundary_hz": self.vtlp_boundary_hz,
+                "seed": self.seed} if self.vtlp_alpha > 0 else {}
+        return {**super().get_config(), "config": self.config.to_dict(), **vtlp}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Frontend:
@@ -104,10 +124,12 @@ class SpecAugment(keras.layers.Layer):
         return {**super().get_config(), **masks}
 
 
-def frontend_layers(config: FrontendConfig, freq_mask: int = 0, time_mask: int = 0) -> list[keras.layers.Layer]:
-    """The layers that turn a model's waveform input into features: [Frontend], plus SpecAugment where a
-    mask is asked for and the features are spectral (a waveform has no frequency axis to mask)."""
-    layers: list[keras.layers.Layer] = [Frontend(config, name="frontend")]
+def frontend_layers(config: FrontendConfig, freq_mask: int = 0, time_mask: int = 0, vtlp_alpha: float = 0.0,
+                    vtlp_boundary_hz: float = VTLP_BOUNDARY_HZ) -> list[keras.layers.Layer]:
+    """The layers that turn a model's waveform input into features: [Frontend] (warping in training where
+    `vtlp_alpha` > 0), plus SpecAugment where a mask is asked for and the features are spectral (a waveform has
+    no frequency axis to mask)."""
+    layers: list[keras.layers.Layer] = [Frontend(config, vtlp_alpha, vtlp_boundary_hz, name="frontend")]
     if (freq_mask > 0 or time_mask > 0) and config.kind != "waveform":
         layers.append(SpecAugment(freq_mask, time_mask, name="spec_augment"))
     return layers

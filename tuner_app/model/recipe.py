@@ -11,6 +11,10 @@ params; a configuration that leaves one out trains with its default (`RECIPE_HYP
   BatchNormalization layer in `residual_blocks`).
 - label_smoothing: cross-entropy against smoothed one-hot targets built from the integer labels (Keras's
   SparseCategoricalCrossentropy has none); labels stay sparse integers either way.
+- mixup (`augment.mixup_alpha` > 0, not a recipe hp: the training batches carry it): the training labels are
+  soft targets [batch, classes] (features.augment.mixed), validation's stay integers. The model is then compiled
+  with a loss and an accuracy that take both (`mixed_labels`): cross-entropy against the soft targets, which is
+  the mix of the two clips' cross-entropies, and accuracy against the dominant label.
 - batch_norm_momentum: every BatchNormalization layer's. 0.9 by default, not Keras's 0.99: that assumes
   thousands of steps, and on FSDD's ~38 steps an epoch models with batch norm sat at chance. 0.9 is
   PyTorch's default and BC-ResNet's.
@@ -56,17 +60,19 @@ SGD_MOMENTUM = 0.9
 NO_DECAY_NAMES = [rf"(?:^|/){name}(?::\d+)?$" for name in ("bias", "gamma", "beta")]
 
 
-def compile_model(model, values: Mapping[str, Any], *, steps_per_epoch: int, epochs: int) -> None:
+def compile_model(model, values: Mapping[str, Any], *, steps_per_epoch: int, epochs: int,
+                  mixed_labels: bool = False) -> None:
     """Set the batch-norm momentum of `model` and compile it with the recipe in `values` (which may hold
     other hps: only the recipe's keys are read, missing ones take their defaults). Labels are sparse
-    integers; the metric is sparse accuracy named "accuracy" (so "val_accuracy" in the history)."""
+    integers, or also mixup's soft targets with `mixed_labels`; the metric is accuracy named "accuracy" (so
+    "val_accuracy" in the history)."""
     import keras
 
     recipe = recipe_values(values)
     set_batch_norm_momentum(model, recipe["batch_norm_momentum"])
+    accuracy = mixed_label_accuracy() if mixed_labels else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=build_optimizer(recipe, steps_per_epoch=steps_per_epoch, epochs=epochs),
-                  loss=build_loss(recipe["label_smoothing"]),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+                  loss=build_loss(recipe["label_smoothing"], mixed_labels), metrics=[accuracy])
 
 
 def recipe_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,10 +170,13 @@ def build_optimizer(recipe: Mapping[str, Any], *, steps_per_epoch: int, epochs: 
     return optimizer
 
 
-def build_loss(label_smoothing: float):
-    """Cross-entropy of sparse integer labels against softmax probabilities, with labels smoothed if > 0."""
+def build_loss(label_smoothing: float, mixed_labels: bool = False):
+    """Cross-entropy of sparse integer labels against softmax probabilities, with labels smoothed if > 0;
+    with `mixed_labels`, of integer labels or soft targets alike (`mixed_target_crossentropy`)."""
     import keras
 
+    if mixed_labels:
+        return mixed_target_crossentropy(label_smoothing)
     if label_smoothing == 0:
         return keras.losses.SparseCategoricalCrossentropy()
     return smoothed_sparse_crossentropy(label_smoothing)
@@ -186,3 +195,45 @@ def smoothed_sparse_crossentropy(label_smoothing: float):
         return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=label_smoothing)
 
     return sparse_categorical_crossentropy_smoothed
+
+
+def _is_soft(y_true, y_pred) -> bool:
+    """Whether `y_true` holds soft targets [batch, classes], not integer labels ([batch] or [batch, 1]): the
+    static shapes say, as training's and validation's steps are traced apart."""
+    classes = y_pred.shape[-1]
+    return len(y_true.shape) == 2 and y_true.shape[-1] == classes and classes != 1
+
+
+def _targets(y_true, y_pred):
+    """The probabilities to fit: soft targets as they are, integer labels as one-hot vectors."""
+    from keras import ops
+
+    if _is_soft(y_true, y_pred):
+        return ops.cast(y_true, y_pred.dtype)
+    return ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), y_pred.shape[-1], dtype=y_pred.dtype)
+
+
+def mixed_target_crossentropy(label_smoothing: float):
+    """A loss of (integer labels or soft targets, probabilities): categorical cross-entropy against the targets,
+    smoothed by `label_smoothing`. Linear in the targets, so mixup's w * a + (1 - w) * b gives w * CE(a) +
+    (1 - w) * CE(b)."""
+
+    def crossentropy_of_mixed_targets(y_true, y_pred):
+        import keras
+
+        return keras.losses.categorical_crossentropy(_targets(y_true, y_pred), y_pred, label_smoothing=label_smoothing)
+
+    return crossentropy_of_mixed_targets
+
+
+def mixed_label_accuracy():
+    """Accuracy named "accuracy" of integer labels (validation: exactly sparse accuracy) or soft targets (mixup's
+    training batches: against the clip's dominant label)."""
+    import keras
+
+    def accuracy_of_mixed_targets(y_true, y_pred):
+        if _is_soft(y_true, y_pred):
+            return keras.metrics.categorical_accuracy(y_true, y_pred)
+        return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
+
+    return keras.metrics.MeanMetricWrapper(accuracy_of_mixed_targets, name="accuracy")

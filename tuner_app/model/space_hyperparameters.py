@@ -1,7 +1,8 @@
 """The `hyperparameters:` section of a space: what a space may declare (its families', the recipe's, the
-front-end keys, `family`, `frontend`, `epochs`), each checked against its type and domain; every family and
-recipe hyperparameter the YAML leaves out, Fixed at its default; and the conditional scopes that keep a
-family's hyperparameters to its own trials and the seed's FC ones to the fc_layers values that use them.
+front-end keys, the augment keys, `family`, `frontend`, `epochs`), each checked against its type and domain;
+every family and recipe hyperparameter the YAML leaves out, Fixed at its default; and the conditional scopes
+that keep a family's hyperparameters to its own trials and the seed's FC ones to the fc_layers values that use
+them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuner_app.errors import TunerAppError
-from tuner_app.features.frontend import FrontendConfig
+from tuner_app.features import augment_config
+from tuner_app.features.frontend import NORMALIZE, FrontendConfig
 from tuner_app.model import hyperparameters as hps
 from tuner_app.model.families import FAMILIES, FC_UNITS, MODEL_FAMILY, family_defaults
 from tuner_app.model.recipe import RECIPE_CHOICES, RECIPE_DOMAINS, RECIPE_HYPERPARAMETERS
@@ -19,7 +21,11 @@ FAMILY = "family"  # the hyperparameter that picks each trial's family under `mo
 MODELS = (*MODEL_FAMILY, FAMILY)
 # Front-end keys a hyperparameter may set per trial (FrontendConfig checks each configuration's values).
 FRONTEND_FIELDS = ("frame_length", "frame_step", "fft_length", "num_mel_bins", "num_mfccs", "lower_edge_hertz",
-                   "upper_edge_hertz")
+                   "upper_edge_hertz", "normalize")
+FRONTEND_STRINGS = {"normalize": NORMALIZE}
+# Augment keys a hyperparameter may set per trial, over the space's `augment:` (model.build.trial_augment);
+# their values are checked against augment_config.RANGES, not DOMAINS.
+AUGMENT_FIELDS = augment_config.FIELDS
 # [low, high) of numeric hyperparameters; otherwise ints are in [1, 65536] and floats > 0. `*_dropout` as
 # `dropout`. The highs keep each configuration's walk quick and each range small enough for keras-tuner to list
 # (its grid does): far beyond a compact CNN on a 16,000-sample clip, yet bounded. Layer counts cost a walk most.
@@ -47,7 +53,9 @@ def _known(families: list[str], model: str, frontends: Mapping[str, FrontendConf
     """name -> (value type, allowed strings or None, default or None) of every hyperparameter a space may declare."""
     known: dict[str, tuple] = {FAMILY: (str, tuple(FAMILIES), None), "epochs": (int, None, None),
                                "frontend": (str, tuple(frontends), None)}
-    known.update({name: (type(getattr(FrontendConfig, name)), None, None) for name in FRONTEND_FIELDS})
+    known.update({name: (type(getattr(FrontendConfig, name)), FRONTEND_STRINGS.get(name), None)
+                  for name in FRONTEND_FIELDS})
+    known.update({name: (type(getattr(augment_config.AugmentConfig, name)), None, None) for name in AUGMENT_FIELDS})
     known.update({name: (type(default), RECIPE_CHOICES.get(name), default)
                   for name, default in RECIPE_HYPERPARAMETERS.items()})
     for family in families:
@@ -132,14 +140,24 @@ def _domain(name: str, value_type: type) -> tuple:
 
 def _check_domains(specs: dict[str, dict], where: str) -> None:
     """Each numeric hyperparameter within its domain; the front-end's floats (0 Hz is a valid lower edge) are
-    left to FrontendConfig, which checks each configuration."""
+    left to FrontendConfig, which checks each configuration, and the augment keys have their own ranges."""
     for name, spec in specs.items():
         value = hps.bound(spec, min)
+        if name in AUGMENT_FIELDS:
+            _check_augment_range(name, spec, where)
+            continue
         if type(value) not in POSITIVE or (name in FRONTEND_FIELDS and type(value) is float):
             continue
         low, high = _domain(name, type(value))
         if value < low or (high is not None and hps.bound(spec, max) >= high):
             raise TunerAppError(f"{where}.{name}: values must be {_domain_text(low, high)}")
+
+
+def _check_augment_range(name: str, spec: Mapping[str, Any], where: str) -> None:
+    for pick in (min, max):
+        problem = augment_config.field_problem(name, hps.bound(spec, pick))
+        if problem:
+            raise TunerAppError(f"{where}.{name}: {problem}")
 
 
 def _domain_text(low, high) -> str:

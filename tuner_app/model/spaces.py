@@ -1,5 +1,6 @@
 """Search spaces in YAML: one file holds everything a search needs (model, frontend, frontends, augment,
-hyperparameters, tuner, training, objective). Problems raise TunerAppError naming file and key path.
+hyperparameters, initial_configurations, tuner, training, objective). Problems raise TunerAppError naming
+file and key path.
 
 Every hyperparameter the model family and the training recipe read exists in the validated space: what the YAML
 leaves out is Fixed at its default. A hyperparameter may also set the front-end: `frontend` picks a preset of
@@ -22,10 +23,12 @@ from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import AugmentConfig
 from tuner_app.features.frontend import FrontendConfig
 from tuner_app.model import hyperparameters as hps
-from tuner_app.model import space_yaml
+from tuner_app.model import initial_configurations, space_yaml
+from tuner_app.model.initial_configurations import InitialConfiguration
 from tuner_app.model.space_hyperparameters import FAMILY, FRONTEND_FIELDS, MODELS, checked_hyperparameters
 
-TOP_KEYS = ("model", "frontend", "frontends", "augment", "hyperparameters", "tuner", "training", "objective")
+TOP_KEYS = ("model", "frontend", "frontends", "augment", "hyperparameters", initial_configurations.KEY, "tuner",
+            "training", "objective")
 
 # Tuner options are keras-tuner's own constructor arguments.
 TUNER_COMMON = {"seed": int, "executions_per_trial": int, "max_retries_per_trial": int,
@@ -39,10 +42,14 @@ TUNER_OPTIONS: dict[str, dict[str, type]] = {
 }
 PARETO_SAMPLERS = ("tpe", "nsga2")
 SIZE_OBJECTIVES = ("params_total", "macs", "model_bytes")  # `objective.size`: the pareto tuner's second objective
-TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0}
+# chance_epochs: the epochs after the warm-up after which a trial still at chance stops (search/chance.py; 0:
+# never). 5 leaves a slow starter 5 epochs at full learning rate, yet saves most of the 10-40 epochs the spaces
+# give a stuck trial (seen: 25 epochs of a BC-ResNet near chance).
+TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0, "chance_epochs": 5}
 SEEDS = (0, SEED_MAX)
 # [low, high] of each number of `training` and `tuner`: what the option means, up to far beyond any search.
-TRAINING_RANGES = {"epochs": (1, 10_000), "batch_size": (1, 65_536), "patience": (0, 10_000), "seed": SEEDS}
+TRAINING_RANGES = {"epochs": (1, 10_000), "batch_size": (1, 65_536), "patience": (0, 10_000), "seed": SEEDS,
+                   "chance_epochs": (0, 10_000)}
 TUNER_RANGES = {"seed": SEEDS, "max_trials": (1, MAX_TRIALS), "executions_per_trial": (1, 100),
                 "max_retries_per_trial": (0, 100), "max_consecutive_failed_trials": (1, MAX_TRIALS),
                 "num_initial_points": (1, MAX_TRIALS), "alpha": (1e-12, 1e6), "beta": (0.0, 1e6),
@@ -59,7 +66,8 @@ REFERENCE_HELP = "give SIZE,ACC: a positive size and an accuracy in [0, 1], e.g.
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """A validated search space; `hyperparameters` maps hp name -> spec dict, parents before their conditional
-    children, YAML order otherwise; `frontends` are the presets the `frontend` hyperparameter picks from."""
+    children, YAML order otherwise; `frontends` are the presets the `frontend` hyperparameter picks from;
+    `initial_configurations` are what every tuner proposes first (model/initial_configurations.py)."""
 
     source: str
     model: str
@@ -70,6 +78,7 @@ class SearchSpace:
     tuner: dict[str, Any]
     training: dict[str, int]
     objective: dict[str, Any]
+    initial_configurations: tuple[InitialConfiguration, ...] = ()
 
 
 def search_dirs() -> list[Traversable]:
@@ -126,6 +135,8 @@ def from_dict(document: Any, source: str = "<space>") -> SearchSpace:
         hyperparameters=specs, tuner=_tuner(document.get("tuner"), source),
         training=training,
         objective=_objective(document.get("objective"), source),
+        initial_configurations=initial_configurations.checked_configurations(
+            document.get(initial_configurations.KEY), specs, source),
     )
 
 
@@ -235,4 +246,11 @@ def resolved(space: SearchSpace) -> dict[str, Any]:
     return {"model": space.model, "frontend": dataclasses.asdict(space.frontend),
             "frontends": {name: dataclasses.asdict(preset) for name, preset in space.frontends.items()},
             "augment": dataclasses.asdict(space.augment), "hyperparameters": space.hyperparameters,
-            "tuner": space.tuner, "training": space.training, "objective": space.objective}
+            "tuner": space.tuner, "training": space.training, "objective": space.objective,
+            **_resolved_initial(space)}
+
+
+def _resolved_initial(space: SearchSpace) -> dict[str, Any]:
+    # Only where listed: the documents (and so the fingerprints) of spaces without any stay as they were.
+    listed = space.initial_configurations
+    return {initial_configurations.KEY: initial_configurations.resolved(listed)} if listed else {}

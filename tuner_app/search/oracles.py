@@ -5,11 +5,16 @@ turned away as the oracle proposes it, and a fitting one is drawn instead: it ne
 trial, so it spends no trial and no invented score reaches Bayesian optimisation's Gaussian process. The
 oracle keeps what it turned away in `rejections` (saved with its state, so a resumed search still shows
 them); the tuner reports them to the search's observers.
+
+The space's `initial_configurations` come before any draw: each oracle proposes the next listed one that no
+trial holds yet (one that does not fit is turned away as above). Which are held is read from the trials alone,
+so a resumed search, or a chief serving workers, proposes exactly the untried ones, with no state of its own.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +36,7 @@ RETRIED_STATUSES = ("RUNNING", "INVALID")  # a trial a kill interrupted, or one 
 # keras-tuner reads seed 0 as no seed at all (`seed or random.randint(1, 10000)`), so a search at seed 0, every
 # space's default, drew other configurations on every run. 0 goes to keras-tuner as this seed, outside that range.
 SEED_ZERO = 10_007
+log = logging.getLogger(__name__)
 
 
 def misfit(space: SearchSpace, values: Mapping[str, Any], max_params: int | None,
@@ -54,10 +60,11 @@ def _key(values: Mapping[str, Any]) -> str:
 class BudgetMixin:
     """Turns away configurations that cannot be trained, for any keras-tuner oracle.
 
-    Every random draw of keras-tuner's oracles goes through `_random_values`, which redraws here until a
-    configuration fits; `_duplicate` counts a turned-away configuration as already tried, so keras-tuner's
-    own collision limit ends a search whose fitting configurations are all spent. Both are private to
-    keras-tuner: tests/test_keras_tuner_contract.py pins what this relies on.
+    Every random draw of keras-tuner's oracles goes through `_random_values`, which proposes the space's
+    initial configurations first (`_initial_values`), then redraws here until a configuration fits;
+    `_duplicate` counts a turned-away configuration as already tried, so keras-tuner's own collision limit
+    ends a search whose fitting configurations are all spent. Both are private to keras-tuner:
+    tests/test_keras_tuner_contract.py pins what this relies on.
     """
 
     def __init__(self, space: SearchSpace, max_params: int | None, n_classes: int, **options):
@@ -71,12 +78,14 @@ class BudgetMixin:
             options["seed"] = SEED_ZERO
         super().__init__(**options)
 
-    def fits(self, values: Mapping[str, Any]) -> bool:
-        """True if `values` can be trained; otherwise record it (once) among the rejections."""
+    def fits(self, values: Mapping[str, Any], name: str | None = None) -> bool:
+        """True if `values` can be trained; otherwise record it (once) among the rejections, its reason led by
+        `name` (an initial configuration's)."""
         params, reason = misfit(self.space, values, self.max_params, self.n_classes)
         if reason is None:
             self._consecutive_rejections = 0
             return True
+        reason = f"{name}: {reason}" if name else reason
         if _key(values) not in self._rejected:
             self._rejected.add(_key(values))
             self.rejections.append({"hyperparameters": dict(values), "params": params, "reason": reason,
@@ -94,7 +103,25 @@ class BudgetMixin:
         with interrupts.signals_to(interrupts.note_stop):  # it writes the trial's trial.json
             return super().update_trial(trial_id, metrics, step=step)
 
+    def _initial_values(self) -> dict[str, Any] | None:
+        """The first of the space's initial configurations that no trial holds, not turned away, and fitting;
+        None once there is none. One that does not fit is recorded among the rejections and passed over."""
+        held = {_key(self._space_values(trial.hyperparameters.values)) for trial in self.trials.values()}
+        for listed in self.space.initial_configurations:
+            key = _key(listed.values)
+            if key not in held and key not in self._rejected and self.fits(listed.values, listed.name):
+                log.info("%s: proposing initial configuration %s", self.space.source, listed.name)
+                return dict(listed.values)
+        return None
+
+    def _space_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` without keras-tuner's own entries (Hyperband's tuner/epochs, ...)."""
+        return {name: value for name, value in values.items() if name in self.space.hyperparameters}
+
     def _random_values(self):
+        listed = self._initial_values()
+        if listed is not None:
+            return listed
         while self._consecutive_rejections < MAX_CONSECUTIVE_REJECTIONS:
             values = super()._random_values()
             if values is None or self.fits(values):
@@ -160,9 +187,16 @@ class HyperbandOracle(BudgetMixin, keras_tuner.oracles.HyperbandOracle):
 
 
 class BayesianOptimizationOracle(BudgetMixin, keras_tuner.oracles.BayesianOptimizationOracle):
-    """keras-tuner's Bayesian optimisation, fitted only on trained trials."""
+    """keras-tuner's Bayesian optimisation, fitted only on trained trials.
+
+    The initial configurations are proposed first, whatever `num_initial_points` says; once completed they are
+    ordinary trials: the Gaussian process learns from them, and keras-tuner, which counts completed trials,
+    counts them among its initial points (so its random phase draws that many fewer)."""
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
+        listed = self._initial_values()
+        if listed is not None:  # keras-tuner's Gaussian-process phase draws no random values to take their place
+            return {"status": "RUNNING", "values": listed}
         response = super().populate_space(trial_id)  # its initial random points already fit
         if response["status"] != "RUNNING" or self.fits(response["values"]):
             return response
@@ -186,14 +220,17 @@ class BayesianOptimizationOracle(BudgetMixin, keras_tuner.oracles.BayesianOptimi
 
 
 class GridSearchOracle(BudgetMixin, keras_tuner.oracles.GridSearchOracle):
-    """The grid in keras-tuner's order (first hyperparameter outermost, each one's default first), skipping
-    what cannot be trained.
+    """The initial configurations, then the grid in keras-tuner's order (first hyperparameter outermost, each
+    one's default first), skipping what was tried and what cannot be trained.
 
     keras-tuner's own walk steps from the values of existing trials, so it cannot step past a rejected
     point that never became a trial; this walk starts from the beginning each time and skips tried points.
     """
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
+        listed = self._initial_values()
+        if listed is not None:
+            return {"status": "RUNNING", "values": listed}
         tried = {_key(trial.hyperparameters.values) for trial in self.trials.values()}
         for values in self._grid():
             if _key(values) not in tried and _key(values) not in self._rejected and self.fits(values):

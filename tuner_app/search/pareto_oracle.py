@@ -7,6 +7,10 @@ so tracking, resume and the budget keep working. The size of a configuration is 
 architecture walk): one over the budget, or infeasible, is told to the study as failed and another is asked
 for, without spending a trial.
 
+The space's initial configurations come first, one per trial: each is enqueued in the study (Optuna's
+`enqueue_trial`), so the asked trial carries its values and the sampler learns from its result as from any other's;
+no gap preference passes it over.
+
 No Optuna state is saved: on every start the study is rebuilt from keras-tuner's finished trials (their values
 and scores), so a killed and restarted search goes on where it stood and never proposes a configuration twice.
 """
@@ -111,7 +115,7 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if self.max_trials is not None and len(self.trials) >= self.max_trials:
             return {"status": "STOPPED", "values": None}
-        candidates = self._candidates(trial_id)
+        candidates = self._listed() or self._candidates(trial_id)
         if not candidates:
             return {"status": "STOPPED", "values": None}  # a spent space stops as keras-tuner's own oracles do
         chosen = self._widest_gap(candidates)
@@ -120,6 +124,16 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
                 self.study.tell(asked, state=optuna.trial.TrialState.FAIL)  # passed over: not learned from
         self._asked[trial_id] = chosen[0]
         return {"status": "RUNNING", "values": chosen[1]}
+
+    def _listed(self) -> list[tuple[optuna.trial.Trial, dict[str, Any]]]:
+        """The next initial configuration (BudgetMixin._initial_values) as the only candidate, asked of the study
+        as enqueued; [] once every one is held or turned away."""
+        values = self._initial_values()
+        if values is None:
+            return []
+        self.study.enqueue_trial(self._sampled(values))
+        asked = self.study.ask()
+        return [(asked, self._values(asked))]  # suggested from the enqueued params: the trial holds them
 
     def _candidates(self, trial_id: str) -> list[tuple[optuna.trial.Trial, dict[str, Any]]]:
         """Up to gap_candidates (asked trial, values) that can be trained and were never tried; each other
@@ -172,9 +186,6 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
         widths = [gap_width(sizes(self.space, self._space_values(values), self.n_classes)[axis], front)
                   for _, values in candidates]
         return candidates[widths.index(max(widths))]
-
-    def _space_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {name: value for name, value in values.items() if name in self.space.hyperparameters}
 
     def _values(self, asked: optuna.trial.Trial) -> dict[str, Any]:
         """A configuration drawn on the Optuna trial: each active hyperparameter in order, parents first."""

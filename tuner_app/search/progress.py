@@ -1,6 +1,6 @@
 """Progress a person can follow: one header per trial (number of total, searched hyperparameters,
-parameter count), one line per epoch, how the trial ended with an ETA for the rest, and the front of
-accuracy against size as it grows; one line per configuration the oracle turned away untrained."""
+parameter count), one line per epoch, how the trial ended (stopped at chance, if so) with an ETA for the rest,
+and the front of accuracy against size as it grows; one line per configuration the oracle turned away untrained."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from typing import Any, Mapping, TextIO
 
 from tuner_app.errors import InfeasibleConfig
+from tuner_app.search import chance
 from tuner_app.search.observers import SearchObserver, TrialOutcome
 from tuner_app.search.record import search_front
 
@@ -77,7 +78,8 @@ class ProgressReporter(SearchObserver):
         scores = outcome.scores
         runs = f" ({scores['executions']:.0f} runs)" if "executions" in scores else ""  # executions_per_trial > 1
         test = f", test_acc {_score(scores, 'test_accuracy')}" if "test_accuracy" in scores else ""
-        self._say(f"    done in {_duration(seconds)}: val_acc {_score(scores, 'val_accuracy')}{runs}{test}{self._eta()}")
+        self._say(f"    done in {_duration(seconds)}: val_acc {_score(scores, 'val_accuracy')}{runs}{test}"
+                  f"{_chance_text(scores)}{self._eta()}")
         self._say(front_line(tuner))
 
     def trial_lost(self, tuner, trial, reason: str, retried: bool) -> None:
@@ -120,6 +122,13 @@ def _score(scores: Mapping[str, float], name: str) -> str:
     """A score, with its spread over the trial's executions when it has several: 0.8125 ± 0.0312."""
     spread = f" ± {scores[name + '_std']:.4f}" if name + "_std" in scores else ""
     return f"{scores.get(name, float('nan')):.4f}{spread}"
+
+
+def _chance_text(scores: Mapping[str, float]) -> str:
+    """", stopped at chance after epoch 5" for a trial search/chance.py stopped (a completed trial all the same)."""
+    if not scores.get(chance.STOPPED):
+        return ""
+    return f", stopped at chance after epoch {scores[chance.STOPPED_EPOCH]:.0f}"
 
 
 def _settings(tuner, values: Mapping[str, Any]) -> str:

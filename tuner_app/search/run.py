@@ -17,7 +17,7 @@ from tuner_app.data.cache import DecodedClips
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model.architecture import N_CLASSES
-from tuner_app.model.build import CnnHyperModel
+from tuner_app.model.build import CnnHyperModel, augment_searched
 from tuner_app.model.configurations import check_budget
 from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
 from tuner_app.search import checkpoints, distribution, fingerprint, interrupts
@@ -62,6 +62,9 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     steps_per_epoch = max(1, math.ceil(len(splits.get("train", ())) / space.training["batch_size"]))
     # A corpus that cannot train is refused before the project is touched: no record of it to resume from.
     datasets = _datasets(space, splits, noise, seed, class_names)
+    # Also refuses augment hyperparameters that could clash (model.build.check_augment_bounds) before the
+    # project is touched; the noise bank goes with it to the trials that map their own augmentation.
+    hypermodel = CnnHyperModel(space, len(class_names), steps_per_epoch, noise=noise)
     project_dir = Path(directory) / _project_name(space, tuner_name)
     checkpoints.check_writable(project_dir)
     identity = fingerprint.search_identity(space, tuner_name, seed, class_names, data or {})
@@ -70,9 +73,8 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     # From the lock on, SIGTERM stops the search as SIGINT does: either way the lock is released.
     with _project_held(project_dir, role), interrupts.signals_to(interrupts.request_stop):
         _prepare_project(project_dir, fresh, role, identity)
-        tuner = make_tuner(space, CnnHyperModel(space, len(class_names), steps_per_epoch), Path(directory),
-                           project_dir.name, tuner_name=tuner_name, max_params=max_params,
-                           seed=seed, observers=observers)
+        tuner = make_tuner(space, hypermodel, Path(directory), project_dir.name, tuner_name=tuner_name,
+                           max_params=max_params, seed=seed, observers=observers)
         tuner.worker_timeout = worker_timeout
         if role == "worker":  # the chief has written the record, with its own view of the data
             _check_chief_record(tuner, identity)
@@ -140,11 +142,15 @@ def _project_name(space: SearchSpace, tuner_name: str | None) -> str:
 
 def _datasets(space: SearchSpace, splits: dict[str, DecodedClips], noise, seed: int,
               class_names: Sequence[str]) -> tuple:
-    """(train, validation, test or None) datasets, once the splits can train a classifier of `class_names`."""
+    """(train, validation, test or None) datasets, once the splits can train a classifier of `class_names`.
+    Training batches come augmented with the space's `augment:`, or, where some augment key is a hyperparameter,
+    un-augmented: each trial then maps them through its own settings (CnnHyperModel.train_data)."""
     labels = {split: splits[split].labels if split in splits else [] for split in ("train", "validation")}
     trainability.check(trainability.counts_of_labels(class_names, labels), "corpus", trainability.SEARCH_REMEDY)
     batch_size = space.training["batch_size"]
-    train = make_dataset(splits["train"], batch_size, training=True, augment=space.augment, noise=noise, seed=seed)
+    augment = None if augment_searched(space) else space.augment
+    train = make_dataset(splits["train"], batch_size, training=True, augment=augment, noise=noise, seed=seed,
+                         n_classes=len(class_names))
     val = make_dataset(splits["validation"], batch_size)
     test = make_dataset(splits["test"], batch_size) if len(splits.get("test", ())) else None
     return train, val, test

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tuner_app.search import chance
+
 LATENCY_REPEATS = 10
 SPREAD_SCORES = ("val_accuracy", "val_loss", "test_accuracy")  # each also reported as <name>_std when K > 1
 
@@ -43,12 +45,15 @@ def weights_bytes(model) -> int:
 def combine(executions: Sequence[dict[str, float]], kept: int) -> dict[str, float]:
     """The trial's scores from its executions' (each with train_seconds): one execution's as they are; for
     several, the mean of each score, its sample standard deviation as <name>_std, the total train_seconds,
-    the number of executions and which one's weights the trial keeps."""
+    the number of executions and which one's weights the trial keeps, and whether they stopped at chance
+    (chance.combined)."""
     if len(executions) == 1:
         return dict(executions[0])
-    combined = {name: float(np.mean([result[name] for result in executions])) for name in executions[0]}
+    averaged = [name for name in executions[0] if name not in chance.SCORES]
+    combined = {name: float(np.mean([result[name] for result in executions])) for name in averaged}
     combined["train_seconds"] = float(sum(result["train_seconds"] for result in executions))
     for name in SPREAD_SCORES:
         if name in executions[0]:
             combined[f"{name}_std"] = float(np.std([result[name] for result in executions], ddof=1))
-    return {**combined, "executions": float(len(executions)), "kept_execution": float(kept)}
+    return {**combined, **chance.combined(executions), "executions": float(len(executions)),
+            "kept_execution": float(kept)}

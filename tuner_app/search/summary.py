@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tuner_app.errors import InfeasibleConfig
+from tuner_app.search import chance
 from tuner_app.search.front import knee, non_dominated
 from tuner_app.search.record import metric, rejected_trials, search_front, trial_points
 
@@ -12,11 +13,13 @@ TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")
 
 
 def headline(tuner) -> dict[str, float]:
-    """The search at a glance: trials completed and rejected, and with any completed, the best validation
-    accuracy, the size of the front's knee (`knee_<size axis>`) and the hypervolume against the space's point."""
+    """The search at a glance: trials completed, rejected and stopped at chance, and with any completed, the best
+    validation accuracy, the size of the front's knee (`knee_<size axis>`) and the hypervolume against the space's
+    point."""
     found = search_front(tuner)
     values = {"trials_completed": float(sum(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values())),
-              "trials_rejected": float(len(rejected_trials(tuner.oracle)))}
+              "trials_rejected": float(len(rejected_trials(tuner.oracle))),
+              "trials_stopped_at_chance": float(sum(map(_stopped_at_chance, tuner.oracle.trials.values())))}
     if found.points:
         values.update({"best_val_accuracy": max(accuracy for _, accuracy in found.points),
                        f"knee_{found.size}": found.front[knee(found.front)][0], "hypervolume": found.hypervolume})
@@ -24,9 +27,10 @@ def headline(tuner) -> dict[str, float]:
 
 
 def summary_rows(tuner) -> list[dict[str, Any]]:
-    """One row per trial, by trial id: trial_id, status, hyperparameters, params, val/test scores, and front
-    (on the front of validation accuracy against the space's size axis); and one per configuration the oracle
-    turned away (trial_id None, status REJECTED), where it met it among the trials."""
+    """One row per trial, by trial id: trial_id, status, hyperparameters, params, val/test scores, front
+    (on the front of validation accuracy against the space's size axis) and stopped_at_chance (search/chance.py);
+    and one per configuration the oracle turned away (trial_id None, status REJECTED), where it met it among
+    the trials."""
     rows, on_front = [], _front_ids(tuner)
     for trial in tuner.oracle.trials.values():
         row = {"trial_id": trial.trial_id, "status": trial.status,
@@ -35,12 +39,18 @@ def summary_rows(tuner) -> list[dict[str, Any]]:
             row[name] = metric(trial, name)
         row["params"] = int(row["params"]) if row["params"] is not None else _params(tuner, row)
         row["front"] = trial.trial_id in on_front
+        row["stopped_at_chance"] = _stopped_at_chance(trial)
         rows.append(((int(trial.trial_id), 1), row))
     for rejection in rejected_trials(tuner.oracle):
         row = {"trial_id": None, "status": "REJECTED", "hyperparameters": dict(rejection["hyperparameters"]),
-               **dict.fromkeys(TRIAL_METRICS), "params": rejection["params"], "front": False}
+               **dict.fromkeys(TRIAL_METRICS), "params": rejection["params"], "front": False,
+               "stopped_at_chance": False}
         rows.append(((rejection.get("before_trial", 0), 0), row))
     return [row for _, row in sorted(rows, key=lambda item: item[0])]
+
+
+def _stopped_at_chance(trial) -> bool:
+    return metric(trial, chance.STOPPED) == 1.0
 
 
 def _front_ids(tuner) -> set[str]:
@@ -90,13 +100,22 @@ def format_dry_run(rows: list[dict], max_params: int | None) -> str:
 
 def format_trials(rows: list[dict]) -> str:
     """The search's summary table: one line per trial with its varying hyperparameters and scores, and a * for
-    the trials on the front of validation accuracy against size."""
-    columns = _varying(rows)
-    lines = ["  ".join(f"{name:>14}" for name in ["trial", "status", *columns, "params", "val_acc", "test_acc",
-                                                    "front"])]
-    for row in rows:
-        scores = [f"{row[key]:.4f}" if row[key] is not None else "-" for key in ("val_accuracy", "test_accuracy")]
-        cells = [row["trial_id"] or "-", row["status"], *(_cell(row["hyperparameters"].get(n)) for n in columns),
-                 f"{row['params']:,}" if row["params"] is not None else "-", *scores, "*" if row.get("front") else ""]
-        lines.append("  ".join(f"{str(cell):>14}" for cell in cells).rstrip())
-    return "\n".join(lines)
+    the trials on the front of validation accuracy against size. Where some trial stopped at chance, a `stopped`
+    column marks them `at chance` and a last line counts them."""
+    columns, stopped = _varying(rows), sum(bool(row.get("stopped_at_chance")) for row in rows)
+    marks = ["stopped"] if stopped else []  # no column in the usual search, where none stops
+    header = ["trial", "status", *columns, "params", "val_acc", "test_acc", *marks, "front"]
+    lines = [_table_line(header), *(_table_line(_trial_cells(row, columns, bool(marks))) for row in rows)]
+    counted = [f"{stopped} stopped at chance (completed, with the scores they had then)"] if stopped else []
+    return "\n".join([*lines, *counted])
+
+
+def _trial_cells(row: Mapping[str, Any], columns: list[str], marked: bool) -> list:
+    scores = [f"{row[key]:.4f}" if row[key] is not None else "-" for key in ("val_accuracy", "test_accuracy")]
+    mark = ["at chance" if row.get("stopped_at_chance") else ""] if marked else []
+    return [row["trial_id"] or "-", row["status"], *(_cell(row["hyperparameters"].get(n)) for n in columns),
+            f"{row['params']:,}" if row["params"] is not None else "-", *scores, *mark, "*" if row.get("front") else ""]
+
+
+def _table_line(cells: list) -> str:
+    return "  ".join(f"{str(cell):>14}" for cell in cells).rstrip()

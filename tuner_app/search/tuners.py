@@ -22,7 +22,7 @@ from tuner_app.model import architecture
 from tuner_app.model.build import epochs
 from tuner_app.model.configurations import configurations, is_grid
 from tuner_app.model.spaces import SearchSpace
-from tuner_app.search import checkpoints, chief, distribution, interrupts, oracles, scoring
+from tuner_app.search import chance, checkpoints, chief, distribution, interrupts, oracles, scoring
 from tuner_app.search.observers import ObserverList, SearchObserver, TrialOutcome
 from tuner_app.search.worker import WorkerOracle
 from tuner_app.search.pareto_oracle import ParetoOracle
@@ -45,7 +45,7 @@ class _EpochRelay(keras.callbacks.Callback):
 
 class TrialMixin:
     """What every tuner class shares: its oracle (oracle_class, which turns away what does not fit), the
-    observers' hooks, and run_trial (fit with early stopping on val_loss, test score)."""
+    observers' hooks, and run_trial (fit with early stopping on val_loss or at chance, test score)."""
 
     worker_timeout = distribution.DEFAULT_WORKER_TIMEOUT  # a distributed search's chief (run_search sets it)
     execution = 0  # which of the running trial's executions is training (0 to executions_per_trial - 1)
@@ -179,17 +179,20 @@ class TrialMixin:
             # Every trial's execution k starts from the same seed: configurations meet the same initialisations.
             keras.utils.set_random_seed((self.oracle.seed + execution) % (SEED_MAX + 1))  # --seed may be SEED_MAX
         self.execution = execution
+        train_ds = self.hypermodel.train_data(train_ds, space_values)  # the trial's own augment hyperparameters
         # Hyperband's override loads the weights of the trial it continues: every execution starts from them.
         model = self._try_build(trial.hyperparameters)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.space.training["patience"],
                                              restore_best_weights=True)
+        at_chance = chance.ChanceStop(self.n_classes, self.space.training["chance_epochs"],
+                                      space_values.get("warmup_epochs", 0))
         started = time.perf_counter()
-        model.fit(train_ds, validation_data=val_ds, callbacks=[stop, _EpochRelay(self, trial)],
+        model.fit(train_ds, validation_data=val_ds, callbacks=[stop, at_chance, _EpochRelay(self, trial)],
                   epochs=values.get("tuner/epochs", epochs(self.space, space_values)),
                   initial_epoch=values.get("tuner/initial_epoch", 0), shuffle=False,  # the dataset shuffles
                   verbose=verbose)
         seconds = time.perf_counter() - started
-        return model, {**scoring.scores(model, val_ds, test_ds), "train_seconds": seconds}
+        return model, {**scoring.scores(model, val_ds, test_ds), "train_seconds": seconds, **at_chance.scores()}
 
     def sizes(self, values: Mapping[str, Any]) -> dict[str, float]:
         """params (= params_total), params_trainable/conv/fc and macs of a configuration, without building it."""

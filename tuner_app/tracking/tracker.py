@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from mlflow.entities import Metric, Param, RunTag
 
-from tuner_app.errors import InfeasibleConfig, TunerAppError
+from tuner_app.errors import TunerAppError
 from tuner_app.files import atomic_path
 from tuner_app.model import architecture, spaces
 from tuner_app.redaction import redact
@@ -29,20 +29,14 @@ from tuner_app.tracking.store import (
     search_runs,
 )
 from tuner_app.tracking.system_metrics import TrialMonitor
+from tuner_app.tracking.trial_metrics import final_values, rejected_sizes, score_tags
 
 PROJECT_TAG = "tuner_app.project_dir"  # marks a parent run: the tuner directory of its search
 REASON_TAG = "tuner_app.reason"
 OUTCOME_TAG = "tuner_app.outcome"  # COMPLETED | FAILED | KILLED (TrialOutcome), or REJECTED (configuration_rejected)
 CHANGED_TAG = "tuner_app.changed_on_resume"  # params are immutable in MLflow: changes land here
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-SIZE_METRICS = ("params_total", "params_trainable", "params_conv", "params_fc", "macs")
 BACKFILL_TAG = "tuner_app.backfilled"  # a trial logged by a later process, from its trial.json: no epoch curves
-# child metric name -> TrialOutcome.scores key; val scores are those of the kept weights. With executions_per_trial
-# K > 1 the scores are the mean over the executions, <name>_std their spread (search/scoring.py).
-FINAL_METRICS = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss", "test_accuracy": "test_accuracy",
-                 "best_val_accuracy_std": "val_accuracy_std", "best_val_loss_std": "val_loss_std",
-                 **{name: name for name in (*SIZE_METRICS, "model_bytes", "train_seconds", "latency_ms",
-                                            "test_accuracy_std", "executions", "kept_execution")}}
 RUN_STATUS = {"COMPLETED": "FINISHED", "REJECTED": "KILLED", "FAILED": "FAILED", "KILLED": "KILLED"}
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 MAX_TAG_CHARS = 5000
@@ -60,8 +54,10 @@ def _log_params(client, run_id: str, params: Mapping[str, str]) -> None:
         client.log_batch(run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
 
 
-def _end_run(client, run_id: str, status: str, outcome: str, reason: str, metrics: Iterable[Metric] = ()) -> None:
+def _end_run(client, run_id: str, status: str, outcome: str, reason: str, metrics: Iterable[Metric] = (),
+             extra_tags: Mapping[str, str] | None = None) -> None:
     tags = [RunTag(OUTCOME_TAG, outcome)] + ([RunTag(REASON_TAG, redact(reason)[:MAX_TAG_CHARS])] if reason else [])
+    tags += [RunTag(key, value) for key, value in (extra_tags or {}).items()]
     client.log_batch(run_id, metrics=list(metrics), tags=tags)
     client.set_terminated(run_id, status)
 
@@ -172,7 +168,8 @@ class MLflowTracker(observers.SearchObserver):
             if wanted and trial.status == "COMPLETED" and trial.trial_id not in logged:
                 run_id = self._create_child(tuner, trial, {BACKFILL_TAG: "true"})
                 scores = {name: search_record.metric(trial, name) for name in trial.metrics.metrics}
-                _end_run(self._client, run_id, "FINISHED", "COMPLETED", "", _metrics(_final_values(scores)))
+                _end_run(self._client, run_id, "FINISHED", "COMPLETED", "", _metrics(final_values(scores)),
+                         score_tags(scores))
 
     def _children(self, parent_run_id: str, trial_id: str | None = None) -> list:
         where = children_where(parent_run_id) + (f" and tags.trial_id = '{trial_id}'" if trial_id else "")
@@ -231,12 +228,13 @@ class MLflowTracker(observers.SearchObserver):
         run_id = self._open.get(trial.trial_id)  # stays open until ended: an interrupt here leaves it to search_end
         if run_id is None:
             return
-        values = _final_values(outcome.scores)
+        values = final_values(outcome.scores)
         self._monitors.pop(trial.trial_id).finish()
         if outcome.model is not None:
             self._client.log_text(run_id, _summary(outcome.model), "model_summary.txt")
             self._log_architecture(tuner, trial, run_id, outcome.model.output_shape[-1])
-        _end_run(self._client, run_id, RUN_STATUS[outcome.status], outcome.status, outcome.reason, _metrics(values))
+        _end_run(self._client, run_id, RUN_STATUS[outcome.status], outcome.status, outcome.reason, _metrics(values),
+                 score_tags(outcome.scores))
         del self._open[trial.trial_id]
 
     def _log_architecture(self, tuner, trial, run_id: str, n_classes: int) -> None:
@@ -252,7 +250,7 @@ class MLflowTracker(observers.SearchObserver):
         run_id = self._client.create_run(self._experiment_id, run_name="rejected", tags=tags).info.run_id
         _log_params(self._client, run_id, {name: run_params.param_value(value) for name, value in values.items()})
         _end_run(self._client, run_id, RUN_STATUS["REJECTED"], "REJECTED", reason,
-                 _metrics(_rejected_sizes(tuner, values)))
+                 _metrics(rejected_sizes(tuner, values)))
 
     def trial_lost(self, tuner, trial, reason: str, retried: bool) -> None:
         """The chief gave a trial up: its worker's run ends KILLED (a retry logs a run of its own)."""
@@ -281,17 +279,3 @@ class MLflowTracker(observers.SearchObserver):
 def _space_values(tuner, trial) -> dict[str, Any]:
     """The trial's values of the space's hyperparameters (not keras-tuner's own `tuner/...` bookkeeping)."""
     return {name: value for name, value in trial.hyperparameters.values.items() if name in tuner.space.hyperparameters}
-
-
-def _final_values(scores: Mapping[str, float | None]) -> dict[str, float]:
-    """A trial's scores (run_trial's, or its trial.json metrics) under their child run metric names."""
-    return {name: scores[key] for name, key in FINAL_METRICS.items() if scores.get(key) is not None}
-
-
-def _rejected_sizes(tuner, values: Mapping[str, Any]) -> dict[str, float]:
-    # A rejected configuration was never built, but its size is what the budget judged.
-    try:
-        sizes = tuner.sizes(values)
-    except InfeasibleConfig:
-        return {}
-    return {name: sizes[name] for name in SIZE_METRICS if name in sizes}
