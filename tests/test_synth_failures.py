@@ -71,8 +71,9 @@ def test_a_failing_shard_names_the_word_and_writes_nothing(tmp_path, monkeypatch
 
     monkeypatch.setattr(synth, "Espeak", SilentEspeak)
     speaker = synth.Speaker("s1", "en", 175, 50)
-    take = synth.Take("cat/s1_nohash_0.wav", "cat", 50, 50, 0.5, -6.0, 20.0, "white", 3)
+    take = synth.Take("cat/s1_nohash_0.wav", "cat", text="cat", rate=175, pitch=50, pitch_range=50, speed=1.0,
+                      onset=0.5, peak_db=-6.0, snr_db=20.0, colour="white", room=-1, channel=None, seed=3)
     (tmp_path / "cat").mkdir()
     with pytest.raises(TunerAppError, match="'cat'"):
-        synth._speak_shard((str(tmp_path), [(speaker, take)]))
+        synth._speak_shard((str(tmp_path), [(speaker, take)], []))
     assert list((tmp_path / "cat").iterdir()) == []
