@@ -7,7 +7,7 @@ does and scores the export as `tuner-app evaluate` does on the 160 clips of the 
 Commands v0.01 sample (../shared/data; every clip, its train, validation and test lists summed).
 
 Usage: .venv/bin/python benchmarks/builtin_transfer.py [--label L] [--per-class N] [--epochs N] [--seed S]
-           [--corpus DIR] [--recipe FIELD=VALUE,...] [--workers N]
+           [--corpus DIR] [--recipe FIELD=VALUE,...] [--augment KEY=N,...] [--frontend KEY=V,...] [--workers N]
   --recipe  synthesize with these fields of synth.Recipe changed (an ablation): on/off for a stage, LOW:HIGH for
             a range, e.g. --recipe reverb=off,colouring=off or --recipe snr_db=20:50
 Expected wall time on 2 cores shared with other jobs (AVX2): 1.5-4 minutes at --per-class 100 --epochs 12, about
@@ -44,11 +44,18 @@ FIELDS = ["label", "corpus", "per_class", "seed", "epochs", "synth_s", "train_s"
           "real_train", "real_validation", "real_test", "real_clips", "date", "command"]
 
 
-def fixed_space(epochs: int) -> spaces.SearchSpace:
-    """The main job's space with one width: a single model, trained `epochs` epochs."""
+def fixed_space(epochs: int, augment: str = "", frontend: str = "") -> spaces.SearchSpace:
+    """The main job's space with one width: a single model, trained `epochs` epochs; `augment` and `frontend`
+    (KEY=VALUE,...) change those keys of its `augment:` and `frontend:`."""
     space = spaces.load(common.ROOT / "search_spaces" / "default.yaml")
     hyperparameters = {**space.hyperparameters, "tcresnet_width": {"type": "fixed", "value": 1.0}}
-    return dataclasses.replace(space, hyperparameters=hyperparameters, training={**space.training, "epochs": epochs})
+    return dataclasses.replace(space, hyperparameters=hyperparameters, training={**space.training, "epochs": epochs},
+                               augment=dataclasses.replace(space.augment, **_changes(augment, float)),
+                               frontend=dataclasses.replace(space.frontend, **_changes(frontend, str)))
+
+
+def _changes(text: str, kind) -> dict[str, object]:
+    return {name: kind(value) for name, value in (change.split("=", 1) for change in text.split(",") if change)}
 
 
 def synthesized(args, workdir: Path) -> tuple[Path, float, str]:
@@ -70,13 +77,13 @@ def recipe_value(text: str) -> bool | tuple[float, float]:
     return float(low), float(high)
 
 
-def train(corpus_dir: Path, epochs: int, workdir: Path) -> tuple[Path, float, float]:
+def train(corpus_dir: Path, epochs: int, workdir: Path, augment: str = "", frontend: str = "") -> tuple[Path, float, float]:
     """(the trained trial's directory, its validation accuracy on the synthetic corpus, train seconds)."""
     found = corpus.scan(corpus_dir)
     splits = cache.decode_corpus(found, workdir / "cache")
     noise = cache.noise_bank(found.background_noise)
     started = time.perf_counter()
-    tuner = search_run.run_search(fixed_space(epochs), splits, workdir / "runs", class_names=list(found.classes),
+    tuner = search_run.run_search(fixed_space(epochs, augment, frontend), splits, workdir / "runs", class_names=list(found.classes),
                                   noise=noise, fresh=True)
     trial = tuner.oracle.get_best_trials(1)[0]
     seconds = time.perf_counter() - started
@@ -98,7 +105,7 @@ def measure(args) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="builtin-transfer-") as name:
         workdir = Path(name)
         corpus_dir, synth_seconds, described = synthesized(args, workdir)
-        trial_dir, val, train_seconds = train(corpus_dir, args.epochs, workdir)
+        trial_dir, val, train_seconds = train(corpus_dir, args.epochs, workdir, args.augment, args.frontend)
         scores = real_accuracy(trial_dir, workdir)
     command = shlex.join([".venv/bin/python", "benchmarks/builtin_transfer.py", *sys.argv[1:]])
     return {"label": args.label, "corpus": described, "per_class": args.per_class, "seed": args.seed,
@@ -142,6 +149,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="synthesis seed")
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
     parser.add_argument("--corpus", help="train on this corpus instead of synthesizing one")
+    parser.add_argument("--augment", default="", help="training augmentation changes: KEY=NUMBER,... e.g. vtlp_alpha=0.1")
+    parser.add_argument("--frontend", default="", help="front-end changes: KEY=VALUE,... e.g. normalize=coefficient")
     parser.add_argument("--recipe", default="", help="comma-separated synth.Recipe changes: FIELD=on|off|LOW:HIGH")
     args = parser.parse_args()
     rows = write(measure(args))
