@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import re
@@ -9,7 +10,7 @@ from conftest import smoke_space, tone_splits
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model import spaces
-from tuner_app.search import observers, progress, summary, run as search_run, tuners
+from tuner_app.search import observers, progress, scoring, summary, run as search_run, tuners
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -179,3 +180,33 @@ def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):
     resumed = search_run.run_search(_space(max_trials=2), splits, tmp_path)
     rows = summary.summary_rows(resumed)
     assert [(row["trial_id"], row["status"]) for row in rows] == [("0", "COMPLETED"), (orphan.trial_id, "COMPLETED")]
+
+
+@pytest.mark.parametrize("monitor", ["val_accuracy", "val_loss"])
+def test_early_stopping_watches_training_monitor_and_keeps_its_best_weights(splits, tmp_path, monkeypatch, monitor):
+    built = []
+
+    class Recorded(tuners.keras.callbacks.EarlyStopping):
+        def __init__(self, **options):
+            built.append(options)
+            super().__init__(**options)
+
+    monkeypatch.setattr(tuners.keras.callbacks, "EarlyStopping", Recorded)
+    space = _space(max_trials=1)
+    space = dataclasses.replace(space, training={**space.training, "monitor": monitor})
+    search_run.run_search(space, splits, tmp_path, verbose=0)
+    assert [(options["monitor"], options["restore_best_weights"]) for options in built] == [(monitor, True)]
+
+
+@pytest.mark.parametrize("monitor, kept", [("val_accuracy", "b"), ("val_loss", "a")])
+def test_of_several_executions_the_best_on_training_monitor_is_kept(monitor, kept):
+    executions = {"a": {"val_loss": 0.5, "val_accuracy": 0.6}, "b": {"val_loss": 0.7, "val_accuracy": 0.8}}
+    assert scoring.better(executions["b"], executions["a"], monitor) is (kept == "b")
+
+
+def test_training_monitor_is_one_of_two(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMOKE.read_text().replace("training: {", "training: {monitor: accuracy, "))
+    with pytest.raises(TunerAppError, match=r"bad.yaml: training.monitor: expected one of \['val_loss', "
+                                            r"'val_accuracy'\], got 'accuracy'"):
+        spaces.load(bad)

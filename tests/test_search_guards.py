@@ -96,6 +96,8 @@ CHANGES = {
     "objective": (lambda: {"space": _with("objective", size="macs")}, "objective.size: params_total -> macs"),
     "vtlp on": (lambda: {"space": _with("augment", vtlp_alpha=0.1)}, "augment.vtlp_alpha: (none) -> 0.1"),
     "chance_epochs": (lambda: {"space": _with("training", chance_epochs=2)}, "training.chance_epochs: 5 -> 2"),
+    "monitor": (lambda: {"space": _with("training", monitor="val_accuracy")},
+                "training.monitor: (none) -> val_accuracy"),
     "corpus": (lambda: {"data": {"fingerprint": "b" * 64}}, "corpus.fingerprint: aaaaaaaaaaaaaaaaaaaaa... -> bbb"),
     "classes": (lambda: {"class_names": ["yes", "no"]}, "corpus.class_names: [\"class_0\""),
 }
@@ -120,7 +122,7 @@ def test_keys_added_later_leave_the_identity_alone_while_off():
     space = _with("training", chance_epochs=0)
     identity = fingerprint.search_identity(space, None, 0, ["a"], {"fingerprint": "f"})
     assert not set(fingerprint.LATER_AUGMENT_KEYS) & set(identity["augment"])
-    assert "chance_epochs" not in identity["training"] and "time_shift_ms" in identity["augment"]
+    assert not {"chance_epochs", "monitor"} & set(identity["training"]) and "time_shift_ms" in identity["augment"]
 
 
 def test_a_refusal_names_three_keys_and_counts_the_rest():

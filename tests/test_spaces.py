@@ -35,7 +35,8 @@ def test_seed_2d_keeps_yaml_order_and_tuner():
     space = spaces.load(SPACES / "seed_2d.yaml")
     assert list(space.hyperparameters)[:3] == ["conv_layers", "fc_layers", "batch_norm"]
     assert space.tuner == {"name": "grid"}
-    assert space.training == {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0, "chance_epochs": 5}
+    assert space.training == {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0, "chance_epochs": 5,
+                              "monitor": "val_loss"}
 
 
 def test_missing_hyperparameters_take_model_defaults(tmp_path):

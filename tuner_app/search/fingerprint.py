@@ -41,6 +41,8 @@ def search_identity(space: SearchSpace, tuner_name: str | None, seed: int, class
         # A search from before training.chance_epochs ran as 0 runs now: left out, its identity is as it was, so
         # it resumes with `chance_epochs: 0`. Any other change is refused, as one of patience is.
         identity["training"].pop("chance_epochs", None)
+    if identity["training"].get("monitor") == "val_loss":  # the rule before the key existed
+        identity["training"].pop("monitor")
     for key in LATER_AUGMENT_KEYS:  # off, they train as before they existed: a search from then still resumes
         if identity["augment"].get(key) == getattr(AugmentConfig, key):
             identity["augment"].pop(key)

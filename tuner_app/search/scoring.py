@@ -42,6 +42,13 @@ def weights_bytes(model) -> int:
     return sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize for variable in model.weights)
 
 
+def better(result: dict[str, float], than: dict[str, float], monitor: str) -> bool:
+    """Whether one execution's kept weights beat another's on `monitor` (val_loss lower, val_accuracy higher)."""
+    if monitor == "val_loss":
+        return result[monitor] < than[monitor]
+    return result[monitor] > than[monitor]
+
+
 def combine(executions: Sequence[dict[str, float]], kept: int) -> dict[str, float]:
     """The trial's scores from its executions' (each with train_seconds): one execution's as they are; for
     several, the mean of each score, its sample standard deviation as <name>_std, the total train_seconds,

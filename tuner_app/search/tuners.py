@@ -45,7 +45,7 @@ class _EpochRelay(keras.callbacks.Callback):
 
 class TrialMixin:
     """What every tuner class shares: its oracle (oracle_class, which turns away what does not fit), the
-    observers' hooks, and run_trial (fit with early stopping on val_loss or at chance, test score)."""
+    observers' hooks, and run_trial (fit with early stopping on training.monitor or at chance, test score)."""
 
     worker_timeout = distribution.DEFAULT_WORKER_TIMEOUT  # a distributed search's chief (run_search sets it)
     execution = 0  # which of the running trial's executions is training (0 to executions_per_trial - 1)
@@ -157,13 +157,13 @@ class TrialMixin:
         super().on_search_end()
 
     def run_trial(self, trial, train_ds, val_ds, test_ds=None, **fit_kwargs) -> dict[str, float]:
-        """Train one configuration executions_per_trial times; return the scores of the kept (minimum val_loss)
-        weights (for several executions their mean and spread: scoring.combine) and the configuration's sizes."""
+        """Train one configuration executions_per_trial times; return the scores of the kept (best on
+        training.monitor) weights (for several executions their mean and spread: scoring.combine) and the configuration's sizes."""
         executions, kept = [], 0
         for execution in range(self.executions_per_trial):
             model, result = self._execute(trial, execution, train_ds, val_ds, test_ds, fit_kwargs.get("verbose", 0))
             executions.append(result)
-            if execution == 0 or result["val_loss"] < executions[kept]["val_loss"]:
+            if execution == 0 or scoring.better(result, executions[kept], self.space.training["monitor"]):
                 # The trial's checkpoint, so the exported model, is this execution's; its scores are the mean.
                 kept, self._last_model = execution, model
                 self.save_model(trial.trial_id, model)
@@ -182,8 +182,8 @@ class TrialMixin:
         train_ds = self.hypermodel.train_data(train_ds, space_values)  # the trial's own augment hyperparameters
         # Hyperband's override loads the weights of the trial it continues: every execution starts from them.
         model = self._try_build(trial.hyperparameters)
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.space.training["patience"],
-                                             restore_best_weights=True)
+        stop = keras.callbacks.EarlyStopping(monitor=self.space.training["monitor"],
+                                             patience=self.space.training["patience"], restore_best_weights=True)
         at_chance = chance.ChanceStop(self.n_classes, self.space.training["chance_epochs"],
                                       space_values.get("warmup_epochs", 0))
         started = time.perf_counter()
