@@ -158,7 +158,8 @@ class TrialMixin:
 
     def run_trial(self, trial, train_ds, val_ds, test_ds=None, **fit_kwargs) -> dict[str, float]:
         """Train one configuration executions_per_trial times; return the scores of the kept (best on
-        training.monitor) weights (for several executions their mean and spread: scoring.combine) and the configuration's sizes."""
+        training.monitor) weights (for several executions their mean and spread: scoring.combine) and the
+        configuration's sizes."""
         executions, kept = [], 0
         for execution in range(self.executions_per_trial):
             model, result = self._execute(trial, execution, train_ds, val_ds, test_ds, fit_kwargs.get("verbose", 0))
