@@ -50,7 +50,7 @@ def summary_rows(tuner) -> list[dict[str, Any]]:
 
 
 def _stopped_at_chance(trial) -> bool:
-    return metric(trial, chance.STOPPED) == 1.0
+    return bool(metric(trial, chance.STOPPED) == 1.0)  # a numpy bool from the metric: JSON takes only bool
 
 
 def _front_ids(tuner) -> set[str]:
