@@ -195,7 +195,9 @@ def test_early_stopping_watches_training_monitor_and_keeps_its_best_weights(spli
     space = _space(max_trials=1)
     space = dataclasses.replace(space, training={**space.training, "monitor": monitor})
     search_run.run_search(space, splits, tmp_path, verbose=0)
-    assert [(options["monitor"], options["restore_best_weights"]) for options in built] == [(monitor, True)]
+    mode = "max" if monitor == "val_accuracy" else "min"  # told: Keras cannot infer it for mixup's metric
+    assert [(options["monitor"], options["mode"], options["restore_best_weights"]) for options in built] == [
+        (monitor, mode, True)]
 
 
 @pytest.mark.parametrize("monitor, kept", [("val_accuracy", "b"), ("val_loss", "a")])
@@ -210,3 +212,12 @@ def test_training_monitor_is_one_of_two(tmp_path):
     with pytest.raises(TunerAppError, match=r"bad.yaml: training.monitor: expected one of \['val_loss', "
                                             r"'val_accuracy'\], got 'accuracy'"):
         spaces.load(bad)
+
+
+def test_mixup_trains_under_a_val_accuracy_monitor(splits, tmp_path):
+    # Keras cannot tell whether mixup's own accuracy metric is to be maximised: without the mode, every trial failed.
+    space = _space(max_trials=1)
+    space = dataclasses.replace(space, augment=dataclasses.replace(space.augment, mixup_alpha=0.2),
+                                training={**space.training, "epochs": 2, "monitor": "val_accuracy"})
+    tuner = search_run.run_search(space, splits, tmp_path, verbose=0)
+    assert [trial.status for trial in tuner.oracle.trials.values()] == ["COMPLETED"]

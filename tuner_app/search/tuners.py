@@ -183,7 +183,8 @@ class TrialMixin:
         train_ds = self.hypermodel.train_data(train_ds, space_values)  # the trial's own augment hyperparameters
         # Hyperband's override loads the weights of the trial it continues: every execution starts from them.
         model = self._try_build(trial.hyperparameters)
-        stop = keras.callbacks.EarlyStopping(monitor=self.space.training["monitor"],
+        monitor = self.space.training["monitor"]  # mode given: Keras cannot tell it for mixup's accuracy metric
+        stop = keras.callbacks.EarlyStopping(monitor=monitor, mode="min" if monitor == "val_loss" else "max",
                                              patience=self.space.training["patience"], restore_best_weights=True)
         at_chance = chance.ChanceStop(self.n_classes, self.space.training["chance_epochs"],
                                       space_values.get("warmup_epochs", 0))
