@@ -95,12 +95,12 @@ def front(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return kept
 
 
-def goal_lines(rows) -> list[str]:
+def goal_lines(rows, goals=GOALS) -> list[str]:
     """Per goal, two readings: the smallest searched model within the budget whose validation accuracy reaches
     the target (how the researchers pick: the smallest model that is good enough), and the best on validation
     within the budget; each with its test accuracy. Also the best test accuracy at that size."""
     lines = []
-    for budget, target in GOALS:
+    for budget, target in goals:
         fitting = [row for row in rows if row["params"] <= budget]
         if not fitting:
             lines.append(f"- <= {budget:,} params: no searched model; goal {target} **missed**")

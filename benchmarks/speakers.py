@@ -85,24 +85,6 @@ def _trained(rows: list, label: str, space, splits, workdir: Path, class_names) 
     return f"{label}: {len(trained)} trial(s) in {seconds / 60:.1f} min"
 
 
-def goal_lines(searched: list[dict]) -> list[str]:
-    """Per goal, the model the researchers would pick (best on validation within the budget) and its test
-    accuracy, and the best test accuracy of any searched model within the budget."""
-    lines = []
-    for budget, target in GOALS:
-        fitting = [row for row in searched if row["params"] <= budget]
-        if not fitting:
-            lines.append(f"- <= {budget:,} params: no searched model; goal {target} **missed**")
-            continue
-        chosen = max(fitting, key=lambda row: (row["val"], -row["params"]))
-        verdict = "met" if chosen["test"] >= target else f"**missed by {target - chosen['test']:.4f}**"
-        lines.append(f"- <= {budget:,} params, best on validation: {chosen['model']} ({chosen['params']:,} params, "
-                     f"validation {chosen['val']:.4f}) tests at {chosen['test']:.4f}: goal {target} {verdict}")
-        top = max(fitting, key=lambda row: row["test"])
-        lines.append(f"- <= {budget:,} params, best test of any searched model: {top['test']:.4f} ({top['model']})")
-    return lines
-
-
 def search_against_references(searched: list[dict], references: list[dict]) -> list[str]:
     """Per reference: the search's best model (on validation) at the reference's size or smaller, against it."""
     lines = []
@@ -124,7 +106,8 @@ def summary(rows: list[dict], timings: list[str]) -> list[str]:
     searched = [row for row in rows if row["set"] == SEARCH]
     references = [row for row in rows if row["set"] in REFERENCES]
     others = [row for row in rows if row["set"] != SEARCH]
-    return ["## Goals (FSDD split by speaker: test accuracy on jackson, never heard)", *goal_lines(searched), "",
+    return ["## Goals (FSDD split by speaker: test accuracy on jackson, never heard)",
+            *kws_front.goal_lines(searched, GOALS), "",
             "## The search against the references alone (at each reference's size or smaller)",
             *search_against_references(searched, references), "",
             "## References and the old main job, same corpus (test accuracy)",

@@ -309,3 +309,20 @@ def wait_for_line(log: Path, line: str, server: subprocess.Popen) -> None:
     while line not in log.read_text():
         assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.3)
+
+
+def serving_module(model):
+    """`model` as a tf.Module whose `serve` takes a batch of 16 kHz clips in inference mode: what a SavedModel
+    export serves."""
+    import tensorflow as tf
+
+    class Serving(tf.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 16000], tf.float32)])
+        def serve(self, waveform):
+            return self.model(waveform, training=False)
+
+    return Serving(model)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import serving_module
 
 from tuner_app.features import augment
 from tuner_app.features.augment_config import AugmentConfig
@@ -190,16 +191,7 @@ def test_coefficient_normalisation_leaves_a_constant_row_at_zero():
 def test_a_saved_model_with_vtlp_serves_exactly_what_it_would_without(tmp_path):
     model = keras.Sequential([keras.Input((16000,)), *frontend_layers(FRONTENDS["mel"], vtlp_alpha=0.2)])
 
-    class Serving(tf.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, 16000], tf.float32)])
-        def serve(self, waveform):
-            return self.model(waveform, training=False)
-
-    tf.saved_model.save(Serving(model), str(tmp_path / "saved"))
+    tf.saved_model.save(serving_module(model), str(tmp_path / "saved"))
     clips = np.random.default_rng(5).normal(0, 0.1, (2, 16000)).astype(np.float32)
     served = tf.saved_model.load(str(tmp_path / "saved")).serve(tf.constant(clips)).numpy()
     np.testing.assert_allclose(served, features(clips, FRONTENDS["mel"]).numpy(), atol=1e-6)

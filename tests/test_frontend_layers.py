@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import serving_module
 
 from tuner_app.errors import TunerAppError
 from tuner_app.features.frontend import FrontendConfig, features, output_shape
@@ -151,16 +152,7 @@ def graph_op_types(concrete_function):
 def test_saved_model_has_no_tensorflow_io_ops_and_matches(tmp_path):
     model = model_of(frontend_layers(CONFIGS["stft"], freq_mask=8, time_mask=8) + [keras.layers.Flatten()])
 
-    class Serving(tf.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, 16000], tf.float32)])
-        def serve(self, waveform):
-            return self.model(waveform, training=False)
-
-    serving = Serving(model)
+    serving = serving_module(model)
     tf.saved_model.save(serving, str(tmp_path / "saved"))
     loaded = tf.saved_model.load(str(tmp_path / "saved"))
     for function in (serving.serve.get_concrete_function(), loaded.serve.get_concrete_function()):
