@@ -18,8 +18,11 @@ from tuner_app.model.spaces import SearchSpace, resolved
 # them afresh at every start; its oracle restores the rest of the tuner section from the first start, or they
 # change what a trial trains. --max-params, which is not in the space, may change too.
 MAY_CHANGE = ("max_trials", "max_retries_per_trial", "max_consecutive_failed_trials")
-# augment keys added after search records began, left out of the identity at their defaults (off)
+# Keys added after search records began, with the value under which a search trains as it did before them: at
+# that value each is left out of the identity, so a search recorded then still resumes; any other is a change.
 LATER_AUGMENT_KEYS = ("speed_min", "speed_max", "vtlp_alpha", "vtlp_boundary_hz", "mixup_alpha")
+LATER_KEYS = {("training", "chance_epochs"): 0, ("training", "monitor"): "val_loss",
+              **{("augment", key): getattr(AugmentConfig, key) for key in LATER_AUGMENT_KEYS}}
 DIFFERENCES_SHOWN = 3
 SHOWN_CHARS = 24  # of a long value (a corpus fingerprint, a list of class names)
 RESUME_REMEDY = ("run it unchanged to resume it, or start over with --fresh (deletes its trials) or a new "
@@ -32,20 +35,14 @@ _ABSENT = object()
 def search_identity(space: SearchSpace, tuner_name: str | None, seed: int, class_names: Sequence[str],
                     data: Mapping[str, Any]) -> dict[str, Any]:
     """The space as the search runs it (`seed`: training.seed or --seed; `tuner_name`: the space's or --tuner),
-    less MAY_CHANGE (and training.chance_epochs where 0), with the corpus's fingerprint and class names."""
+    less MAY_CHANGE and the LATER_KEYS at their earlier values, with the corpus's fingerprint and class names."""
     identity = json.loads(json.dumps(resolved(space)))  # as the record reads it back: lists, not tuples
     identity["tuner"] = {key: value for key, value in identity["tuner"].items() if key not in MAY_CHANGE}
     identity["tuner"]["name"] = tuner_name or space.tuner["name"]
     identity["training"]["seed"] = seed
-    if not identity["training"].get("chance_epochs"):
-        # A search from before training.chance_epochs ran as 0 runs now: left out, its identity is as it was, so
-        # it resumes with `chance_epochs: 0`. Any other change is refused, as one of patience is.
-        identity["training"].pop("chance_epochs", None)
-    if identity["training"].get("monitor") == "val_loss":  # the rule before the key existed
-        identity["training"].pop("monitor")
-    for key in LATER_AUGMENT_KEYS:  # off, they train as before they existed: a search from then still resumes
-        if identity["augment"].get(key) == getattr(AugmentConfig, key):
-            identity["augment"].pop(key)
+    for (section, key), before in LATER_KEYS.items():
+        if identity[section].get(key) == before:
+            identity[section].pop(key)
     identity["corpus"] = {"fingerprint": data.get("fingerprint"), "class_names": list(class_names)}
     return identity
 
