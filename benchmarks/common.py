@@ -5,11 +5,13 @@ built-in corpus's cache state, a CSV writer, stacked bars, and a ledger of secon
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
 import os
 import platform
+import tempfile
 import time
 from collections import defaultdict
 from importlib import metadata
@@ -45,6 +47,19 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def run_dir(workdir: str | None, prefix: str):
+    """Where a benchmark's corpora and trials go: with --workdir, a new folder in it that is kept (an interrupted
+    run's finished trials survive it, and the benchmark says where); otherwise a temporary folder."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as name:
+            yield Path(name)
+        return
+    kept = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
+    print(f"trials and corpora go to {kept} (kept)", flush=True)
+    yield kept
 
 
 def timed(fn) -> tuple[object, float]:

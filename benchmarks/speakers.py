@@ -24,7 +24,6 @@ import dataclasses
 import datetime
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -143,14 +142,15 @@ def main() -> None:
                         help="early stopping's monitor for every model (the old main job keeps its own epochs)")
     parser.add_argument("--frontends", help="comma-separated presets of kws.yaml the search may pick (default all)")
     parser.add_argument("--old-trials", type=int, default=5, help="trials of the old main job (its own is 5)")
-    parser.add_argument("--workdir", help="where the run's corpus and trials go (a temporary folder in it)")
+    parser.add_argument("--workdir",
+                        help="where the run's corpus and trials go (a new folder in it, kept; default: temporary)")
     parser.add_argument("--quick", action="store_true", help="tiny run: checks that it runs")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.epochs, args.patience, args.old_trials = 4, 3, 1, 1
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="speakers-", dir=args.workdir) as workdir:
-        rows, timings = run(args, Path(workdir))
+    with common.run_dir(args.workdir, "speakers-") as workdir:
+        rows, timings = run(args, workdir)
     common.write_csv(rows, common.RESULTS / f"speakers_fsdd{'_quick' if args.quick else ''}.csv", list(rows[0]))
     write(rows, summary(rows, timings), args, time.perf_counter() - started)
 
