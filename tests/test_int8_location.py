@@ -1,0 +1,40 @@
+"""int8 export keeps the front-end float by location (the `frontend` layer), not by op type: the CNN's own
+ADD (residual), MUL and MEAN (global average) are int8 like its convolutions, and the front-end's LOG, MEAN and
+MUL stay float32."""
+
+from pathlib import Path
+
+import pytest
+from conftest import tone_clips
+
+from tuner_app.model import build, spaces
+from tuner_app.serving import export, tflite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A TC-ResNet8 (residual ADDs, a global-average MEAN) on 40 MFCCs with per-clip standardisation (the
+    front-end's own MEAN, MUL, ADD), untrained: its float and int8 TFLite files."""
+    space = spaces.load(ROOT / "search_spaces" / "tcresnet8.yaml")
+    values = {name: spec["value"] for name, spec in space.hyperparameters.items()}
+    module = export.AudioClassifier(build.build_model(space, values, 4), ["a", "b", "c", "d"])
+    written, _ = tflite.write_tflite(module, tmp_path_factory.mktemp("tflite"), "int8", tone_clips(0).waveforms)
+    return {kind: Path(entry["path"]).read_bytes() for kind, entry in written.items()}, written
+
+
+def test_the_frontend_nodes_are_exactly_the_frontend_layers_ops(converted):
+    blobs, _ = converted
+    nodes = tflite.frontend_nodes(blobs["float"])
+    assert nodes and all("frontend" in part for node in nodes for part in node.split(";"))
+    assert any(node.endswith("/Log") for node in nodes)
+    assert not any("b0" in node or "classifier" in node for node in nodes)  # no block of the CNN
+
+
+def test_the_cnn_is_int8_as_a_whole_and_the_frontend_stays_float(converted):
+    _, written = converted
+    ops = written["int8"]["ops"]
+    assert {"CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED"} <= set(ops["int8"])  # the residual ADDs and the pooling
+    assert {"LOG", "RFFT2D"} <= set(ops["float32"]) | set(ops.get("complex64", []))
+    assert "MEAN" in ops["float32"]  # the per-clip standardisation, in the front-end
