@@ -50,13 +50,20 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
 
 
 @contextlib.contextmanager
-def run_dir(workdir: str | None, prefix: str):
+def run_dir(workdir: str | None, prefix: str, resume: str | None = None):
     """Where a benchmark's corpora and trials go: with --workdir, a new folder in it that is kept (an interrupted
-    run's finished trials survive it, and the benchmark says where); otherwise a temporary folder."""
+    run's finished trials survive it, and the benchmark says where); with --resume, that kept folder again;
+    otherwise a temporary folder."""
+    if resume is not None:
+        if not Path(resume).is_dir():
+            raise SystemExit(f"--resume: no run folder {resume}")
+        yield Path(resume)
+        return
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix=prefix) as name:
             yield Path(name)
         return
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     kept = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
     print(f"trials and corpora go to {kept} (kept)", flush=True)
     yield kept

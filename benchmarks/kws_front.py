@@ -78,11 +78,17 @@ def describe(space, values) -> str:
     return f"{frontend} {family}({', '.join(own)})"
 
 
-def train(label: str, space, splits, workdir: Path, class_names, noise=None, max_params=None, seed=0) -> tuple:
+def train(label: str, space, splits, workdir: Path, class_names, noise=None, max_params=None, seed=0,
+          fresh=True) -> tuple:
     started = time.perf_counter()
-    tuner = search_run.run_search(space, splits, workdir / label.replace(" ", "_"), class_names=class_names,
-                              noise=noise, max_params=max_params, seed=seed, fresh=True)
+    tuner = search(label, space, splits, workdir, class_names, noise, max_params, seed, fresh)
     return rows_of(label, space, tuner, len(class_names)), time.perf_counter() - started
+
+
+def search(label: str, space, splits, workdir: Path, class_names, noise=None, max_params=None, seed=0, fresh=True):
+    """The search of `space` in workdir/<label> (fresh, or resumed: its finished trials are kept): its tuner."""
+    return search_run.run_search(space, splits, workdir / label.replace(" ", "_"), class_names=class_names,
+                                 noise=noise, max_params=max_params, seed=seed, fresh=fresh)
 
 
 def front(rows: list[dict[str, object]]) -> list[dict[str, object]]:

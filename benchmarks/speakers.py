@@ -12,7 +12,7 @@ Goals: test accuracy >= 0.90 at <= 25K params and >= 0.85 at <= 10K; each refere
 smaller; the search at least as good, at each reference's size, as the reference alone.
 
 Usage: .venv/bin/python benchmarks/speakers.py [--trials N] [--epochs N] [--patience N] [--frontends a,b]
-                                               [--old-trials N] [--quick]
+                                               [--old-trials N] [--workdir D | --resume D] [--quick]
 Expected wall time on 2 cores (AVX-512): about 90 minutes with the defaults; --quick checks that it runs (about
 3 minutes; its results are no claim). Writes benchmarks/results/speakers_fsdd{,_quick}.{md,csv,png}.
 """
@@ -33,17 +33,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import kws_front  # noqa: E402
 from tuner_app.data import cache  # noqa: E402
+from tuner_app.data import corpus  # noqa: E402
 from tuner_app.data.fsdd import import_fsdd  # noqa: E402
 
 REFERENCES = {"DS-CNN-S": "dscnn_s", "BC-ResNet-1": "bcresnet1", "TC-ResNet8": "tcresnet8"}
 OLD_MAIN_JOB = "main_job_before"
 GOALS = ((25_000, 0.90), (10_000, 0.85))
 SEARCH = "kws search"
+RESUMED = [False]
 
 
 def load_fsdd_by_speaker(workdir: Path) -> tuple[dict, list[str], dict]:
-    """FSDD split by speaker, decoded to 16 kHz: (splits, class names, speakers per split)."""
-    found = import_fsdd(common.FSDD, workdir / "fsdd", split="speakers")
+    """FSDD split by speaker, decoded to 16 kHz: (splits, class names, speakers per split); a resumed run
+    reads the corpus it imported."""
+    imported = workdir / "fsdd"
+    if imported.is_dir():
+        found = corpus.scan(imported, classes=[word for word in corpus.DIGIT_WORDS if (imported / word).is_dir()])
+    else:
+        found = import_fsdd(common.FSDD, imported, split="speakers")
     if found.speaker_overlap():
         raise SystemExit(f"the split shares speakers {found.speaker_overlap()}: not the benchmark's corpus")
     return cache.decode_corpus(found, workdir / "cache"), list(found.classes), found.speakers()
@@ -79,7 +86,8 @@ def run(args, workdir: Path) -> tuple[list[dict], list[str]]:
 
 
 def _trained(rows: list, label: str, space, splits, workdir: Path, class_names) -> str:
-    trained, seconds = kws_front.train(label, space, splits, workdir, class_names)
+    # A resumed run (--resume) keeps every finished trial and trains only what is left.
+    trained, seconds = kws_front.train(label, space, splits, workdir, class_names, fresh=not RESUMED[0])
     rows += trained
     return f"{label}: {len(trained)} trial(s) in {seconds / 60:.1f} min"
 
@@ -144,12 +152,14 @@ def main() -> None:
     parser.add_argument("--old-trials", type=int, default=5, help="trials of the old main job (its own is 5)")
     parser.add_argument("--workdir",
                         help="where the run's corpus and trials go (a new folder in it, kept; default: temporary)")
+    parser.add_argument("--resume", help="a run folder an interrupted run left (its finished trials are kept)")
     parser.add_argument("--quick", action="store_true", help="tiny run: checks that it runs")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.epochs, args.patience, args.old_trials = 4, 3, 1, 1
     started = time.perf_counter()
-    with common.run_dir(args.workdir, "speakers-") as workdir:
+    RESUMED[0] = bool(args.resume)
+    with common.run_dir(args.workdir, "speakers-", resume=args.resume) as workdir:
         rows, timings = run(args, workdir)
     common.write_csv(rows, common.RESULTS / f"speakers_fsdd{'_quick' if args.quick else ''}.csv", list(rows[0]))
     write(rows, summary(rows, timings), args, time.perf_counter() - started)

@@ -180,8 +180,8 @@ def _stuck_space(tmp_path):
     return path
 
 
-def test_a_search_whose_trial_stays_at_chance_stops_it_and_completes_it_marked(tmp_path):
-    path, uri, stream = _stuck_space(tmp_path), f"sqlite:///{tmp_path / 'm.db'}", io.StringIO()
+def test_a_search_whose_trial_stays_at_chance_stops_it_and_completes_it_marked(tmp_path, new_store):
+    path, uri, stream = _stuck_space(tmp_path), new_store(tmp_path / "m.db"), io.StringIO()
     splits = {"train": _one_clip_for_all(2), "validation": _one_clip_for_all(1), "test": _one_clip_for_all(1)}
     tuner = search_run.run_search(spaces.load(path), splits, tmp_path / "runs", observers=[
         progress.ProgressReporter(stream), MLflowTracker(uri, EXPERIMENT, path)])

@@ -45,6 +45,7 @@ from tuner_app.model.build import build_model
 space = spaces.load("search_spaces/bcresnet1.yaml")
 model = build_model(space, {name: spec["value"] for name, spec in space.hyperparameters.items()}, 4)
 waveforms = np.random.default_rng(0).standard_normal((4, 16000)).astype("float32") * 0.1
+model.optimizer.build(model.trainable_variables)  # as the search does: else the train step is traced twice
 model.train_on_batch(waveforms, np.arange(4))
 print(model.predict(waveforms, verbose=0).shape)
 """

@@ -33,15 +33,28 @@ def server(tmp_path_factory):
     yield from serve_tracking(tmp_path_factory.mktemp("server"))
 
 
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """(--data, --cache-dir) for the module's searches: the two-word corpus, decoded once into the cache here, so
+    that its processes read it rather than each decode it (three at once, on 2 cores); they never change either."""
+    from tuner_app.data import cache, corpus as corpora
+
+    root = tmp_path_factory.mktemp("corpus")
+    data = two_word_corpus(root / "data")
+    cache.decode_corpus(corpora.scan(data), root / "cache")
+    return data, root / "cache"
+
+
 class Search:
     """The chief and workers of one distributed search, as separate `tuner-app search` processes."""
 
-    def __init__(self, tmp_path: Path, url: str, space: Path, *extra: str):
+    def __init__(self, corpus: tuple[Path, Path], tmp_path: Path, url: str, space: Path, *extra: str):
         self.experiment = tmp_path.name
         self.tmp_path, self.oracle = tmp_path, f"127.0.0.1:{free_port()}"
-        self.args = ["--space", str(space), "--data", str(two_word_corpus(tmp_path / "data")), "--cache-dir",
-                     str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs"), "--tracking-uri", url,
-                     "--experiment", self.experiment, "--oracle", self.oracle, *extra]
+        data, cache = corpus
+        self.args = ["--space", str(space), "--data", str(data), "--cache-dir", str(cache), "--runs-dir",
+                     str(tmp_path / "runs"), "--tracking-uri", url, "--experiment", self.experiment, "--oracle",
+                     self.oracle, *extra]
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, *role: str) -> subprocess.Popen:
@@ -69,9 +82,9 @@ class Search:
 
 
 @pytest.fixture
-def search_processes():
+def search_processes(corpus):
     started = []
-    yield lambda *args: started.append(Search(*args)) or started[-1]
+    yield lambda *args: started.append(Search(corpus, *args)) or started[-1]
     for search in started:
         search.stop_all()
 

@@ -39,9 +39,9 @@ def _record_calls(monkeypatch):
     return calls
 
 
-def test_three_executions_report_their_mean_and_spread(splits, tmp_path, monkeypatch):
+def test_three_executions_report_their_mean_and_spread(splits, tmp_path, monkeypatch, new_store):
     calls = _record_calls(monkeypatch)
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    uri = new_store(tmp_path / "m.db")
     stream = io.StringIO()
     tuner = search_run.run_search(smoke_space(max_trials=1, executions_per_trial=3), splits, tmp_path / "runs",
                               observers=[progress.ProgressReporter(stream), MLflowTracker(uri, EXPERIMENT, SMOKE)])

@@ -23,8 +23,8 @@ REMEDY = "re-export the trial"
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_trial_dir, tmp_path_factory) -> Path:
-    return export.export_trial(tiny_trial_dir, tmp_path_factory.mktemp("exports") / "model").path
+def exported(tiny_export):
+    return tiny_export  # conftest's: read here, never written
 
 
 def _edited(exported: Path, tmp_path: Path, **changes) -> Path:

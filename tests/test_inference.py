@@ -23,8 +23,8 @@ def _class_tone(index: int, rate: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_trial_dir, tmp_path_factory):
-    return export.export_trial(tiny_trial_dir, tmp_path_factory.mktemp("exports") / "model").path
+def model_dir(tiny_export):
+    return tiny_export  # conftest's: read here, never written
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,12 @@ from click.testing import CliRunner
 from conftest import tone, write_wav
 
 from tuner_app.cli import cli
-from tuner_app.serving import export
 from tuner_app.tracking import runs
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_trial_dir, tmp_path_factory):
-    return export.export_trial(tiny_trial_dir, tmp_path_factory.mktemp("exports") / "model").path
+def exported(tiny_export):
+    return tiny_export  # conftest's: read here, never written
 
 
 @pytest.fixture(scope="module")

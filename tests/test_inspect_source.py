@@ -16,8 +16,8 @@ from tuner_app.serving import export, inference
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_trial_dir, tmp_path_factory):
-    return export.export_trial(tiny_trial_dir, tmp_path_factory.mktemp("exports") / "model").path
+def exported(tiny_export):
+    return tiny_export  # conftest's: read here, never written
 
 
 def test_an_export_rebuilds_to_the_saved_models_probabilities(exported):

@@ -103,8 +103,9 @@ def _interrupt(command: list[str], tmp_path: Path, how: signal.Signals, old: dic
     pytest.param((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), "random", id="int-term-kill"),
     pytest.param((signal.SIGKILL,), "pareto", id="kill-pareto"),  # its Optuna study is rebuilt from the trials
 ])
-def test_interrupted_search_resumes_without_retraining(tmp_path, signals, tuner):
+def test_interrupted_search_resumes_without_retraining(tmp_path, signals, tuner, new_store):
     _corpus(tmp_path / "data")
+    new_store(tmp_path / "mlruns" / "mlflow.db")  # the searches' store (conftest's _tracking_store), made already
     # Each stop leaves one finished trial more; after the last, the resume retries the stopped trial and
     # proposes at least one new configuration (which must not repeat one proposed before the stops).
     trials = len(signals) + 2

@@ -28,11 +28,11 @@ SERVER_START_S = 120
 
 
 @pytest.fixture(scope="module")
-def registered(tiny_trial_dir, tmp_path_factory):
+def registered(tiny_trial_dir, tmp_path_factory, new_store):
     """The tiny trial as a finished trial run of a store of this module's own, exported with --run-id and
     --register: (store URI, run id, CLI output, export dir, waveforms, the export's probabilities)."""
     root = tmp_path_factory.mktemp("mlflow_model")
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    uri = new_store(root / "mlruns" / "mlflow.db")
     run_id = _trial_run(uri, tiny_trial_dir)
     out = root / "model"
     result = CliRunner().invoke(cli, ["export", "--run-id", run_id, "--out", str(out), "--tracking-uri", uri,

@@ -119,7 +119,8 @@ class OutageFromTrial1(MLflowTracker):
         super().trial_begin(tuner, trial)
 
 
-def test_a_resume_after_an_outage_logs_the_missed_trials(splits, tmp_path, monkeypatch):
+def test_a_resume_after_an_outage_logs_the_missed_trials(splits, tmp_path, monkeypatch, new_store):
+    new_store(tmp_path / "mlruns" / "m.db")
     space = smoke_space(max_trials=2)
     first = search_run.run_search(space, splits, tmp_path / "runs",
                               observers=[OutageFromTrial1(_uri(tmp_path), EXPERIMENT, SMOKE)])
@@ -181,8 +182,11 @@ class TrackerBehindOutage(MLflowTracker):
         self._client = _Unreachable(self._client)
 
 
-def test_a_store_down_mid_search_gets_the_missed_trial_once_it_answers(splits, tmp_path, monkeypatch, caplog):
+def test_a_store_down_mid_search_gets_the_missed_trial_once_it_answers(splits, tmp_path, monkeypatch, caplog,
+                                                                      new_store):
     from tuner_app.tracking import tracker as tracker_module
+
+    new_store(tmp_path / "mlruns" / "m.db")
 
     def reachable(uri):
         if Outage.down:
@@ -206,7 +210,8 @@ def test_a_store_down_mid_search_gets_the_missed_trial_once_it_answers(splits, t
     assert any("answers again and has caught up" in text for text in messages)
 
 
-def test_a_store_still_down_at_the_end_says_how_to_finish_and_a_rerun_logs_everything(tmp_path, monkeypatch):
+def test_a_store_still_down_at_the_end_says_how_to_finish_and_a_rerun_logs_everything(tmp_path, monkeypatch,
+                                                                                       new_store):
     from click.testing import CliRunner
     from conftest import SMOKE_SPACE, cli_error_line, two_word_corpus
 
@@ -214,7 +219,7 @@ def test_a_store_still_down_at_the_end_says_how_to_finish_and_a_rerun_logs_every
     from tuner_app.tracking import tracker as tracker_module
 
     monkeypatch.chdir(tmp_path)
-    uri = _uri(tmp_path)
+    uri = new_store(tmp_path / "mlruns" / "m.db")
     args = ["search", "--space", SMOKE_SPACE, "--data", str(two_word_corpus(tmp_path / "data")), "--cache-dir",
             str(tmp_path / "cache"), "--tracking-uri", uri, "--experiment", EXPERIMENT]
     answers = iter([True])  # the check before training; never again

@@ -144,10 +144,10 @@ def _log_trials(tracking_uri: str) -> str:
     return parent
 
 
-def test_cli_pareto_records_the_reference_on_the_parent_run(tmp_path):
+def test_cli_pareto_records_the_reference_on_the_parent_run(tmp_path, new_store):
     import mlflow
 
-    uri = f"sqlite:///{tmp_path}/store.db"
+    uri = new_store(tmp_path / "store.db")
     parent = _log_trials(uri)
     result = CliRunner().invoke(cli, ["pareto", "--tracking-uri", uri, "--out", str(tmp_path / "out"),
                                       "--hv-reference", "1e5,0.1"])
@@ -168,8 +168,8 @@ def test_a_malformed_hv_reference_is_one_line_naming_the_option(text, tmp_path):
         assert "--hv-reference" in result.output and result.output.strip().count("\n") == 0
 
 
-def test_search_passes_its_hv_reference_to_the_analysis(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/store.db"
+def test_search_passes_its_hv_reference_to_the_analysis(tmp_path, monkeypatch, new_store):
+    uri = new_store(tmp_path / "store.db")
     parent = _log_trials(uri)
 
     class Tracker:
@@ -194,8 +194,8 @@ def test_search_passes_its_hv_reference_to_the_analysis(tmp_path, monkeypatch):
     assert saved["hv_reference"] == [200_000.0, 0.05] and "own.yaml" in saved["hv_reference_source"]
 
 
-def test_cli_pareto_of_one_search_reuses_the_reference_it_recorded(tmp_path):
-    uri = f"sqlite:///{tmp_path}/store.db"
+def test_cli_pareto_of_one_search_reuses_the_reference_it_recorded(tmp_path, new_store):
+    uri = new_store(tmp_path / "store.db")
     parent = _log_trials(uri)
     first = CliRunner().invoke(cli, ["pareto", "--tracking-uri", uri, "--out", str(tmp_path / "a"),
                                      "--hv-reference", "1e5,0.1"])

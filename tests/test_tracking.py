@@ -33,7 +33,11 @@ _space = smoke_space
 
 
 def _uri(directory: Path) -> str:
-    return f"sqlite:///{directory / 'mlruns' / 'm.db'}"
+    return f"sqlite:///{_store_file(directory)}"
+
+
+def _store_file(directory: Path) -> Path:
+    return directory / "mlruns" / "m.db"
 
 
 def _search(splits, directory: Path, space=None, **options):
@@ -62,8 +66,9 @@ def _runs(directory: Path) -> tuple[list, list]:
 
 
 @pytest.fixture(scope="module")
-def smoke(splits, tmp_path_factory):
+def smoke(splits, tmp_path_factory, new_store):
     directory = tmp_path_factory.mktemp("smoke")
+    new_store(_store_file(directory))
     tracker = _search(splits, directory)
     return directory, tracker
 
@@ -151,7 +156,8 @@ def test_artifacts_and_model_registry(smoke):
     assert "best_val_accuracy" in metrics and not [key for key in metrics if key.startswith("system/")]
 
 
-def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path, monkeypatch):
+def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path, monkeypatch, new_store):
+    new_store(_store_file(tmp_path))
     # Also test_search.py's resume test (the same three searches, untracked there before): a resume trains
     # only the new trial, --fresh starts over.
     calls = []
@@ -173,7 +179,8 @@ def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path, 
     assert len(parents) == 2 and len(children) == 3  # --fresh starts a new parent
 
 
-def test_rejected_trials_end_killed_with_reason_and_size(splits, tmp_path):
+def test_rejected_trials_end_killed_with_reason_and_size(splits, tmp_path, new_store):
+    new_store(_store_file(tmp_path))
     _search(splits, tmp_path, _space(max_trials=1), max_params=300, seed=2)
     _, children = _runs(tmp_path)
     rejected = [child for child in children if child.data.tags["tuner_app.outcome"] == "REJECTED"]
@@ -183,7 +190,8 @@ def test_rejected_trials_end_killed_with_reason_and_size(splits, tmp_path):
         assert child.data.tags["tuner_app.reason"] == f"{int(child.data.metrics['params_total'])} params > budget 300"
 
 
-def test_a_failing_trial_ends_failed_with_its_reason(splits, tmp_path, monkeypatch):
+def test_a_failing_trial_ends_failed_with_its_reason(splits, tmp_path, monkeypatch, new_store):
+    new_store(_store_file(tmp_path))
     def fail(self, epoch, logs=None):
         raise RuntimeError("boom in fit")
 
@@ -195,7 +203,8 @@ def test_a_failing_trial_ends_failed_with_its_reason(splits, tmp_path, monkeypat
     assert parent.info.status == "FAILED" and parent.data.tags["tuner_app.reason"] == "the search failed"
 
 
-def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp_path, monkeypatch):
+def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp_path, monkeypatch, new_store):
+    new_store(_store_file(tmp_path))
     def interrupt(self, epoch, logs=None):
         raise KeyboardInterrupt
 
@@ -214,10 +223,10 @@ def test_an_interrupt_kills_trial_and_search_and_a_resume_retries_it(splits, tmp
         (child.data.tags["trial_id"], "FINISHED"), (child.data.tags["trial_id"], "KILLED")]  # retried, new child
 
 
-def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch):
+def test_cli_search_logs_to_the_given_store(tmp_path, monkeypatch, new_store):
     monkeypatch.chdir(tmp_path)
     data = two_word_corpus(tmp_path / "data")
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    uri = new_store(tmp_path / "m.db")
     space = tmp_path / "one.yaml"
     space.write_text(SMOKE.read_text().replace("max_trials: 2", "max_trials: 1"))
     result = CliRunner().invoke(cli, ["search", "--space", str(space), "--data", str(data), "--cache-dir",

@@ -141,10 +141,10 @@ def _start_ui(uri: str, log: Path) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.fixture(scope="module")
-def ui_server(tmp_path_factory):
+def ui_server(tmp_path_factory, new_store):
     """`tuner-app ui` on the store of a smoke search (two trials): (server, printed URL, its log, store URI)."""
     directory = tmp_path_factory.mktemp("ui")
-    uri = _uri(directory)
+    uri = new_store(directory / "mlruns" / "mlflow.db")
     tracker = MLflowTracker(uri, "tuner-app", SMOKE_SPACE, {"tuner": "random"})
     search_run.run_search(smoke_space(), tone_splits(), directory / "runs", observers=[tracker], verbose=0)
     log = directory / "ui.log"

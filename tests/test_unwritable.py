@@ -101,8 +101,9 @@ def test_a_data_command_refused_its_folder_names_it(command, unwritable, tmp_pat
     assert list(unwritable.iterdir()) == []  # no partial corpus or cache left behind
 
 
-def test_a_search_refused_its_runs_dir_stops_before_training(unwritable, tmp_path, monkeypatch):
+def test_a_search_refused_its_runs_dir_stops_before_training(unwritable, tmp_path, monkeypatch, new_store):
     monkeypatch.chdir(tmp_path)
+    new_store(tmp_path / "mlruns" / "mlflow.db")  # the default store (conftest's _tracking_store), made already
     args = ["search", "--space", SMOKE_SPACE, "--data", str(two_word_corpus(tmp_path / "data")), "--cache-dir",
             str(tmp_path / "cache"), "--runs-dir", str(unwritable / "runs")]
     _refused(unwritable, args, unwritable / "runs" / "smoke-random", "--runs-dir")

@@ -100,6 +100,7 @@ def _riff_truncation(handle) -> str | None:
         offset += 8 + size + size % 2
 
 
+@tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string)])  # traced once, not per map
 def _decode_path(index, path):
     return (index, *audio.decode(tf.io.read_file(path)))  # (index, clip, frames)
 

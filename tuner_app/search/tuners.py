@@ -29,7 +29,6 @@ from tuner_app.search.pareto_oracle import ParetoOracle
 from tuner_app.search.record import metric, rejected_trials
 
 
-
 class _EpochRelay(keras.callbacks.Callback):
     def __init__(self, tuner, trial):
         super().__init__()
@@ -183,6 +182,7 @@ class TrialMixin:
         train_ds = self.hypermodel.train_data(train_ds, space_values)  # the trial's own augment hyperparameters
         # Hyperband's override loads the weights of the trial it continues: every execution starts from them.
         model = self._try_build(trial.hyperparameters)
+        _build_optimizer(model)
         monitor = self.space.training["monitor"]  # mode given: Keras cannot tell it for mixup's accuracy metric
         stop = keras.callbacks.EarlyStopping(monitor=monitor, mode="min" if monitor == "val_loss" else "max",
                                              patience=self.space.training["patience"], restore_best_weights=True)
@@ -240,6 +240,16 @@ class TrialMixin:
     def pre_create_trial(self) -> None:
         super().pre_create_trial()
         interrupts.check_stop()
+
+
+def _build_optimizer(model) -> None:
+    """The optimizer's variables as Keras's first train step makes them (same scope, zeros), but before fit: made
+    while fit traces that step, they made TensorFlow trace it twice (10 s of a BC-ResNet trial). After Hyperband
+    loads weights, which skips an unbuilt optimizer's state, so continued trials start it afresh as before."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        with keras.name_scope(optimizer.name, caller=optimizer):
+            optimizer.build(model.trainable_variables)
 
 
 def _reason(error: BaseException) -> str:
