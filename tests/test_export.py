@@ -131,7 +131,7 @@ def test_tflite_float_and_int8(trial_dir, reloaded, tmp_path):
     assert result.tflite["float"]["path"] == float_file and result.tflite["int8"]["path"] == int8_file
     assert result.tflite["float"]["bytes"] == float_file.stat().st_size > 0
     assert result.tflite["int8"]["bytes"] == int8_file.stat().st_size > 0
-    from tuner_app.serving.tflite import tflite_probabilities
+    from tuner_app.device.tflite import tflite_probabilities
 
     served = reloaded.signatures["serving_default"](waveform=tf.constant(check.waveforms[:4]))["probabilities"]
     np.testing.assert_allclose(tflite_probabilities(float_file.read_bytes(), check.waveforms[:4]), served, atol=1e-4)
@@ -144,7 +144,8 @@ def test_tflite_float_and_int8(trial_dir, reloaded, tmp_path):
                  "tflite": tflite_probabilities(float_file.read_bytes(), check.waveforms).argmax(axis=1),
                  "tflite_int8": tflite_probabilities(int8_file.read_bytes(), check.waveforms).argmax(axis=1)}
     scores = {kind: float(np.mean(np.asarray(ids) == check.labels)) for kind, ids in predicted.items()}
-    assert result.accuracy == {"clips": N_CLASSES, **scores}
+    assert {key: result.accuracy[key] for key in ("clips", *scores)} == {"clips": N_CLASSES, **scores}
+    assert set(result.accuracy) == {"clips", *scores, "tflite_int8_features", "tflm_int8_features"}
     assert result.metadata["tflite"]["int8"]["bytes"] == int8_file.stat().st_size
 
 

@@ -15,7 +15,8 @@ from conftest import tone, tone_clips, write_wav
 
 from tuner_app.data import audio, cache, corpus
 from tuner_app.errors import TunerAppError
-from tuner_app.serving import export, tflite
+from tuner_app.device import tflite
+from tuner_app.serving import export
 
 SUBPROCESS_TIMEOUT = 300
 
@@ -116,8 +117,8 @@ LITERT = """
 def test_the_tflite_files_run_in_litert_without_tensorflow(exported, tmp_path):
     waveforms = tone_clips(8).waveforms[:5]
     np.save(tmp_path / "waveforms.npy", waveforms)
-    models = {kind: str(entry["path"]) for kind, entry in exported.tflite.items()}
-    assert set(models) == {"float", "int8"}
+    assert set(exported.tflite) == {"float", "int8", "int8_features"}  # the last takes features: test_int8_features
+    models = {kind: str(exported.tflite[kind]["path"]) for kind in ("float", "int8")}
     assert not any(entry["ops"].get("flex") for entry in exported.tflite.values())  # LiteRT has no TF kernels
     _run_alone(LITERT.format(waveforms=tmp_path / "waveforms.npy", models=models, out=tmp_path / "out.npz"), tmp_path)
     litert = np.load(tmp_path / "out.npz")

@@ -1,5 +1,6 @@
 """A smoke search per family (seed, DS-CNN, TC-ResNet, BC-ResNet, and a space over families), each trial's model
-taking the raw waveform; its export serves the Keras model's probabilities, front-end inside."""
+taking the raw waveform; its export serves the Keras model's probabilities, front-end inside, in the SavedModel and
+in both waveform .tflite files (float, int8), and an int8 features-in network is written."""
 
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from conftest import SMOKE_SPACE, tone_clips, tone_splits
 from tuner_app.data.corpus import SEED_WORDS
 from tuner_app.model import spaces
 from tuner_app.search import run as search_run
+from tuner_app.device import tflite
 from tuner_app.serving import export
 
 MEL40 = {"kind": "mel", "num_mel_bins": 40, "frame_length": 480, "frame_step": 160, "normalize": "clip"}
@@ -50,7 +52,8 @@ def test_each_family_searches_exports_and_predicts(family, tmp_path):
     space = _space(family)
     tuner = search_run.run_search(space, tone_splits(), tmp_path / "runs", class_names=list(SEED_WORDS))
     trial_dir = _completed_trial_dir(tuner)
-    result = export.export_trial(trial_dir, tmp_path / "model")
+    result = export.export_trial(trial_dir, tmp_path / "model", quantize="int8",
+                                 representative=tone_clips(1).waveforms[:8])
     assert result.metadata["model"] == ("cnn2d" if family == "seed" else family)
     assert result.metadata["params"] == tuner.sizes(result.metadata["hyperparameters"])["params"]
     waveforms = tone_clips(7).waveforms[:5]
@@ -58,6 +61,20 @@ def test_each_family_searches_exports_and_predicts(family, tmp_path):
     served = tf.saved_model.load(str(result.path)).signatures["serving_default"](waveform=tf.constant(waveforms))
     assert served["probabilities"].shape == (5, len(SEED_WORDS))
     np.testing.assert_allclose(served["probabilities"].numpy(), keras_probabilities, atol=1e-5)
+    _assert_tflite_files_serve(result, waveforms, keras_probabilities)
+
+
+def _assert_tflite_files_serve(result, waveforms, keras_probabilities):
+    """Both waveform .tflite files carry serving_default (BC-ResNet's had no signature), and the float one serves
+    the Keras probabilities; the int8 one is only checked to run (one epoch's scores are too flat to rank). The
+    features-in network is int8 through and through."""
+    assert "post-training int8 of the CNN" in result.quantization  # not the dynamic-range fallback
+    for kind in ("float", "int8"):
+        probabilities = tflite.tflite_probabilities(Path(result.tflite[kind]["path"]).read_bytes(), waveforms)
+        assert probabilities.shape == keras_probabilities.shape, kind
+    assert set(result.tflite["int8_features"]["ops"]) == {"int8"}
+    float_probabilities = tflite.tflite_probabilities(Path(result.tflite["float"]["path"]).read_bytes(), waveforms)
+    np.testing.assert_allclose(float_probabilities, keras_probabilities, atol=1e-4)
 
 
 def test_a_search_over_families_keeps_each_trials_values_to_its_family(tmp_path):

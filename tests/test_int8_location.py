@@ -8,7 +8,8 @@ import pytest
 from conftest import tone_clips
 
 from tuner_app.model import build, spaces
-from tuner_app.serving import export, tflite
+from tuner_app.device import tflite
+from tuner_app.serving import export
 
 ROOT = Path(__file__).resolve().parents[1]
 

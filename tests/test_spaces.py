@@ -36,7 +36,7 @@ def test_seed_2d_keeps_yaml_order_and_tuner():
     assert list(space.hyperparameters)[:3] == ["conv_layers", "fc_layers", "batch_norm"]
     assert space.tuner == {"name": "grid"}
     assert space.training == {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0, "chance_epochs": 5,
-                              "monitor": "val_loss"}
+                              "monitor": "val_loss", "int8": False}
 
 
 def test_missing_hyperparameters_take_model_defaults(tmp_path):

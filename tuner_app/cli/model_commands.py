@@ -10,6 +10,7 @@ import click
 from tuner_app.cli.root import DEFAULT_CACHE, comma_list, cli, decoded_corpus, echo_json
 from tuner_app import outputs
 from tuner_app.errors import TunerAppError
+from tuner_app.serving import runtimes
 
 
 def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | None, tracking_uri: str | None,
@@ -37,7 +38,7 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
 def _export_samples(data_dir: Path | None, cache_dir: Path, searched: dict):
     """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite), from
     --data or else the corpus the search trained on (its search record)."""
-    from tuner_app.serving import tflite
+    from tuner_app.device import tflite
 
     data_dir = data_dir or _searched_corpus(searched)
     click.echo(f"Calibration and check clips: corpus {data_dir}", err=True)
@@ -67,7 +68,8 @@ def _searched_corpus(searched: dict) -> Path:
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: SQLite in ./mlruns).")
 @click.option("--force", is_flag=True, help="Replace an existing --out directory.")
 @click.option("--tflite", is_flag=True, help="Also write model.tflite (waveform input).")
-@click.option("--quantize", type=click.Choice(["int8"]), help="Also write model_int8.tflite, calibrated on training clips.")
+@click.option("--quantize", type=click.Choice(["int8"]), help="Also write model_int8.tflite and model_int8_features.tflite (the network alone, int8 "
+              "features in, for microcontrollers), calibrated on training clips.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Corpus for the calibration and check clips (default: the one the search trained on).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
@@ -121,16 +123,23 @@ def _track_export(tracking_uri: str | None, run_id: str, trial_dir: Path, result
         click.echo(f"Registered as {register!r} version {version}: models:/{register}/{version}")
 
 
+RUNTIME_OPTION = click.option(
+    "--runtime", type=click.Choice(runtimes.RUNTIMES), default="saved_model", show_default=True,
+    help="Which of the export's models scores: the SavedModel; model.tflite or model_int8.tflite in LiteRT; "
+         "model_int8_features.tflite in LiteRT (int8-features) or in TFLite Micro (tflm), fed by the front-end.")
+
+
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Labels per file.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def predict(model: Path, files: tuple[Path, ...], top_k: int, output_format: str) -> None:
+@RUNTIME_OPTION
+def predict(model: Path, files: tuple[Path, ...], top_k: int, output_format: str, runtime: str) -> None:
     """Top-k labels of each audio FILE (WAV/FLAC/OGG/MP3, any rate) with an exported MODEL directory."""
     from tuner_app.serving import inference
 
-    entries = inference.predict_files(inference.load(model), files, top_k)
+    entries = inference.predict_files(inference.load(model, runtime), files, top_k)
     for entry in entries:
         if "error" in entry:
             click.echo(f"Error: {entry['error']}", err=True)
@@ -150,13 +159,15 @@ def predict(model: Path, files: tuple[Path, ...], top_k: int, output_format: str
 @click.option("--out", type=click.Path(path_type=Path), default=Path("confusion.png"), show_default=True,
               help="Where to write the confusion matrix PNG.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], out: Path, output_format: str) -> None:
+@RUNTIME_OPTION
+def evaluate(model: Path, data_dir: Path, split: str, classes: tuple[str, ...], out: Path, output_format: str,
+             runtime: str) -> None:
     """Accuracy, per-class precision and recall and the confusion matrix of MODEL on a corpus split."""
     from tuner_app.serving import inference
 
     out = out.expanduser()
     outputs.check_replaceable_file(out, "--out", outputs.figure_is_ours, "a figure")  # before the slow part
-    evaluation = inference.evaluate(inference.load(model), data_dir, split, comma_list(classes))
+    evaluation = inference.evaluate(inference.load(model, runtime), data_dir, split, comma_list(classes))
     inference.write_confusion_png(evaluation, out)
     echo_json(evaluation.to_dict()) if output_format == "json" else click.echo(inference.format_evaluation(evaluation))
     click.echo(f"Confusion matrix: {out.resolve()}", err=True)

@@ -48,12 +48,14 @@ SIZE_OBJECTIVES = ("params_total", "macs", "model_bytes")  # `objective.size`: t
 # monitor: what early stopping watches, and whose best epoch's weights a trial keeps. val_loss is the seed's
 # rule; on a split by speaker the validation loss of an unheard voice rises (overconfidence) epochs before its
 # accuracy stops rising, so val_accuracy keeps trained weights there.
+# int8: after each trial trains, convert its network to int8 (features in) and score it there too
+# (device/trial_int8.py): seconds per trial, so off unless asked.
 TRAINING_DEFAULTS = {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0, "chance_epochs": 5,
-                     "monitor": "val_loss"}
+                     "monitor": "val_loss", "int8": False}
 SEEDS = (0, SEED_MAX)
 # [low, high] of each number of `training` and `tuner`: what the option means, up to far beyond any search.
 TRAINING_RANGES = {"epochs": (1, 10_000), "batch_size": (1, 65_536), "patience": (0, 10_000), "seed": SEEDS,
-                   "chance_epochs": (0, 10_000), "monitor": ("val_loss", "val_accuracy")}
+                   "chance_epochs": (0, 10_000), "monitor": ("val_loss", "val_accuracy"), "int8": (False, True)}
 TUNER_RANGES = {"seed": SEEDS, "max_trials": (1, MAX_TRIALS), "executions_per_trial": (1, 100),
                 "max_retries_per_trial": (0, 100), "max_consecutive_failed_trials": (1, MAX_TRIALS),
                 "num_initial_points": (1, MAX_TRIALS), "alpha": (1e-12, 1e6), "beta": (0.0, 1e6),

@@ -14,6 +14,7 @@ import keras_tuner
 
 from tuner_app.data import trainability
 from tuner_app.data.cache import DecodedClips
+from tuner_app.device import trial_int8
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model.architecture import N_CLASSES
@@ -76,6 +77,7 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
         tuner = make_tuner(space, hypermodel, Path(directory), project_dir.name, tuner_name=tuner_name,
                            max_params=max_params, seed=seed, observers=observers)
         tuner.worker_timeout = worker_timeout
+        tuner.int8_data = trial_int8.data_of(splits) if space.training["int8"] else None
         if role == "worker":  # the chief has written the record, with its own view of the data
             _check_chief_record(tuner, identity)
         else:

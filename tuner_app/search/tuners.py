@@ -16,6 +16,7 @@ import keras_tuner
 from keras_tuner.src.distribute.oracle_client import OracleClient
 
 from tuner_app.constants import SEED_MAX
+from tuner_app.device import trial_int8
 from tuner_app.errors import TunerAppError
 from tuner_app.files import write_json
 from tuner_app.model import architecture
@@ -55,6 +56,7 @@ class TrialMixin:
                  overwrite: bool = False, executions_per_trial: int = 1, **oracle_options):
         self.space, self.max_params, self.observers = space, max_params, ObserverList(observers)
         self._last_model = self._running = None
+        self.int8_data = None  # run.py's, where the space asks for int8 scores (device/trial_int8.py)
         self.trained: list[str] = []  # ids of the trials this process trained (a worker's share of a search)
         oracle = self.oracle_class(space, max_params, hypermodel.n_classes, **oracle_options)
         # keras-tuner's tuner classes only build their own oracle and hand it to keras_tuner.Tuner, so that is
@@ -168,7 +170,8 @@ class TrialMixin:
                 kept, self._last_model = execution, model
                 self.save_model(trial.trial_id, model)
         sizes = {**self.sizes(trial.hyperparameters.values), "model_bytes": scoring.weights_bytes(self._last_model),
-                 "latency_ms": scoring.latency_ms(self._last_model, val_ds)}
+                 "latency_ms": scoring.latency_ms(self._last_model, val_ds),
+                 **(trial_int8.scores(self._last_model, self.int8_data) if self.int8_data else {})}
         return {**scoring.combine(executions, kept), **{key: float(value) for key, value in sizes.items()}}
 
     def _execute(self, trial, execution: int, train_ds, val_ds, test_ds, verbose: int) -> tuple:

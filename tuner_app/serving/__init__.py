@@ -1,1 +1,1 @@
-"""Serving: export as a SavedModel, TFLite copies, predict and evaluate."""
+"""Serving: export as a SavedModel (with its TFLite copies, device/), predict and evaluate."""

@@ -14,7 +14,10 @@ Layout of an export directory DIR (`tuner-app predict DIR` and `tf.saved_model.l
   DIR/keras.weights.h5                 the Keras model's weights: with `space` and `hyperparameters` they
                                        rebuild the Keras model layer by layer (`tuner-app visualize`,
                                        `activations`), through Keras's weights format, never a pickle;
-  DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8" (see tflite.py);
+  DIR/model.tflite, DIR/model_int8.tflite   only with tflite=True / quantize="int8" (see device/tflite.py);
+  DIR/model_int8_features.tflite       with quantize="int8": the network alone, int8 features in and int8
+                                       scores out, for microcontrollers (device/features_in.py); tuner_app.json's
+                                       tflite.int8_features describes its front-end and quantization;
   DIR/MLmodel, DIR/requirements.txt, DIR/python_env.yaml, DIR/conda.yaml, DIR/input_example.json,
   DIR/serving_input_example.json      what makes DIR an MLflow Model (tracking/models.py): the pyfunc
                                        flavor (loader serving/pyfunc.py: waveforms [-1, 16000] ->
@@ -46,7 +49,8 @@ from tuner_app.files import save_weights, staged_directory
 from tuner_app.model import architecture, build, hyperparameters, spaces
 from tuner_app.search import record as search_record
 from tuner_app.serving import export_checks, weights_errors
-from tuner_app.serving import tflite as tflite_copies
+from tuner_app.device import tflite as tflite_copies
+from tuner_app.device import features_in
 
 METADATA = "tuner_app.json"
 ANY_FORMAT = "any_format"  # the sub-directory of the SavedModel that decodes every format
@@ -257,15 +261,27 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
     result = ExportResult(staging, metadata(trial, run_id, metrics))
     if tflite:
         result.tflite, result.quantization = tflite_copies.write_tflite(module, staging, quantize, representative)
-        result.accuracy = tflite_copies.compare_accuracy(module, result.tflite, check) if check is not None else None
+        if quantize:
+            result.tflite["int8_features"] = features_in.write(trial.model, staging, representative)
+        result.accuracy = _tflite_accuracy(trial.model, module, result.tflite, check)
         result.metadata["tflite"] = {kind: {"file": Path(entry["path"]).name, "bytes": entry["bytes"],
-                                            "flex_ops": entry["ops"].get("flex", [])}
+                                            "flex_ops": entry["ops"].get("flex", []), **entry.get("description", {})}
                                      for kind, entry in result.tflite.items()}
         result.metadata["quantization"] = result.quantization
         result.metadata["tflite_accuracy"] = result.accuracy
     (staging / METADATA).write_text(json.dumps(result.metadata, indent=2), encoding="utf-8")
     mlflow_models.write_mlflow_model(staging, len(trial.class_names), {"class_names": list(trial.class_names)})
     return result
+
+
+def _tflite_accuracy(model, module, written, check) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    scores = tflite_copies.compare_accuracy(module, written, check)
+    if "int8_features" in written and scores["clips"]:
+        blob = Path(written["int8_features"]["path"]).read_bytes()
+        scores.update(features_in.accuracy(model, blob, *check))
+    return scores
 
 
 def _tf_write_cause(error: tf.errors.OpError) -> str:

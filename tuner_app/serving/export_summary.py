@@ -12,7 +12,9 @@ def format_result(result: ExportResult) -> str:
              f"SavedModel {saved_model:,} bytes"]
     for entry in result.tflite.values():
         flex = ", ".join(entry["ops"].get("flex", []))
-        lines.append(f"  {entry['path'].name}: {entry['bytes']:,} bytes" + (f" (TF Select ops: {flex})" if flex else ""))
+        arena = entry.get("description", {}).get("tflm_arena_bytes")
+        lines.append(f"  {entry['path'].name}: {entry['bytes']:,} bytes" + (f" (TF Select ops: {flex})" if flex else "")
+                     + (f", TFLite Micro arena {arena:,} bytes" if arena else ""))
     if result.quantization:
         lines.append(f"  quantization: {result.quantization}")
     if result.accuracy and result.accuracy.get("clips"):

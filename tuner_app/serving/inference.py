@@ -15,7 +15,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -24,7 +24,7 @@ from tuner_app import outputs
 from tuner_app.data import audio, cache, corpus
 from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import atomic_path
-from tuner_app.serving import export_checks
+from tuner_app.serving import export_checks, runtimes
 
 METADATA = "tuner_app.json"  # the same name export.py writes
 BATCH_SIZE = 64
@@ -38,9 +38,12 @@ class Loaded:
     saved_model: Any
     metadata: dict[str, Any]
     class_names: tuple[str, ...]
+    scorer: Callable[[np.ndarray], np.ndarray] | None = None  # another runtime than the SavedModel (runtimes.py)
 
     def probabilities(self, waveforms: np.ndarray) -> np.ndarray:
-        """serving_default on float32 [n, 16000] 16 kHz waveforms, in batches: [n, n_classes]."""
+        """serving_default (or the runtime's model) on float32 [n, 16000] 16 kHz waveforms: [n, n_classes]."""
+        if self.scorer is not None:
+            return self.scorer(np.asarray(waveforms, np.float32)).reshape(len(waveforms), len(self.class_names))
         serve = self.saved_model.signatures["serving_default"]
         waveforms = np.asarray(waveforms, np.float32)
         parts = [serve(waveform=tf.constant(waveforms[start:start + BATCH_SIZE]))["probabilities"].numpy()
@@ -48,9 +51,10 @@ class Loaded:
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
 
 
-def load(model_dir: str | os.PathLike) -> Loaded:
+def load(model_dir: str | os.PathLike, runtime: str = "saved_model") -> Loaded:
     """Load an export directory written by `tuner-app export`, its tuner_app.json checked against its model;
-    TunerAppError names the path (and the field) otherwise."""
+    TunerAppError names the path (and the field) otherwise. `runtime` picks the model that scores
+    (runtimes.RUNTIMES: the SavedModel, a .tflite in LiteRT, the int8 features-in model in LiteRT or TFLM)."""
     path = Path(model_dir).expanduser()
     if not (path / METADATA).is_file() or not (path / "saved_model.pb").is_file():
         raise TunerAppError(f"{path}: not a tuner-app export (needs {METADATA} and saved_model.pb)")
@@ -64,7 +68,7 @@ def load(model_dir: str | os.PathLike) -> Loaded:
     except (OSError, ValueError, tf.errors.OpError) as err:
         raise TunerAppError(f"{path}: cannot load the SavedModel ({str(err).splitlines()[0]})") from None
     class_names = export_checks.check(path / METADATA, metadata, export_checks.model_facts(path, saved_model))
-    return Loaded(path, saved_model, metadata, class_names)
+    return Loaded(path, saved_model, metadata, class_names, runtimes.scorer(path, metadata, runtime))
 
 
 def predict_files(loaded: Loaded, paths: Sequence[str | os.PathLike], top_k: int = 3) -> list[dict[str, Any]]:

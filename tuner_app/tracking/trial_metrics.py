@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from tuner_app.device import trial_int8
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.search import chance
 
@@ -16,7 +17,7 @@ FINAL_METRICS = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss
                  "best_val_accuracy_std": "val_accuracy_std", "best_val_loss_std": "val_loss_std",
                  **{name: name for name in (*SIZE_METRICS, "model_bytes", "train_seconds", "latency_ms",
                                             "test_accuracy_std", "executions", "kept_execution",
-                                            *chance.SCORES, "executions_at_chance")}}
+                                            *chance.SCORES, "executions_at_chance", *trial_int8.SCORES)}}
 
 
 def final_values(scores: Mapping[str, float | None]) -> dict[str, float]:

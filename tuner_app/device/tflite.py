@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,13 +27,29 @@ REPRESENTATIVE_CLIPS = 100  # int8 calibration sample (training clips)
 CHECK_CLIPS = 500  # float vs TFLite accuracy sample (test clips, else validation)
 
 
-def _frozen_serving_function(module):
-    # Keras 3 variable reads abort TF 2.17's TFLite converter ("missing attribute 'value'"): freeze first.
+def _save_frozen(function, directory: str) -> None:
+    """A concrete function, frozen, as the serving_default of a SavedModel of its own. Frozen: Keras 3 variable
+    reads abort TF 2.17's TFLite converter ("missing attribute 'value'"). Saved here: converting the frozen
+    function directly, the converter saves it with custom gradients, swish's (BC-ResNet) captures a constant
+    there, that save fails silently, and the .tflite came out with no signature at all ("0 Signatures")."""
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
-    return convert_variables_to_constants_v2(module.serve_waveform.get_concrete_function())
+    frozen = convert_variables_to_constants_v2(function)
+    tf.saved_model.save(tf.Module(), directory, signatures={"serving_default": frozen},
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+
+
+def convert_function(function, run) -> bytes:
+    """TFLite bytes of a concrete function; `run(converter)` sets the converter up and converts. Raises
+    TunerAppError with the converter's first line."""
+    try:
+        with native_output_hidden(), tempfile.TemporaryDirectory(prefix="tflite-") as saved:
+            _save_frozen(function, saved)
+            return run(tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"]))
+    except Exception as err:  # the converter raises its own ConverterError types
+        raise TunerAppError(f"TFLite conversion failed: {str(err).splitlines()[0]}") from None
 
 
 # The front-end is the Keras layer named "frontend" (features/layers.py); in the frozen graph its ops are named
@@ -53,30 +71,39 @@ def _convert(module, calibration: np.ndarray | None = None, optimize: bool = Fal
              frontend: list[str] = ()) -> bytes:
     """TFLite bytes of serving_default. optimize: int8 weights; int8 activations too when calibrated on
     `calibration` clips. TF Select is on, but the converter uses a TF kernel only where TFLite has none."""
-    try:
-        with _native_stderr_hidden():
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen_serving_function(module)], module)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-            converter.optimizations = [tf.lite.Optimize.DEFAULT] if optimize else []
-            return _run_converter(converter, calibration, frontend)
-    except Exception as err:  # the converter raises its own ConverterError types
-        raise TunerAppError(f"TFLite conversion failed: {str(err).splitlines()[0]}") from None
+    def run(converter):
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        converter.optimizations = [tf.lite.Optimize.DEFAULT] if optimize else []
+        return _run_converter(converter, calibration, frontend)
+
+    return convert_function(module.serve_waveform.get_concrete_function(), run)
 
 
 @contextlib.contextmanager
-def _native_stderr_hidden():
-    """The converter's C++ (absl) logging ignores TF_CPP_MIN_LOG_LEVEL: hide it unless TF logging is on."""
+def native_output_hidden(*fds: int):
+    """C++ logging (the converter's absl, TFLM's) ignores TF_CPP_MIN_LOG_LEVEL: hide what it writes to `fds`
+    (default stderr) unless TF logging is on."""
     if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) < 2:
         yield
         return
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    with open(os.devnull, "wb") as devnull, native_output_redirected(devnull, *(fds or (2,))):
+        yield
+
+
+@contextlib.contextmanager
+def native_output_redirected(target, *fds: int):
+    """What C++ code writes to the file descriptors `fds` goes to the open file `target` meanwhile."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    for fd in fds:
+        os.dup2(target.fileno(), fd)
     try:
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        for fd, kept in zip(fds, saved):
+            os.dup2(kept, fd)
+            os.close(kept)
 
 
 def _run_converter(converter, calibration: np.ndarray | None, frontend: list[str] = ()) -> bytes:
@@ -130,6 +157,8 @@ def compare_accuracy(module, written: Mapping[str, Mapping[str, Any]],
     scores = {"clips": len(labels),
               "saved_model": float(np.mean(module.serve_waveform(waveforms)["class_id"].numpy() == labels))}
     for kind, entry in written.items():
+        if kind not in ("float", "int8"):
+            continue  # the features-in model takes features: features_in.accuracy
         predicted = tflite_probabilities(Path(entry["path"]).read_bytes(), waveforms).argmax(axis=1)
         scores["tflite" if kind == "float" else "tflite_int8"] = float(np.mean(predicted == labels))
     return scores
@@ -140,13 +169,17 @@ def samples(splits: Mapping[str, Any], corpus_classes, model_classes) -> tuple[n
 
     `splits` are decoded clips ({split: DecodedClips}); corpus labels map to the model's classes by name.
     """
-    train = splits["train"]
-    picked = np.random.default_rng(0).choice(len(train), min(REPRESENTATIVE_CLIPS, len(train)), replace=False)
     check = splits["test"] if len(splits["test"]) else splits["validation"]
     model_ids = {name: index for index, name in enumerate(model_classes)}
     labels = np.array([model_ids.get(name, -1) for name in corpus_classes])[check.labels]
     known = np.flatnonzero(labels >= 0)[:CHECK_CLIPS]
-    return train.batch(picked), (check.batch(known), labels[known])
+    return calibration_clips(splits["train"]), (check.batch(known), labels[known])
+
+
+def calibration_clips(train) -> np.ndarray:
+    """REPRESENTATIVE_CLIPS training clips (DecodedClips), drawn with a fixed seed, as they are: not augmented."""
+    picked = np.random.default_rng(0).choice(len(train), min(REPRESENTATIVE_CLIPS, len(train)), replace=False)
+    return train.batch(picked)
 
 
 def tflite_probabilities(model: bytes, waveforms: np.ndarray) -> np.ndarray:
