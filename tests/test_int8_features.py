@@ -2,6 +2,7 @@
 runs it; TFLite Micro (its own interpreter and reference kernels) runs it, in an arena it reports."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,13 @@ def test_predict_and_evaluate_run_each_of_the_exports_models(exported, tmp_path)
 def test_a_runtime_the_export_lacks_is_one_line_naming_the_file(tiny_export):
     with pytest.raises(TunerAppError, match=r"model_int8_features\.tflite: not in this export .*--quantize int8"):
         inference.load(tiny_export, "tflm")
+
+
+def test_an_int8_export_is_replaced_by_force_as_tuner_app_s_own(exported, tiny_trial_dir, tmp_path):
+    from tuner_app import outputs
+
+    assert {entry.name for entry in exported.path.iterdir()} <= outputs.EXPORT_ENTRIES
+    copy = tmp_path / "model"
+    shutil.copytree(exported.path, copy)
+    export.export_trial(tiny_trial_dir, copy, force=True)  # was refused: "holds model_int8_features.tflite"
+    assert not (copy / features_in.TFLITE_INT8_FEATURES).exists()  # replaced whole, by a float-only export
