@@ -14,8 +14,8 @@ from tuner_app.errors import TunerAppError
 EXPORT_MARKERS = ("tuner_app.json", "MLmodel")
 EXPORT_ENTRIES = frozenset({
     *EXPORT_MARKERS, "saved_model.pb", "fingerprint.pb", "variables", "assets", "any_format", "keras.weights.h5",
-    "model.tflite", "model_int8.tflite", "model_int8_features.tflite", "requirements.txt", "python_env.yaml", "conda.yaml",
-    "input_example.json", "serving_input_example.json", "registered_model_meta"})
+    "model.tflite", "model_int8.tflite", "model_int8_features.tflite", "requirements.txt", "python_env.yaml",
+    "conda.yaml", "input_example.json", "serving_input_example.json", "registered_model_meta"})
 # What marks the places tuner-app never writes into, by the files their writers leave (keras-tuner's project and
 # trial files, search/record.py's SEARCH_RECORD; data/corpus.py's lists and noise folder, fsdd.py's SOURCE.txt
 # beside them; MLflow's file-store metadata). A SQLite store is its file, given as `stores`, not the folder
