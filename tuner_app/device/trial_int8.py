@@ -60,6 +60,7 @@ def _accuracy(model, blob: bytes, clips) -> float:
     from tuner_app.device import features_in
 
     step = features_in.FEATURES_BATCH
-    predicted = [features_in.probabilities(blob, features_in.features_of(model, clips.batch(slice(start, start + step))))
-                 .argmax(axis=1) for start in range(0, len(clips), step)]
+    batches = (clips.batch(slice(start, start + step)) for start in range(0, len(clips), step))
+    predicted = [features_in.probabilities(blob, features_in.features_of(model, batch)).argmax(axis=1)
+                 for batch in batches]
     return float(np.mean(np.concatenate(predicted) == np.asarray(clips.labels)))
