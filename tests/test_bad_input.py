@@ -162,7 +162,7 @@ class _RecordingModel:
 @pytest.fixture
 def stub_model(monkeypatch) -> _RecordingModel:
     model = _RecordingModel()
-    monkeypatch.setattr(inference, "load", lambda path: model)
+    monkeypatch.setattr(inference, "load", lambda path, runtime="saved_model": model)
     return model
 
 
