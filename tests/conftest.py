@@ -304,7 +304,7 @@ def serve_tracking(tmp_path: Path):
         _stop_group(server)
 
 
-def _stop_group(process: subprocess.Popen, grace_s: float = 60) -> None:
+def _stop_group(process: subprocess.Popen, grace_s: float = 20) -> None:
     """Interrupt a process group, and kill it if it has not ended after grace_s: on a loaded machine a server
     can take longer to stop, and how it stops is not what the tests that use it check."""
     os.killpg(process.pid, signal.SIGINT)
