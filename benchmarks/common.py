@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import datetime
 import functools
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -67,6 +69,20 @@ def run_dir(workdir: str | None, prefix: str, resume: str | None = None):
     kept = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
     print(f"trials and corpora go to {kept} (kept)", flush=True)
     yield kept
+
+
+def add_run_dir_options(parser, what: str) -> None:
+    """run_dir's options: --workdir (`what` go to a new folder in it, kept) and --resume (that folder again)."""
+    parser.add_argument("--workdir", help=f"where {what} go (a new folder in it, kept; default: temporary)")
+    parser.add_argument("--resume", help="a run folder an interrupted run left (its finished trials are kept)")
+
+
+def provenance(script: str, seconds: float) -> str:
+    """A results file's provenance line: machine, date, the command as it ran (benchmarks/<script>), its
+    minutes, versions."""
+    command = " ".join([".venv/bin/python", f"benchmarks/{script}", *sys.argv[1:]])
+    return (f"Machine: {machine()}. Date: {datetime.date.today()}. Command: `{command}` "
+            f"({seconds / 60:.1f} min in all). Versions: {versions()}.")
 
 
 def timed(fn) -> tuple[object, float]:

@@ -23,7 +23,6 @@ Writes benchmarks/results/deploy{,_quick}.{md,csv}, after each corpus.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 import time
@@ -110,10 +109,8 @@ def write(rows: list[dict[str, object]], args, seconds: float) -> None:
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     stem = common.RESULTS / f"deploy{'_quick' if args.quick else ''}"
     common.write_csv(rows, stem.with_suffix(".csv"), list(rows[0]))
-    command = " ".join([".venv/bin/python", "benchmarks/deploy.py", *sys.argv[1:]])
     text = [f"# Issue 25: the models as deployed (int8){' (quick: no claim)' * args.quick}", "",
-            f"Machine: {common.machine()}. Date: {datetime.date.today()}. Command: `{command}` "
-            f"({seconds / 60:.1f} min in all). Versions: {common.versions()}.", "",
+            common.provenance("deploy.py", seconds), "",
             f"Each reference trained with its own recipe, at most {args.epochs} epochs, patience {args.patience}; "
             "exported with --quantize int8 (calibration: 100 training clips); accuracy on the check clips. "
             f"host_ms: median of {LATENCY_RUNS} LiteRT invokes of the features-in model, one thread.", "",
@@ -128,9 +125,7 @@ def main() -> None:
                         help=f"comma-separated, of {', '.join(off_chance.CORPORA)}")
     parser.add_argument("--epochs", type=int, default=30, help="maximum epochs of each reference")
     parser.add_argument("--patience", type=int, default=8, help="early-stopping patience")
-    parser.add_argument("--workdir",
-                        help="where the corpora, trials and exports go (a new folder in it, kept; default: temporary)")
-    parser.add_argument("--resume", help="a run folder an interrupted run left (its trained models are kept)")
+    common.add_run_dir_options(parser, "the corpora, trials and exports")
     parser.add_argument("--quick", action="store_true", help="2 epochs: checks that it runs")
     args = parser.parse_args()
     args.monitor = "val_accuracy"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import os
 import sys
 import time
@@ -119,10 +118,8 @@ def write(rows: list[dict[str, object]], args, seconds: float) -> None:
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     stem = common.RESULTS / f"off_chance{'_quick' if args.quick else ''}"
     common.write_csv(rows, stem.with_suffix(".csv"), list(rows[0]))
-    command = " ".join([".venv/bin/python", "benchmarks/off_chance.py", *sys.argv[1:]])
     text = [f"# Issue 24: every family off chance{' (quick: no claim)' * args.quick}", "",
-            f"Machine: {common.machine()}. Date: {datetime.date.today()}. Command: `{command}` "
-            f"({seconds / 60:.1f} min in all). Versions: {common.versions()}.", "",
+            common.provenance("off_chance.py", seconds), "",
             f"Each model trained {args.epochs} epochs with kws.yaml's augmentation, no chance stop and no early "
             "stop; off_chance_epoch is the first epoch whose training or validation accuracy reached chance "
             "(search/chance.py's threshold); test: the weights of the best validation accuracy.", "",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import os
 import sys
 import time
@@ -40,7 +39,6 @@ REFERENCES = {"DS-CNN-S": "dscnn_s", "BC-ResNet-1": "bcresnet1", "TC-ResNet8": "
 OLD_MAIN_JOB = "main_job_before"
 GOALS = ((25_000, 0.90), (10_000, 0.85))
 SEARCH = "kws search"
-RESUMED = [False]
 
 
 def load_fsdd_by_speaker(workdir: Path) -> tuple[dict, list[str], dict]:
@@ -76,18 +74,18 @@ def run(args, workdir: Path) -> tuple[list[dict], list[str]]:
     rows, timings = [], [f"speakers: {', '.join(f'{split} {names}' for split, names in speakers.items())}"]
     for label, name in REFERENCES.items():
         space = recipe(kws_front.load(name), args)
-        timings.append(_trained(rows, label, space, splits, workdir, class_names))
+        timings.append(_trained(rows, label, space, splits, workdir, class_names, not args.resume))
     old = kws_front.load(OLD_MAIN_JOB)
     old = dataclasses.replace(old, tuner={**old.tuner, "max_trials": args.old_trials},
                               training={**old.training, "monitor": args.monitor})
-    timings.append(_trained(rows, "old main job (2D STFT)", old, splits, workdir, class_names))
-    timings.append(_trained(rows, SEARCH, search_space(args), splits, workdir, class_names))
+    timings.append(_trained(rows, "old main job (2D STFT)", old, splits, workdir, class_names, not args.resume))
+    timings.append(_trained(rows, SEARCH, search_space(args), splits, workdir, class_names, not args.resume))
     return rows, timings
 
 
-def _trained(rows: list, label: str, space, splits, workdir: Path, class_names) -> str:
+def _trained(rows: list, label: str, space, splits, workdir: Path, class_names, fresh: bool) -> str:
     # A resumed run (--resume) keeps every finished trial and trains only what is left.
-    trained, seconds = kws_front.train(label, space, splits, workdir, class_names, fresh=not RESUMED[0])
+    trained, seconds = kws_front.train(label, space, splits, workdir, class_names, fresh=fresh)
     rows += trained
     return f"{label}: {len(trained)} trial(s) in {seconds / 60:.1f} min"
 
@@ -128,10 +126,8 @@ def write(rows: list[dict], text: list[str], args, seconds: float) -> None:
     stem = common.RESULTS / f"speakers_fsdd{'_quick' if args.quick else ''}"
     common.write_csv(rows, stem.with_suffix(".csv"), list(rows[0]))
     common.scatter_plot(rows, stem.with_suffix(".png"), "FSDD by speaker: test accuracy on an unheard voice")
-    command = " ".join([".venv/bin/python", "benchmarks/speakers.py", *sys.argv[1:]])
     header = [f"# Issue 24: accuracy on unheard voices (FSDD split by speaker){' (quick: no claim)' * args.quick}",
-              "", f"Machine: {common.machine()}. Date: {datetime.date.today()}. Command: `{command}` "
-              f"({seconds / 60:.1f} min in all). Versions: {common.versions()}.", "",
+              "", common.provenance("speakers.py", seconds), "",
               f"What ran: the references, the old main job and {args.trials} trials of kws.yaml "
               f"(front-ends: {args.frontends or 'all of its own'}), at most {args.epochs} epochs, patience "
               f"{args.patience}, early stopping on {args.monitor} for every model. Params are the walk's, total; "
@@ -150,15 +146,12 @@ def main() -> None:
                         help="early stopping's monitor for every model (the old main job keeps its own epochs)")
     parser.add_argument("--frontends", help="comma-separated presets of kws.yaml the search may pick (default all)")
     parser.add_argument("--old-trials", type=int, default=5, help="trials of the old main job (its own is 5)")
-    parser.add_argument("--workdir",
-                        help="where the run's corpus and trials go (a new folder in it, kept; default: temporary)")
-    parser.add_argument("--resume", help="a run folder an interrupted run left (its finished trials are kept)")
+    common.add_run_dir_options(parser, "the run's corpus and trials")
     parser.add_argument("--quick", action="store_true", help="tiny run: checks that it runs")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.epochs, args.patience, args.old_trials = 4, 3, 1, 1
     started = time.perf_counter()
-    RESUMED[0] = bool(args.resume)
     with common.run_dir(args.workdir, "speakers-", resume=args.resume) as workdir:
         rows, timings = run(args, workdir)
     common.write_csv(rows, common.RESULTS / f"speakers_fsdd{'_quick' if args.quick else ''}.csv", list(rows[0]))
