@@ -104,9 +104,11 @@ def scan_default_corpus() -> corpus.Corpus:
 
 
 def load_fsdd(workdir: Path) -> tuple[dict, list[str]]:
-    """FSDD's own split (speakers' takes 0-4 test, 5-9 validation), decoded to 16 kHz: (splits, class names)."""
+    """FSDD's own split (speakers' takes 0-4 test, 5-9 validation), decoded to 16 kHz: (splits, class names); a
+    resumed run reads the corpus it imported."""
     corpus_dir = workdir / "fsdd"
-    import_fsdd(FSDD, corpus_dir)
+    if not corpus_dir.is_dir():
+        import_fsdd(FSDD, corpus_dir)
     found = corpus.scan(corpus_dir)
     return cache.decode_corpus(found, workdir / "cache"), list(found.classes)
 

@@ -35,7 +35,7 @@ import common  # noqa: E402
 import kws_front  # noqa: E402
 import off_chance  # noqa: E402
 import speakers  # noqa: E402
-from tuner_app.device import tflite  # noqa: E402
+from tuner_app.device import costs, tflite  # noqa: E402
 from tuner_app.serving import export  # noqa: E402
 
 REFERENCES = speakers.REFERENCES
@@ -65,21 +65,8 @@ def row(label: str, corpus: str, result) -> dict[str, object]:
             "tflm": round(accuracy["tflm_int8_features"], 4),
             **{f"drop_{name}": round(100 * (accuracy["saved_model"] - accuracy[key]), 1) for name, key in DROPS.items()},
             "waveform_int8_bytes": result.tflite["int8"]["bytes"], "flash_bytes": features["bytes"],
-            "tflm_arena_bytes": features["description"]["tflm_arena_bytes"], "host_ms": host_ms(blob)}
-
-
-def host_ms(blob: bytes) -> float:
-    import numpy as np
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_content=blob, num_threads=1)
-    interpreter.allocate_tensors()
-    seconds = []
-    for _ in range(LATENCY_RUNS):
-        started = time.perf_counter()
-        interpreter.invoke()
-        seconds.append(time.perf_counter() - started)
-    return round(1000 * float(np.median(seconds)), 3)
+            "tflm_arena_bytes": features["description"]["tflm_arena_bytes"],
+            "host_ms": round(costs.host_latency_ms(blob, LATENCY_RUNS), 3)}
 
 
 def run(corpus: str, args, workdir: Path) -> list[dict[str, object]]:

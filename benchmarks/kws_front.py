@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+from tuner_app.device.budget import Budget  # noqa: E402
 from tuner_app.model import architecture, spaces  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
 
@@ -88,7 +89,7 @@ def train(label: str, space, splits, workdir: Path, class_names, noise=None, max
 def search(label: str, space, splits, workdir: Path, class_names, noise=None, max_params=None, seed=0, fresh=True):
     """The search of `space` in workdir/<label> (fresh, or resumed: its finished trials are kept): its tuner."""
     return search_run.run_search(space, splits, workdir / label.replace(" ", "_"), class_names=class_names,
-                                 noise=noise, max_params=max_params, seed=seed, fresh=fresh)
+                                 noise=noise, budget=Budget(max_params), seed=seed, fresh=fresh)
 
 
 def front(rows: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -117,6 +117,7 @@ def bench_space(workdir: Path, trials: int):
 
 def time_tuner(name: str, space, splits, classes, workdir: Path, uri: str) -> dict[str, object]:
     """One timed search with the real tracker and progress display: its row of seconds per category."""
+    from tuner_app.device.budget import Budget
     from tuner_app.search import progress, run
     from tuner_app.tracking.tracker import MLflowTracker
 
@@ -125,7 +126,7 @@ def time_tuner(name: str, space, splits, classes, workdir: Path, uri: str) -> di
     ledger = common.Ledger()
     with instrumented(ledger):
         started = time.perf_counter()
-        tuner = run.run_search(space, splits, workdir / "runs", tuner_name=name, max_params=MAX_PARAMS,
+        tuner = run.run_search(space, splits, workdir / "runs", tuner_name=name, budget=Budget(MAX_PARAMS),
                                fresh=True, class_names=classes, observers=observers)
         wall = time.perf_counter() - started
     trials = sum(1 for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED")

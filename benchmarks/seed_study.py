@@ -38,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import kws_front  # noqa: E402
+from tuner_app.device.budget import Budget  # noqa: E402
 from tuner_app.model import architecture, spaces  # noqa: E402
 from tuner_app.search import front as pareto  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
@@ -80,7 +81,7 @@ def train(study: Study, label: str, space, tuner_name=None, max_params=None, see
     space = kws_front.with_training(space, study.plan["epochs"], study.plan["patience"])
     started = time.perf_counter()
     tuner = search_run.run_search(space, study.splits, study.workdir / f"{label.replace(' ', '_')}_s{seed}",
-                                  class_names=study.class_names, noise=study.noise, max_params=max_params,
+                                  class_names=study.class_names, noise=study.noise, budget=Budget(max_params),
                                   seed=seed, fresh=True, tuner_name=tuner_name)
     rows = [row_of(label, space, trial, len(study.class_names)) for trial in common.completed_trials(tuner)]
     print(f"{label}: {len(rows)} models in {time.perf_counter() - started:.0f} s", flush=True)

@@ -178,11 +178,13 @@ def make_oracle(kind, space, max_params, **options):
     """An oracle of tuner-app's `kind` over `space`, its hyperparameters declared, objective val_accuracy."""
     import keras_tuner
 
+    from tuner_app.device.budget import Budget
     from tuner_app.model import architecture, spaces
 
     hp = keras_tuner.HyperParameters()
     spaces.declare(hp, space)
-    return kind(space, max_params, architecture.N_CLASSES, objective=keras_tuner.Objective("val_accuracy", "max"),
+    return kind(space, Budget(max_params), architecture.N_CLASSES,
+                objective=keras_tuner.Objective("val_accuracy", "max"),
                 hyperparameters=hp, **options)
 
 

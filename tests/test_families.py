@@ -9,6 +9,7 @@ import keras_tuner
 import pytest
 import yaml
 
+from tuner_app.device import budget
 from tuner_app.errors import InfeasibleConfig, TunerAppError
 from tuner_app.model import architecture, build, configurations, spaces
 from tuner_app.model import hyperparameters as hps
@@ -105,7 +106,7 @@ def test_keras_tuners_grid_walks_the_same_active_configurations(tmp_path):
         oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
         oracle.end_trial(trial)
     feasible = [values for values in configurations.configurations(space)
-                if oracles.misfit(space, values, None, 10)[1] is None]
+                if budget.misfit(space, values, None, 10)[1] is None]
     assert sorted(map(repr, seen)) == sorted(map(repr, feasible))
     rejected = [entry["reason"] for entry in oracle.rejections]
     assert len(seen) + len(rejected) == len(configurations.configurations(space))

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from conftest import SMOKE_SPACE, make_oracle, one_line_error, run_fake_trials, tone_splits
 
+from tuner_app.device.budget import Budget
 from tuner_app.model import architecture, configurations, spaces
 from tuner_app.search import oracles, pareto_oracle, progress, run as search_run
 
@@ -210,13 +211,13 @@ def test_a_reloaded_oracle_proposes_only_the_untried_ones(kind, tmp_path):
 def test_a_search_and_its_resume_try_them_once_and_report_the_rejection_once(tmp_path):
     splits, stream = tone_splits(), io.StringIO()
     space = _space(TWO_FC, ONE_FC, PLAIN, name="random", max_trials=1)
-    tuner = search_run.run_search(space, splits, tmp_path, max_params=BUDGET, seed=0,
+    tuner = search_run.run_search(space, splits, tmp_path, budget=Budget(BUDGET), seed=0,
                                   observers=[progress.ProgressReporter(stream)])
     assert [_searched(trial.hyperparameters.values) for trial in tuner.oracle.trials.values()] == [ONE_FC["values"]]
     assert f"rejected, not trained: two-fc: 1128 params > budget {BUDGET}" in stream.getvalue()
     resumed_stream = io.StringIO()
     resumed = search_run.run_search(_space(TWO_FC, ONE_FC, PLAIN, name="random", max_trials=2), splits, tmp_path,
-                                    max_params=BUDGET, seed=0, observers=[progress.ProgressReporter(resumed_stream)])
+                                    budget=Budget(BUDGET), seed=0, observers=[progress.ProgressReporter(resumed_stream)])
     trials = sorted(resumed.oracle.trials.values(), key=lambda trial: trial.trial_id)
     assert [_searched(trial.hyperparameters.values) for trial in trials] == [ONE_FC["values"], PLAIN["values"]]
     assert all(trial.status == "COMPLETED" for trial in trials)

@@ -8,7 +8,7 @@ pins, so an upgrade that changes one fails here, by name, instead of somewhere d
 - The oracle state's "retry_queue" and "ongoing_trials" (Oracle.get_state/set_state): reload queues the
   ongoing trials for retry and create_trial retries the queue first (oracles.py `_requeued`).
 - HyperbandOracle._get_num_brackets(), _get_num_rounds(bracket), _get_size(bracket, round): the bracket
-  arithmetic behind tuners.planned_trials.
+  arithmetic behind search/planned.trials.
 - keras_tuner.Hyperband: __init__ only builds its oracle (tuners.py calls keras_tuner.Tuner.__init__ with
   ours), and _build_hypermodel loads the weights of the trial named by tuner/trial_id.
 - Tuner._try_build(hp), Tuner._get_checkpoint_fname(trial_id), Tuner._get_build_config_fname(trial_id):
@@ -31,7 +31,7 @@ import keras
 import keras_tuner
 import pytest
 
-from tuner_app.search import tuners
+from tuner_app.search import planned, tuners
 
 OBJECTIVE = keras_tuner.Objective("score", "max")
 
@@ -128,7 +128,7 @@ def test_hyperband_bracket_arithmetic_counts_the_trials_it_runs(tmp_path):
     while (trial := oracle.create_trial("tuner0")).status == "RUNNING":
         _finish(oracle, trial, score=trials % 5)
         trials += 1
-    assert trials == tuners._hyperband_trials(oracle), "HyperbandOracle._get_num_brackets/_get_num_rounds/_get_size no longer count its trials"
+    assert trials == planned._hyperband_trials(oracle), "HyperbandOracle._get_num_brackets/_get_num_rounds/_get_size no longer count its trials"
 
 
 def test_hyperband_tuner_init_only_builds_its_oracle(tmp_path):

@@ -12,6 +12,7 @@ import keras_tuner
 import pytest
 from conftest import make_oracle, run_fake_trials, smoke_space, tone_splits
 
+from tuner_app.device.budget import Budget
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, configurations, spaces
 from tuner_app.model import hyperparameters as hps
@@ -61,7 +62,7 @@ class Recorder(observers.SearchObserver):
 def budget_search(request, splits, tmp_path_factory):
     recorder, stream = Recorder(), io.StringIO()
     tuner = search_run.run_search(SEARCHES[request.param](), splits, tmp_path_factory.mktemp(request.param),
-                              max_params=BUDGET, seed=SEED, observers=[recorder, progress.ProgressReporter(stream)])
+                              budget=Budget(BUDGET), seed=SEED, observers=[recorder, progress.ProgressReporter(stream)])
     return tuner, recorder, stream.getvalue()
 
 
@@ -93,7 +94,7 @@ def test_rejections_still_show_in_summary_progress_and_observers(budget_search):
 def test_the_gaussian_process_learns_only_from_completed_trials(splits, tmp_path):
     # One random initial point, then the Gaussian process proposes the second trial (with the rejection first).
     tuner = search_run.run_search(smoke_space(name="bayesian", max_trials=2, num_initial_points=1), splits, tmp_path,
-                              max_params=BUDGET, seed=SEED)
+                              budget=Budget(BUDGET), seed=SEED)
     completed = _completed(tuner)
     assert len(completed) == 2 and len(tuner.rejected) >= 1
     x, y = tuner.oracle._vectorize_trials()
@@ -102,9 +103,9 @@ def test_the_gaussian_process_learns_only_from_completed_trials(splits, tmp_path
 
 
 def test_a_resumed_search_keeps_its_rejections_and_reports_only_new_ones(splits, tmp_path):
-    search_run.run_search(smoke_space(max_trials=1), splits, tmp_path, max_params=BUDGET, seed=SEED)
+    search_run.run_search(smoke_space(max_trials=1), splits, tmp_path, budget=Budget(BUDGET), seed=SEED)
     recorder = Recorder()
-    tuner = search_run.run_search(smoke_space(max_trials=2), splits, tmp_path, max_params=BUDGET, seed=SEED,
+    tuner = search_run.run_search(smoke_space(max_trials=2), splits, tmp_path, budget=Budget(BUDGET), seed=SEED,
                               observers=[recorder])
     rejected_rows = [row for row in summary.summary_rows(tuner) if row["status"] == "REJECTED"]
     assert len(rejected_rows) == len(tuner.rejected) >= 1
@@ -159,7 +160,7 @@ def test_a_space_where_almost_nothing_fits_ends_with_one_clear_line(splits, tmp_
     monkeypatch.setattr(oracles, "MAX_CONSECUTIVE_REJECTIONS", 5)
     space = spaces.load(ROOT / "search_spaces" / "cnn2d.yaml")  # its smallest configuration has 120 params
     with pytest.raises(TunerAppError) as caught:
-        search_run.run_search(space, splits, tmp_path, max_params=120, seed=1)
+        search_run.run_search(space, splits, tmp_path, budget=Budget(120), seed=1)
     message = str(caught.value)
     assert "\n" not in message and re.match(r".*cnn2d\.yaml: 5 configurations in a row .*--max-params", message)
 

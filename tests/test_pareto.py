@@ -1,13 +1,14 @@
 import csv
 import functools
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tuner_app.analysis import front_table, pareto
+from tuner_app.analysis import front_table, pareto, pareto_plot
 from tuner_app.errors import TunerAppError
 from tuner_app.model import architecture, spaces
 from tuner_app.search import front
@@ -30,6 +31,28 @@ def _row(run_id, val, params, test=None, status="FINISHED", model="cnn2d", **hyp
               **hyperparameters}
     return {"run_id": run_id, "trial_id": run_id.upper(), "status": status, "outcome": "COMPLETED",
             "trial_dir": f"/t/{run_id}", "model": model, "hyperparameters": values, "metrics": metrics}
+
+
+def _measured(row, **metrics):
+    """row with more metrics, as a search that measured the int8 model logs them (None: the run lacks it)."""
+    row["metrics"].update({name: value for name, value in metrics.items() if value is not None})
+    return row
+
+
+def _device_trials():
+    """By params the front is s, p, q, r; by flash q, r (p is bigger and worse than q; s has no flash)."""
+    return [_measured(_row("p", 0.80, 100), flash_bytes=50_000, ram_bytes=9_000, latency_ms=0.25),
+            _measured(_row("q", 0.85, 1000), flash_bytes=20_000, ram_bytes=4_000, latency_ms=0.125),
+            _measured(_row("r", 0.90, 10_000), flash_bytes=30_000, ram_bytes=8_000, latency_ms=1.5),
+            _row("s", 0.50, 10)]
+
+
+def _int8_trials():
+    """On float accuracy the front is c, a; on int8 accuracy d, a, b (c has no int8 accuracy; a loses most)."""
+    return [_measured(_row("a", 0.90, 100, test=0.89), val_accuracy_int8=0.60, test_accuracy_int8=0.58),
+            _measured(_row("b", 0.85, 1000, test=0.84), val_accuracy_int8=0.88, test_accuracy_int8=0.86),
+            _row("c", 0.70, 10, test=0.70),
+            _measured(_row("d", 0.50, 50, test=0.45), val_accuracy_int8=0.55, test_accuracy_int8=0.40)]
 
 
 def _trials():
@@ -215,6 +238,7 @@ def test_analyse_other_axes_skip_the_seed_with_a_note(tmp_path, caplog):
     ({"x": "flops"}, "unknown Pareto size axis 'flops'"),
     ({"y": "train"}, "unknown Pareto accuracy axis 'train'"),
     ({"reference": "paper"}, "unknown Pareto reference 'paper'"),
+    ({"accuracy": "fp16"}, "unknown Pareto accuracy 'fp16'; choose one of float, int8"),
 ])
 def test_analyse_rejects_unknown_options(tmp_path, kwargs, message):
     with pytest.raises(TunerAppError, match=message):
@@ -251,6 +275,99 @@ def test_the_front_says_whether_its_split_is_speaker_disjoint(tmp_path, flags, e
     assert json.loads(analysis.json_path.read_text())["speaker_disjoint"] is expected
     assert line in front_table.format_table(analysis).splitlines()[-3]
     assert (pareto.SEEN_SPEAKERS_NOTE in analysis.notes) is (expected is False)  # also on the plot
+
+
+def test_every_size_axis_has_a_fixed_hypervolume_reference_and_every_searched_one_is_an_axis():
+    assert set(pareto.SIZE_AXES) <= set(spaces.HV_REFERENCES)
+    assert set(spaces.SIZE_OBJECTIVES) <= set(pareto.SIZE_AXES)  # a search's final analysis is on its objective
+
+
+def _ids(rows):
+    return [row["run_id"] for row in rows]
+
+
+def test_the_front_on_flash_differs_from_the_front_on_params(tmp_path):
+    by_params = pareto.analyse(_device_trials(), tmp_path / "params")
+    by_flash = pareto.analyse(_device_trials(), tmp_path / "flash", x="flash_bytes")
+    assert _ids(by_params.front) == ["s", "p", "q", "r"] and by_params.left_out == 0
+    assert _ids(by_flash.front) == ["q", "r"] and _ids(by_flash.all_rows) == ["q", "r", "p"]
+    assert by_flash.left_out == 1  # s: no flash_bytes
+    assert by_flash.reference_point == spaces.HV_REFERENCES["flash_bytes"]
+    x_ref = math.log10(by_flash.reference_point[0])
+    expected = (x_ref - math.log10(20_000)) * 0.85 + (x_ref - math.log10(30_000)) * (0.90 - 0.85)
+    assert by_flash.hypervolume == pytest.approx(expected, abs=1e-9)
+    assert pareto.select(_device_trials(), "smallest-within:0.1")["run_id"] == "p"
+    assert pareto.select(_device_trials(), "smallest-within:0.1", x="flash_bytes")["run_id"] == "q"
+
+
+@pytest.mark.parametrize("x", ["ram_bytes", "latency_ms"])
+def test_the_other_device_axes(tmp_path, x):
+    analysis = pareto.analyse(_device_trials(), tmp_path, x=x)
+    assert _ids(analysis.front) == ["q", "r"] and analysis.left_out == 1  # p: more RAM and slower than q
+    assert json.loads(analysis.json_path.read_text())["x"] == x
+    assert analysis.png_path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_the_csv_has_the_device_costs_and_int8_accuracies(tmp_path):
+    rows = _device_trials() + [_int8_trials()[0]]
+    analysis = pareto.analyse(rows, tmp_path)
+    with analysis.csv_path.open(newline="") as handle:
+        lines = {line["run_id"]: line for line in csv.DictReader(handle)}
+    columns = ("flash_bytes", "ram_bytes", "latency_ms", "val_accuracy_int8", "test_accuracy_int8")
+    assert [lines["q"][name] for name in columns] == ["20000", "4000", "0.125", "", ""]  # latency not rounded
+    assert [lines["s"][name] for name in columns] == ["", "", "", "", ""]  # an old run: measured nothing
+    assert [lines["a"][name] for name in columns] == ["", "", "", "0.6", "0.58"]
+
+
+def test_int8_accuracy_chooses_the_front_and_leaves_out_runs_without_it(tmp_path):
+    by_float = pareto.analyse(_int8_trials(), tmp_path / "float")
+    by_int8 = pareto.analyse(_int8_trials(), tmp_path / "int8", accuracy="int8")
+    assert _ids(by_float.front) == ["c", "a"] and by_float.left_out == 0 and by_float.accuracy == "float"
+    assert _ids(by_int8.front) == ["d", "a", "b"] and _ids(by_int8.all_rows) == ["d", "a", "b"]
+    assert by_int8.left_out == 1  # c: no val_accuracy_int8
+    x_ref = math.log10(spaces.HV_REFERENCES["params_total"][0])
+    expected = (x_ref - math.log10(50)) * 0.55 + (x_ref - 2) * 0.05 + (x_ref - 3) * 0.28
+    assert by_int8.hypervolume == pytest.approx(expected, abs=1e-9)
+    summary = json.loads(by_int8.json_path.read_text())
+    assert (summary["accuracy"], summary["accuracy_metric"]) == ("int8", "val_accuracy_int8")
+    assert summary["front_run_ids"] == ["d", "a", "b"]
+    assert json.loads(by_float.json_path.read_text())["accuracy_metric"] == "best_val_accuracy"
+
+
+def test_int8_accuracy_selects_on_val_accuracy_int8():
+    rows = _int8_trials()
+    assert pareto.select(rows, "best")["run_id"] == "a"
+    assert pareto.select(rows, "best", accuracy="int8")["run_id"] == "b"
+    assert pareto.select(rows, "smallest-within:0.1", accuracy="int8")["run_id"] == "b"  # a: 0.60, below 0.78
+    assert pareto.eligible_rows(rows, accuracy="int8")[1] == 1
+    with pytest.raises(TunerAppError, match=r"no finished trial with val_accuracy_int8 .*\(1 left out\)"):
+        pareto.select([_row("old", 0.9, 10)], "best", accuracy="int8")
+
+
+def test_int8_test_accuracy_is_what_y_test_plots(tmp_path, monkeypatch):
+    drawn = []
+    original = pareto_plot._xy
+
+    def recording_xy(rows, x, y_metric):
+        drawn.append(y_metric)
+        return original(rows, x, y_metric)
+
+    monkeypatch.setattr(pareto_plot, "_xy", recording_xy)
+    pareto.analyse(_int8_trials(), tmp_path / "int8", y="test", accuracy="int8")
+    pareto.analyse(_int8_trials(), tmp_path / "float", y="test")
+    assert drawn == ["test_accuracy_int8"] * 2 + ["test_accuracy"] * 2  # trials, then the front
+
+
+def test_format_table_shows_device_costs_and_int8_accuracies_the_front_has(tmp_path):
+    rows = [_measured(row, val_accuracy_int8=0.8 + index / 100) for index, row in enumerate(_device_trials()[:3])]
+    analysis = pareto.analyse(rows, tmp_path, x="flash_bytes", accuracy="int8")
+    table = front_table.format_table(analysis).splitlines()
+    assert table[0].split() == ["Architecture", "Val", "Acc", "Test", "Acc", "Int8", "Val", "Flash", "RAM",
+                                "Latency", "ms", "Trial"]  # no int8 test accuracy: not a column
+    assert table[1].split()[-6:] == ["-", "0.8100", "20,000", "4,000", "0.125", "Q"]
+    assert "chosen on int8 validation accuracy" in table[3]
+    assert "(log10 flash_bytes, int8 validation accuracy)" in table[5]
+    assert table[5].endswith("(flash_bytes=1,000,000,000, int8 validation accuracy=0.00)")
 
 
 def test_seed_points_transcribe_the_published_tables():

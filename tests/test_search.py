@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import smoke_space, tone_splits
 
+from tuner_app.device.budget import Budget
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model import spaces
@@ -61,7 +62,7 @@ def budget_search(splits, tmp_path_factory):
     """A random search of 2 trials under --max-params 300 (seed 2 draws a two-layer net early): (tuner, events
     its observer heard)."""
     recorder = Recorder()
-    tuner = search_run.run_search(_space(max_trials=2), splits, tmp_path_factory.mktemp("budget"), max_params=300,
+    tuner = search_run.run_search(_space(max_trials=2), splits, tmp_path_factory.mktemp("budget"), budget=Budget(300),
                               seed=2, observers=[recorder], verbose=0)
     return tuner, recorder.events
 
@@ -121,7 +122,7 @@ def test_budget_rejects_without_spending_trials(budget_search):
 
 def test_impossible_budget_is_a_user_error(splits, tmp_path):
     with pytest.raises(TunerAppError, match=r"smoke.yaml: no configuration fits --max-params 100; the smallest has 184 params \(conv_layers=1, fc_layers=0\)"):
-        search_run.run_search(_space(name="grid", max_trials=2), splits, tmp_path, max_params=100, verbose=0)
+        search_run.run_search(_space(name="grid", max_trials=2), splits, tmp_path, budget=Budget(100), verbose=0)
 
 
 def test_observers_hear_every_trial_and_every_rejection(budget_search):
@@ -134,7 +135,7 @@ def test_observers_hear_every_trial_and_every_rejection(budget_search):
     completed = next(event for event in ends if event[2] == "COMPLETED")
     assert completed[4] == sorted(["val_accuracy", "val_loss", "test_accuracy", "params", "params_total",
                                    "params_trainable", "params_conv", "params_fc", "macs", "train_seconds",
-                                   "model_bytes", "latency_ms", "stopped_at_chance"])
+                                   "model_bytes", "keras_latency_ms", "stopped_at_chance"])
     first = completed[1]
     assert ("epoch", first, 0, ["accuracy", "loss", "val_accuracy", "val_loss"]) in events
     assert [event[0] for event in events].count("begin") == len(ends)

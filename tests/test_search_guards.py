@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import one_line_error, smoke_space, tone_splits
 
+from tuner_app.device.budget import Budget
 from tuner_app.search import fingerprint, lock, run as search_run, tuners, worker
 from tuner_app.search.record import SEARCH_RECORD, read_search_record
 
@@ -88,7 +89,7 @@ CHANGES = {
     "max_trials up": (lambda: {"space": smoke_space(max_trials=3)}, None),
     "max_trials down": (lambda: {"space": smoke_space(max_trials=1)}, None),
     "retries": (lambda: {"space": smoke_space(max_retries_per_trial=2, max_consecutive_failed_trials=5)}, None),
-    "--max-params": (lambda: {"max_params": 10**6}, None),
+    "--max-params": (lambda: {"budget": Budget(10**6)}, None),
     "--seed": (lambda: {"seed": 1}, "training.seed: 0 -> 1"),
     "training": (lambda: {"space": _with("training", epochs=2)}, "training.epochs: 1 -> 2"),
     "executions": (lambda: {"space": smoke_space(executions_per_trial=2)}, "tuner.executions_per_trial: (none) -> 2"),

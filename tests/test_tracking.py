@@ -7,6 +7,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import smoke_space, tone_splits, two_word_corpus
 
+from tuner_app.device.budget import Budget
 from tuner_app.cli import cli
 from tuner_app.errors import TunerAppError
 from tuner_app.model import hyperparameters as hps
@@ -19,7 +20,7 @@ from tuner_app.tracking.tracker import MLflowTracker
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 EXPERIMENT = "test-exp"
 FINAL_METRICS = {"best_val_accuracy", "best_val_loss", "test_accuracy", "params_total", "params_trainable",
-                 "params_conv", "params_fc", "macs", "model_bytes", "train_seconds", "latency_ms"}
+                 "params_conv", "params_fc", "macs", "model_bytes", "train_seconds", "keras_latency_ms"}
 DATA = {"path": "/corpus", "fingerprint": "abc123",
         "counts": {"zero": {"train": 2, "validation": 1, "test": 1}, "one": {"train": 3, "validation": 0, "test": 1}}}
 
@@ -181,7 +182,7 @@ def test_resume_keeps_one_parent_and_never_logs_a_trial_twice(splits, tmp_path, 
 
 def test_rejected_trials_end_killed_with_reason_and_size(splits, tmp_path, new_store):
     new_store(_store_file(tmp_path))
-    _search(splits, tmp_path, _space(max_trials=1), max_params=300, seed=2)
+    _search(splits, tmp_path, _space(max_trials=1), budget=Budget(300), seed=2)
     _, children = _runs(tmp_path)
     rejected = [child for child in children if child.data.tags["tuner_app.outcome"] == "REJECTED"]
     assert len(rejected) >= 1 and len(children) == 1 + len(rejected)

@@ -24,3 +24,4 @@ SEED = click.IntRange(0, SEED_MAX)
 TRIALS = click.IntRange(1, MAX_TRIALS)
 CLIPS_PER_WORD = click.IntRange(1, 100_000)  # 1.6 million clips; its plan of takes is made in memory first
 WORKER_TIMEOUT = FiniteFloatRange(1, 7 * 24 * 3600)  # a week; inf or nan would never give a lost trial away
+KILOBYTES = FiniteFloatRange(min=0, min_open=True, max=1 << 30)  # a device budget: above 0, at most a terabyte

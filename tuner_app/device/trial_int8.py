@@ -27,6 +27,11 @@ class Int8Data:
     test: Any
 
 
+def asked(space) -> bool:
+    """Whether a search on the space scores its trials in int8: `training.int8`, or int8 as its accuracy axis."""
+    return bool(space.training["int8"]) or space.objective.get("accuracy") == "int8"
+
+
 def data_of(splits: Mapping[str, Any]) -> Int8Data:
     """From the search's decoded splits."""
     from tuner_app.device import tflite  # here: the tracking side reads SCORES without TensorFlow

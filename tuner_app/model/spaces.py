@@ -41,7 +41,11 @@ TUNER_OPTIONS: dict[str, dict[str, type]] = {
     "pareto": {**TUNER_COMMON, "max_trials": int, "sampler": str, "gap_candidates": int},
 }
 PARETO_SAMPLERS = ("tpe", "nsga2")
-SIZE_OBJECTIVES = ("params_total", "macs", "model_bytes")  # `objective.size`: the pareto tuner's second objective
+# `objective.size`: the pareto tuner's second objective. The last three are the int8 model's on a device
+# (device/costs.py), measured before training.
+SIZE_OBJECTIVES = ("params_total", "macs", "model_bytes", "flash_bytes", "ram_bytes", "latency_ms")
+# `objective.accuracy`: which validation accuracy the front is of: the float model's, or its int8 conversion's.
+ACCURACY_METRICS = {"float": "val_accuracy", "int8": "val_accuracy_int8"}
 # chance_epochs: the epochs after the warm-up after which a trial still at chance stops (search/chance.py; 0:
 # never). 5 leaves a slow starter 5 epochs at full learning rate, yet saves most of the 10-40 epochs the spaces
 # give a stuck trial (seen: 25 epochs of a BC-ResNet near chance).
@@ -61,11 +65,13 @@ TUNER_RANGES = {"seed": SEEDS, "max_trials": (1, MAX_TRIALS), "executions_per_tr
                 "num_initial_points": (1, MAX_TRIALS), "alpha": (1e-12, 1e6), "beta": (0.0, 1e6),
                 "max_epochs": (1, 10_000), "factor": (2, 100), "hyperband_iterations": (1, 100),
                 "gap_candidates": (1, 100)}
-OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max", "size": "params_total", "hv_reference": None}
+OBJECTIVE_DEFAULTS = {"name": "val_accuracy", "direction": "max", "size": "params_total", "accuracy": "float",
+                      "hv_reference": None}
 # The hypervolume's fixed reference point per size axis, (size, accuracy), where `objective.hv_reference` gives
 # none: beyond the seed's largest model (50.5M params, 2D conv1 fc2), so every model counts, and fixed, so that
 # searches and tuners compare. Its hypervolume is the area in (log10 size, accuracy) the front dominates.
-HV_REFERENCES = {"params_total": (1e8, 0.0), "macs": (1e11, 0.0), "model_bytes": (4e8, 0.0)}
+HV_REFERENCES = {"params_total": (1e8, 0.0), "macs": (1e11, 0.0), "model_bytes": (4e8, 0.0),
+                 "flash_bytes": (1e9, 0.0), "ram_bytes": (1e9, 0.0), "latency_ms": (1e4, 0.0)}
 REFERENCE_HELP = "give SIZE,ACC: a positive size and an accuracy in [0, 1], e.g. 1e8,0"
 
 
@@ -85,6 +91,11 @@ class SearchSpace:
     training: dict[str, int]
     objective: dict[str, Any]
     initial_configurations: tuple[InitialConfiguration, ...] = ()
+
+
+def accuracy_metric(space: SearchSpace) -> str:
+    """The validation accuracy the space's front is of (`objective.accuracy`)."""
+    return ACCURACY_METRICS[space.objective.get("accuracy", "float")]
 
 
 def search_dirs() -> list[Traversable]:
@@ -223,6 +234,9 @@ def _objective(section: Any, source: str) -> dict[str, Any]:
     if objective["size"] not in SIZE_OBJECTIVES:
         raise TunerAppError(f"{source}: objective.size: expected one of {list(SIZE_OBJECTIVES)}, "
                             f"got {objective['size']!r}")
+    if objective["accuracy"] not in ACCURACY_METRICS:
+        raise TunerAppError(f"{source}: objective.accuracy: expected one of {list(ACCURACY_METRICS)}, "
+                            f"got {objective['accuracy']!r}")
     if objective["direction"] not in ("min", "max"):
         raise TunerAppError(f"{source}: objective.direction: expected 'min' or 'max', "
                             f"got {objective['direction']!r}")

@@ -22,6 +22,7 @@ MAY_CHANGE = ("max_trials", "max_retries_per_trial", "max_consecutive_failed_tri
 # that value each is left out of the identity, so a search recorded then still resumes; any other is a change.
 LATER_AUGMENT_KEYS = ("speed_min", "speed_max", "vtlp_alpha", "vtlp_boundary_hz", "mixup_alpha")
 LATER_KEYS = {("training", "chance_epochs"): 0, ("training", "monitor"): "val_loss", ("training", "int8"): False,
+              ("objective", "accuracy"): "float",
               **{("augment", key): getattr(AugmentConfig, key) for key in LATER_AUGMENT_KEYS}}
 DIFFERENCES_SHOWN = 3
 SHOWN_CHARS = 24  # of a long value (a corpus fingerprint, a list of class names)

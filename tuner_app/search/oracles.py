@@ -1,7 +1,7 @@
 """keras-tuner oracles that only propose configurations the search can train.
 
-A configuration over the --max-params budget, or one whose feature map collapses (InfeasibleConfig), is
-turned away as the oracle proposes it, and a fitting one is drawn instead: it never becomes a keras-tuner
+A configuration over the size budget (--max-params, --max-flash, --max-ram: device/budget.py), or one whose
+feature map collapses (InfeasibleConfig), is turned away as the oracle proposes it, and a fitting one is drawn instead: it never becomes a keras-tuner
 trial, so it spends no trial and no invented score reaches Bayesian optimisation's Gaussian process. The
 oracle keeps what it turned away in `rejections` (saved with its state, so a resumed search still shows
 them); the tuner reports them to the search's observers.
@@ -21,10 +21,9 @@ from typing import Any
 
 import keras_tuner
 
-from tuner_app.errors import InfeasibleConfig
+from tuner_app.device.budget import Budget, misfit
 from tuner_app.files import write_json
 from tuner_app.model import hyperparameters as hps
-from tuner_app.model.architecture import sizes
 from tuner_app.model.spaces import SearchSpace
 from tuner_app.search import interrupts
 from tuner_app.search.checkpoints import runs_dir_write
@@ -37,20 +36,6 @@ RETRIED_STATUSES = ("RUNNING", "INVALID")  # a trial a kill interrupted, or one 
 # space's default, drew other configurations on every run. 0 goes to keras-tuner as this seed, outside that range.
 SEED_ZERO = 10_007
 log = logging.getLogger(__name__)
-
-
-def misfit(space: SearchSpace, values: Mapping[str, Any], max_params: int | None,
-           n_classes: int) -> tuple[int | None, str | None]:
-    """(params, why the configuration cannot be trained); the reason is None if it can, params None if
-    it is infeasible."""
-    try:
-        params = sizes(space, {name: value for name, value in values.items() if name in space.hyperparameters},
-                       n_classes)
-    except InfeasibleConfig as err:
-        return None, str(err)
-    if max_params is not None and params["params_total"] > max_params:
-        return params["params_total"], f"{params['params_total']} params > budget {max_params}"
-    return params["params_total"], None
 
 
 def _key(values: Mapping[str, Any]) -> str:
@@ -67,8 +52,8 @@ class BudgetMixin:
     tests/test_keras_tuner_contract.py pins what this relies on.
     """
 
-    def __init__(self, space: SearchSpace, max_params: int | None, n_classes: int, **options):
-        self.space, self.max_params, self.n_classes = space, max_params, n_classes
+    def __init__(self, space: SearchSpace, budget: Budget | None, n_classes: int, **options):
+        self.space, self.budget, self.n_classes = space, budget or Budget(), n_classes
         self.rejections: list[dict[str, Any]] = []
         self._rejected: set[str] = set()
         self._consecutive_rejections = 0
@@ -81,7 +66,7 @@ class BudgetMixin:
     def fits(self, values: Mapping[str, Any], name: str | None = None) -> bool:
         """True if `values` can be trained; otherwise record it (once) among the rejections, its reason led by
         `name` (an initial configuration's)."""
-        params, reason = misfit(self.space, values, self.max_params, self.n_classes)
+        params, reason = misfit(self.space, values, self.budget, self.n_classes)
         if reason is None:
             self._consecutive_rejections = 0
             return True
@@ -127,8 +112,8 @@ class BudgetMixin:
             if values is None or self.fits(values):
                 return values
         self.gave_up = (f"{self.space.source}: {self._consecutive_rejections} configurations in a row were "
-                        f"turned away (the last: {self.rejections[-1]['reason']}); raise --max-params or "
-                        "narrow the space")
+                        f"turned away (the last: {self.rejections[-1]['reason']}); loosen "
+                        f"{self.budget.describe() or 'the budget'} or narrow the space")
         return None  # keras-tuner's own answer when it runs out of values: the search stops
 
     def _duplicate(self, values) -> bool:
@@ -156,7 +141,7 @@ class BudgetMixin:
 
     def _still_misfits(self, values: Mapping[str, Any]) -> bool:
         try:
-            return misfit(self.space, values, self.max_params, self.n_classes)[1] is not None
+            return misfit(self.space, values, self.budget, self.n_classes)[1] is not None
         except KeyError:  # the space has gained a hyperparameter since
             return False
 

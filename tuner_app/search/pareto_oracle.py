@@ -2,10 +2,11 @@
 
 Keras Tuner optimises one number. This oracle asks Optuna's multi-objective sampler (TPE, or NSGA-II) for each
 configuration through its ask-and-tell interface, with two objectives: validation accuracy (maximised) and the
-size (`objective.size`: params_total, macs or model_bytes; minimised), while keras-tuner still runs the trials,
-so tracking, resume and the budget keep working. The size of a configuration is known before it trains (the
-architecture walk): one over the budget, or infeasible, is told to the study as failed and another is asked
-for, without spending a trial.
+size (`objective.size`: params_total, macs, model_bytes, or on a device flash_bytes, ram_bytes, latency_ms;
+minimised), while keras-tuner still runs the trials, so tracking, resume and the budget keep working. The
+accuracy is the float model's or its int8 conversion's (`objective.accuracy`). The size of a configuration is
+known before it trains (the architecture walk, or its int8 model converted untrained): one over the budget, or
+infeasible, is told to the study as failed and another is asked for, without spending a trial.
 
 The space's initial configurations come first, one per trial: each is enqueued in the study (Optuna's
 `enqueue_trial`), so the asked trial carries its values and the sampler learns from its result as from any other's;
@@ -26,16 +27,20 @@ from typing import Any
 import keras_tuner
 import optuna
 
+from tuner_app.device import costs
+from tuner_app.device.budget import Budget, misfit
+from tuner_app.errors import TunerAppError
 from tuner_app.model import hyperparameters as hps
 from tuner_app.model.architecture import sizes
 from tuner_app.model.configurations import configurations, is_grid
-from tuner_app.model.spaces import SearchSpace
+from tuner_app.model.spaces import SearchSpace, accuracy_metric
 from tuner_app.search.front import front_points, gap_width
-from tuner_app.search.oracles import MAX_CONSECUTIVE_REJECTIONS, BudgetMixin, misfit
+from tuner_app.search.oracles import MAX_CONSECUTIVE_REJECTIONS, BudgetMixin
 from tuner_app.search.record import trial_point, trial_points
 
 REDRAW_AFTER_REPEATS = 20  # proposals in a row of configurations tried already, before a random draw
-# The gap preference measures sizes with the walk, before training: model_bytes grows as params_total does.
+# The gap preference measures sizes before training: with the walk (model_bytes grows as params_total does), or
+# on a device axis the int8 model converted untrained (device/costs.py).
 WALK_SIZES = {"params_total": "params_total", "macs": "macs", "model_bytes": "params_total"}
 
 
@@ -80,9 +85,9 @@ DEFAULT_MAX_TRIALS = 10
 class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
     """Proposes configurations for the front of validation accuracy against size (see the module)."""
 
-    def __init__(self, space: SearchSpace, max_params: int | None, n_classes: int, *, sampler: str = "tpe",
+    def __init__(self, space: SearchSpace, budget: Budget | None, n_classes: int, *, sampler: str = "tpe",
                  gap_candidates: int = 1, max_trials: int = DEFAULT_MAX_TRIALS, seed: int | None = None, **options):
-        super().__init__(space, max_params, n_classes, max_trials=max_trials, seed=seed, **options)
+        super().__init__(space, budget, n_classes, max_trials=max_trials, seed=seed, **options)
         self.sampler_name, self.size = sampler, space.objective.get("size", "params_total")
         self.gap_candidates = gap_candidates
         self._study: optuna.Study | None = None
@@ -109,7 +114,7 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
 
     def _objectives(self, trial) -> list[float] | None:
         """[validation accuracy, size] of a completed trial; None for any other."""
-        point = trial_point(trial, self.size)
+        point = trial_point(trial, self.size, accuracy_metric(self.space))
         return None if point is None else [point[1], point[0]]
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
@@ -162,7 +167,8 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
                 return candidates
         if not candidates:  # turned away again and again, not a spent space: say why
             self.gave_up = (f"{self.space.source}: {MAX_CONSECUTIVE_REJECTIONS} proposals in a row were over the "
-                            "budget, infeasible or tried already; raise --max-params or widen the space")
+                            f"budget, infeasible or tried already; loosen {self.budget.describe() or 'the budget'} "
+                            "or widen the space")
         return candidates
 
     def _untried(self) -> dict[str, Any] | None:
@@ -174,18 +180,27 @@ class ParetoOracle(BudgetMixin, keras_tuner.Oracle):
         remaining = [values for values in configurations(self.space) if _key(self._sampled(values)) not in tried]
         random.Random(self.seed + len(self.trials)).shuffle(remaining)
         return next((values for values in remaining
-                     if misfit(self.space, values, self.max_params, self.n_classes)[1] is None), None)
+                     if misfit(self.space, values, self.budget, self.n_classes)[1] is None), None)
 
     def _widest_gap(self, candidates: list[tuple]) -> tuple:
         """The candidate whose size falls in the widest gap of the current front; the first (the sampler's own
         order) among equals, and always while the front has under two points."""
-        axis = WALK_SIZES[self.size]
-        front = front_points(list(trial_points(self, axis).values()))
+        axis = WALK_SIZES.get(self.size, self.size)
+        front = front_points(list(trial_points(self, axis, accuracy_metric(self.space)).values()))
         if len(candidates) == 1 or len(front) < 2:
             return candidates[0]
-        widths = [gap_width(sizes(self.space, self._space_values(values), self.n_classes)[axis], front)
-                  for _, values in candidates]
+        widths = [self._gap(values, axis, front) for _, values in candidates]
         return candidates[widths.index(max(widths))]
+
+    def _gap(self, values: Mapping[str, Any], axis: str, front) -> float:
+        """gap_width of the candidate's size before training; -1 (last choice) where it has no int8 model."""
+        values = self._space_values(values)
+        if axis not in costs.DEVICE_COSTS:
+            return gap_width(sizes(self.space, values, self.n_classes)[axis], front)
+        try:
+            return gap_width(costs.untrained(self.space, values, self.n_classes)[axis], front)
+        except TunerAppError:
+            return -1.0
 
     def _values(self, asked: optuna.trial.Trial) -> dict[str, Any]:
         """A configuration drawn on the Optuna trial: each active hyperparameter in order, parents first."""

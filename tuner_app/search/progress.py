@@ -9,10 +9,12 @@ import time
 from typing import Any, Mapping, TextIO
 
 from tuner_app.errors import InfeasibleConfig
+from tuner_app.model.spaces import accuracy_metric
 from tuner_app.search import chance
 from tuner_app.search.observers import SearchObserver, TrialOutcome
 from tuner_app.search.record import search_front
 
+ACCURACY_SHOWN = {"val_accuracy": "val_acc", "val_accuracy_int8": "int8 val_acc"}
 FRONT_SHOWN = 8  # points of the front on its progress line; a longer front shows its ends
 
 
@@ -79,7 +81,7 @@ class ProgressReporter(SearchObserver):
         runs = f" ({scores['executions']:.0f} runs)" if "executions" in scores else ""  # executions_per_trial > 1
         test = f", test_acc {_score(scores, 'test_accuracy')}" if "test_accuracy" in scores else ""
         self._say(f"    done in {_duration(seconds)}: val_acc {_score(scores, 'val_accuracy')}{runs}{test}"
-                  f"{_chance_text(scores)}{self._eta()}")
+                  f"{_int8_text(scores)}{_chance_text(scores)}{self._eta()}")
         self._say(front_line(tuner))
 
     def trial_lost(self, tuner, trial, reason: str, retried: bool) -> None:
@@ -107,7 +109,7 @@ def front_line(tuner) -> str:
     shown = front if len(front) <= FRONT_SHOWN else [*front[:FRONT_SHOWN // 2], None, *front[-FRONT_SHOWN // 2:]]
     cells = " | ".join("..." if point is None else f"{_compact(point[0])} {point[1]:.3f}" for point in shown)
     return (f"    front: {len(front)} of {len(found.points)} trials, hypervolume {found.hypervolume:.4f} "
-            f"({found.size}, val_acc): {cells}")
+            f"({found.size}, {ACCURACY_SHOWN[accuracy_metric(tuner.space)]}): {cells}")
 
 
 def _compact(size: float) -> str:
@@ -140,6 +142,22 @@ def _settings(tuner, values: Mapping[str, Any]) -> str:
 
 def _params_text(tuner, values: Mapping[str, Any]) -> str:
     try:
-        return f"{tuner.sizes(values)['params']:,} params"
+        return f"{tuner.sizes(values)['params']:,} params{_device_text(tuner.device_costs(values))}"
     except InfeasibleConfig:  # the oracle turns infeasible configurations away; an old project may hold one
         return "infeasible"
+
+
+def _device_text(scores: Mapping[str, float]) -> str:
+    """", int8: flash 48.0 KB, RAM 23.7 KB, 0.18 ms" where the int8 model's device costs were measured."""
+    if "flash_bytes" not in scores:
+        return ""
+    return (f", int8: flash {scores['flash_bytes'] / 1024:.1f} KB, RAM {scores['ram_bytes'] / 1024:.1f} KB"
+            + (f", {scores['latency_ms']:.2g} ms" if "latency_ms" in scores else ""))
+
+
+def _int8_text(scores: Mapping[str, float]) -> str:
+    """", int8 val_acc 0.8100 test_acc 0.8000" for a trial scored in int8 (device/trial_int8.py)."""
+    if "val_accuracy_int8" not in scores:
+        return ""
+    test = f" test_acc {scores['test_accuracy_int8']:.4f}" if "test_accuracy_int8" in scores else ""
+    return f"; int8 val_acc {scores['val_accuracy_int8']:.4f}{test}"

@@ -13,7 +13,7 @@ from tuner_app.files import atomic_path
 from tuner_app.search.checkpoints import runs_dir_write
 from tuner_app.search.fingerprint import digest
 from tuner_app.search.front import Point, front_points, hypervolume
-from tuner_app.model.spaces import resolved
+from tuner_app.model.spaces import accuracy_metric, resolved
 
 SEARCH_RECORD = "tuner_app_search.json"  # beside the trials: what export needs to rebuild a trial's model
 
@@ -56,20 +56,20 @@ def metric(trial, name: str) -> float | None:
     return trial.metrics.get_last_value(name)
 
 
-def trial_point(trial, size: str) -> tuple[float, float] | None:
-    """(size, validation accuracy) of a COMPLETED trial that reported both, else None. `params` stands in for
-    params_total in projects from before that metric."""
+def trial_point(trial, size: str, accuracy_name: str = "val_accuracy") -> tuple[float, float] | None:
+    """(size, validation accuracy: `accuracy_name`, float or int8) of a COMPLETED trial that reported both, else
+    None. `params` stands in for params_total in projects from before that metric."""
     if trial.status != "COMPLETED":
         return None
     if size == "params_total" and not trial.metrics.exists(size):
         size = "params"
-    accuracy, measured = metric(trial, "val_accuracy"), metric(trial, size)
+    accuracy, measured = metric(trial, accuracy_name), metric(trial, size)
     return None if accuracy is None or measured is None else (float(measured), float(accuracy))
 
 
-def trial_points(oracle, size: str) -> dict[str, tuple[float, float]]:
+def trial_points(oracle, size: str, accuracy_name: str = "val_accuracy") -> dict[str, tuple[float, float]]:
     """trial id -> (size, validation accuracy) of every trial trial_point gives a point for."""
-    points = {trial.trial_id: trial_point(trial, size) for trial in oracle.trials.values()}
+    points = {trial.trial_id: trial_point(trial, size, accuracy_name) for trial in oracle.trials.values()}
     return {trial_id: point for trial_id, point in points.items() if point}
 
 
@@ -86,6 +86,6 @@ class SearchFront:
 
 def search_front(tuner) -> SearchFront:
     size = tuner.space.objective["size"]
-    points = list(trial_points(tuner.oracle, size).values())
+    points = list(trial_points(tuner.oracle, size, accuracy_metric(tuner.space)).values())
     return SearchFront(size, points, front_points(points),
                        hypervolume(points, tuple(tuner.space.objective["hv_reference"])))

@@ -15,6 +15,7 @@ import keras_tuner
 from tuner_app.data import trainability
 from tuner_app.data.cache import DecodedClips
 from tuner_app.device import trial_int8
+from tuner_app.device.budget import Budget, check_device_budget
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model.architecture import N_CLASSES
@@ -29,7 +30,7 @@ from tuner_app.search.tuners import TUNERS
 
 
 def make_tuner(space: SearchSpace, hypermodel, directory: Path, project: str, tuner_name: str | None = None,
-               max_params: int | None = None, overwrite: bool = False, seed: int | None = None,
+               budget: Budget | None = None, overwrite: bool = False, seed: int | None = None,
                observers: Sequence[SearchObserver] = ()):
     """The tuner named by the space (or `tuner_name`), with the YAML's options, in directory/project."""
     name = tuner_name or space.tuner["name"]
@@ -40,12 +41,12 @@ def make_tuner(space: SearchSpace, hypermodel, directory: Path, project: str, tu
         options.setdefault("max_epochs", space.training["epochs"])
     options["seed"] = seed if seed is not None else options.get("seed", space.training["seed"])
     objective = keras_tuner.Objective(space.objective["name"], space.objective["direction"])
-    return TUNERS[name](hypermodel, space, max_params, observers, objective=objective, directory=str(directory),
+    return TUNERS[name](hypermodel, space, budget, observers, objective=objective, directory=str(directory),
                         project_name=project, overwrite=overwrite, **options)
 
 
 def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: Path, *,
-               tuner_name: str | None = None, max_params: int | None = None, fresh: bool = False,
+               tuner_name: str | None = None, budget: Budget | None = None, fresh: bool = False,
                seed: int | None = None, noise=None, verbose: int = 0, class_names: Sequence[str] | None = None,
                observers: Sequence[SearchObserver] = (), data: Mapping[str, Any] | None = None,
                worker_timeout: float = distribution.DEFAULT_WORKER_TIMEOUT):
@@ -57,7 +58,9 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     gives a trial up when its worker is silent for `worker_timeout` seconds.
     """
     class_names = list(class_names or (f"class_{index}" for index in range(N_CLASSES)))
-    check_budget(space, max_params, len(class_names))
+    budget = budget or Budget()
+    check_budget(space, budget.params, len(class_names))
+    check_device_budget(space, budget, len(class_names))
     seed = seed if seed is not None else space.training["seed"]
     keras.utils.set_random_seed(seed)
     steps_per_epoch = max(1, math.ceil(len(splits.get("train", ())) / space.training["batch_size"]))
@@ -75,9 +78,9 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     with _project_held(project_dir, role), interrupts.signals_to(interrupts.request_stop):
         _prepare_project(project_dir, fresh, role, identity)
         tuner = make_tuner(space, hypermodel, Path(directory), project_dir.name, tuner_name=tuner_name,
-                           max_params=max_params, seed=seed, observers=observers)
+                           budget=budget, seed=seed, observers=observers)
         tuner.worker_timeout = worker_timeout
-        tuner.int8_data = trial_int8.data_of(splits) if space.training["int8"] else None
+        tuner.int8_data = trial_int8.data_of(splits) if trial_int8.asked(space) else None
         if role == "worker":  # the chief has written the record, with its own view of the data
             _check_chief_record(tuner, identity)
         else:
@@ -161,7 +164,7 @@ def _datasets(space: SearchSpace, splits: dict[str, DecodedClips], noise, seed: 
 def _check_some_completed(tuner) -> None:
     completed = [trial for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED"]
     if tuner.rejected and not completed:
-        raise TunerAppError(f"{tuner.space.source}: no configuration of the space fits the budget of "
-                            f"{tuner.max_params} params ({len(tuner.rejected)} rejected)")
+        raise TunerAppError(f"{tuner.space.source}: no configuration of the space fits "
+                            f"{tuner.budget.describe()} ({len(tuner.rejected)} rejected)")
 
 

@@ -1,5 +1,5 @@
 """The search loop: keras-tuner tuners whose trials train with early stopping and score on test data. Their
-oracles (search/oracles.py) turn away configurations over the parameter budget, or infeasible ones, before
+oracles (search/oracles.py) turn away configurations over the size budget, or infeasible ones, before
 they become trials; the tuner reports those rejections to its observers.
 
 Resume is keras-tuner's own: the same directory and project name with overwrite=False reloads the oracle,
@@ -16,14 +16,14 @@ import keras_tuner
 from keras_tuner.src.distribute.oracle_client import OracleClient
 
 from tuner_app.constants import SEED_MAX
-from tuner_app.device import trial_int8
+from tuner_app.device import costs, trial_int8
+from tuner_app.device.budget import Budget, measures_device
 from tuner_app.errors import TunerAppError
 from tuner_app.files import write_json
 from tuner_app.model import architecture
 from tuner_app.model.build import epochs
-from tuner_app.model.configurations import configurations, is_grid
 from tuner_app.model.spaces import SearchSpace
-from tuner_app.search import chance, checkpoints, chief, distribution, interrupts, oracles, scoring
+from tuner_app.search import chance, checkpoints, chief, distribution, interrupts, oracles, planned, scoring
 from tuner_app.search.observers import ObserverList, SearchObserver, TrialOutcome
 from tuner_app.search.worker import WorkerOracle
 from tuner_app.search.pareto_oracle import ParetoOracle
@@ -51,14 +51,14 @@ class TrialMixin:
     execution = 0  # which of the running trial's executions is training (0 to executions_per_trial - 1)
     oracle_class: type = oracles.RandomSearchOracle
 
-    def __init__(self, hypermodel, space: SearchSpace, max_params: int | None = None,
+    def __init__(self, hypermodel, space: SearchSpace, budget: Budget | None = None,
                  observers: Sequence[SearchObserver] = (), *, directory: str, project_name: str,
                  overwrite: bool = False, executions_per_trial: int = 1, **oracle_options):
-        self.space, self.max_params, self.observers = space, max_params, ObserverList(observers)
+        self.space, self.budget, self.observers = space, budget or Budget(), ObserverList(observers)
         self._last_model = self._running = None
         self.int8_data = None  # run.py's, where the space asks for int8 scores (device/trial_int8.py)
         self.trained: list[str] = []  # ids of the trials this process trained (a worker's share of a search)
-        oracle = self.oracle_class(space, max_params, hypermodel.n_classes, **oracle_options)
+        oracle = self.oracle_class(space, self.budget, hypermodel.n_classes, **oracle_options)
         # keras-tuner's tuner classes only build their own oracle and hand it to keras_tuner.Tuner, so that is
         # called directly, also past keras_tuner.Hyperband (a base of ours for its continued trials' weights).
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, directory=directory,
@@ -170,7 +170,8 @@ class TrialMixin:
                 kept, self._last_model = execution, model
                 self.save_model(trial.trial_id, model)
         sizes = {**self.sizes(trial.hyperparameters.values), "model_bytes": scoring.weights_bytes(self._last_model),
-                 "latency_ms": scoring.latency_ms(self._last_model, val_ds),
+                 "keras_latency_ms": scoring.latency_ms(self._last_model, val_ds),
+                 **self.device_costs(trial.hyperparameters.values),
                  **(trial_int8.scores(self._last_model, self.int8_data) if self.int8_data else {})}
         return {**scoring.combine(executions, kept), **{key: float(value) for key, value in sizes.items()}}
 
@@ -205,6 +206,15 @@ class TrialMixin:
         counts = architecture.sizes(self.space, space_values, self.n_classes)
         return {"params": counts["params_total"], **counts}
 
+    @property
+    def measures_device(self) -> bool:
+        return measures_device(self.space, self.budget)
+
+    def device_costs(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """The int8 model's flash_bytes, ram_bytes and latency_ms, before training, where measures_device."""
+        space_values = {name: value for name, value in values.items() if name in self.space.hyperparameters}
+        return costs.untrained_or_none(self.space, space_values, self.n_classes) if self.measures_device else {}
+
     def save_model(self, trial_id: str, model, step: int = 0) -> None:
         """Keep the trial's weights where keras-tuner (and Hyperband's continued trials) look for them."""
         with interrupts.signals_to(interrupts.note_stop):  # a half-written checkpoint could not be loaded
@@ -230,15 +240,7 @@ class TrialMixin:
 
     def planned_trials(self) -> int | None:
         """How many trials this search trains in all (None if the oracle cannot say)."""
-        oracle = getattr(self.oracle, "local", self.oracle)  # a worker's own copy knows the budget too
-        if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
-            return _hyperband_trials(oracle)
-        planned = oracle.max_trials
-        if isinstance(oracle, keras_tuner.oracles.GridSearchOracle) and is_grid(self.space):
-            fitting = sum(1 for values in configurations(self.space)
-                          if oracles.misfit(self.space, values, self.max_params, self.n_classes)[1] is None)
-            planned = fitting if planned is None else min(planned, fitting)
-        return planned
+        return planned.trials(self)
 
     def pre_create_trial(self) -> None:
         super().pre_create_trial()
@@ -257,15 +259,6 @@ def _build_optimizer(model) -> None:
 
 def _reason(error: BaseException) -> str:
     return "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-
-
-def _hyperband_trials(oracle) -> int:
-    # keras-tuner's own bracket arithmetic (private; tests/test_keras_tuner_contract.py pins it): every round of
-    # every bracket, per iteration.
-    brackets = range(oracle._get_num_brackets())
-    per_iteration = sum(oracle._get_size(bracket, round_) for bracket in brackets
-                        for round_ in range(oracle._get_num_rounds(bracket)))
-    return per_iteration * oracle.hyperband_iterations
 
 
 class RandomSearch(TrialMixin, keras_tuner.Tuner):

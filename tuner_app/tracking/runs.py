@@ -97,12 +97,14 @@ def tag_pareto(tracking_uri: str | None, front_run_ids: Iterable[str], all_run_i
 
 
 def record_hypervolume(tracking_uri: str | None, run_id: str, x: str, reference: tuple[float, float],
-                       hypervolume: float) -> None:
-    """Put a search's hypervolume on its parent run, with the reference point and size axis it was measured
-    against: tags, as a later analysis may use another reference (`hv_reference` reads as --hv-reference)."""
+                       hypervolume: float, accuracy: str = "float") -> None:
+    """Put a search's hypervolume on its parent run, with the reference point, size axis and accuracy (float or
+    int8) it was measured against: tags, as a later analysis may use another reference (`hv_reference` reads as
+    --hv-reference)."""
     _, client = store(tracking_uri)
     client.set_tag(run_id, "hv_reference", ",".join(f"{value:g}" for value in reference))
     client.set_tag(run_id, "hv_axis", x)
+    client.set_tag(run_id, "hv_accuracy", accuracy)
     client.log_metric(run_id, "hypervolume", hypervolume)
 
 

@@ -180,8 +180,7 @@ class MLflowTracker(observers.SearchObserver):
         params = {**run_params.flatten(spaces.resolved(tuner.space)), **run_params.data_params(record.get("data", {})),
                   "tuner_class": type(tuner).__name__, "project_name": tuner.project_name,
                   **{key: run_params.param_value(value) for key, value in self.parent_params.items()}}
-        if tuner.max_params is not None:
-            params["max_params"] = str(tuner.max_params)
+        params.update({f"max_{name}": str(limit) for name, limit in tuner.budget.limits().items()})
         _log_params(self._client, self.parent_run_id, {k: v for k, v in params.items() if k not in logged})
         changed = {key: value for key, value in params.items() if logged.get(key, value) != value}
         if changed:

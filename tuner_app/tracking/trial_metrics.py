@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from tuner_app.device import trial_int8
+from tuner_app.device import costs, trial_int8
 from tuner_app.errors import InfeasibleConfig
 from tuner_app.search import chance
 
@@ -15,7 +15,8 @@ SIZE_METRICS = ("params_total", "params_trainable", "params_conv", "params_fc", 
 # K > 1 the scores are the mean over the executions, <name>_std their spread (search/scoring.py).
 FINAL_METRICS = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss", "test_accuracy": "test_accuracy",
                  "best_val_accuracy_std": "val_accuracy_std", "best_val_loss_std": "val_loss_std",
-                 **{name: name for name in (*SIZE_METRICS, "model_bytes", "train_seconds", "latency_ms",
+                 **{name: name for name in (*SIZE_METRICS, "model_bytes", "train_seconds", "keras_latency_ms",
+                                            *costs.DEVICE_COSTS,
                                             "test_accuracy_std", "executions", "kept_execution",
                                             *chance.SCORES, "executions_at_chance", *trial_int8.SCORES)}}
 
