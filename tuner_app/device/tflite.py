@@ -53,7 +53,8 @@ def convert_function(function, run) -> bytes:
 
 
 # The front-end is the Keras layer named "frontend" (features/layers.py); in the frozen graph its ops are named
-# "<model>/frontend_1/<op>", and an op fused from several is named by all of them, joined by ";".
+# "<model>/frontend_1/<op>", and an op fused from several is named by all of them, joined by ";". A part can be
+# empty: TF 2.17's converter names a GATHER "<scope>/GatherV2;".
 FRONTEND_SCOPE = re.compile(r"(^|/)frontend(_\d+)?/")
 
 
@@ -64,7 +65,15 @@ def frontend_nodes(float_model: bytes) -> list[str]:
     interpreter = tf.lite.Interpreter(model_content=float_model)
     names = {detail["index"]: detail["name"] for detail in interpreter.get_tensor_details()}
     outputs = (names[index] for op in interpreter._get_ops_details() for index in op["outputs"])
-    return sorted({name for name in outputs if all(FRONTEND_SCOPE.search(part) for part in name.split(";"))})
+    return sorted({name for name in outputs if in_frontend(name)})
+
+
+def in_frontend(name: str) -> bool:
+    """Whether a tensor name lies in the front-end's scope. Empty parts are skipped: counted as outside, they
+    left the STFT's framing GATHER off the deny list, so the converter quantized the waveform itself to int8
+    (steps of 1/163) before the FFT, and BC-ResNet-1 on FSDD by speaker fell 0.834 -> 0.664."""
+    parts = [part for part in name.split(";") if part]
+    return bool(parts) and all(FRONTEND_SCOPE.search(part) for part in parts)
 
 
 def _convert(module, calibration: np.ndarray | None = None, optimize: bool = False,
