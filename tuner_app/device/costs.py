@@ -1,6 +1,7 @@
 """What a configuration costs on a device, known before it trains: its int8 features-in model (features_in.py)
-converted with untrained weights gives flash_bytes (the .tflite), ram_bytes (TFLite Micro's tensor arena) and
-latency_ms (one invoke in the host's LiteRT, one thread). None of them depends on the weights' values."""
+converted with untrained weights gives flash_bytes (the .tflite), ram_bytes (TFLite Micro's tensor arena, as
+memory_plan.py plans it) and latency_ms (one invoke in the host's LiteRT, one thread). None depends on the
+weights' values, once the untrained batch norms hold real statistics (_normalised)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def _of_configuration(space, values: Mapping[str, Any], n_classes: int) -> dict[
 
     with _random_state_kept():  # initialising weights here must not change what the search draws next
         model = build_model(space, values, n_classes)
-    return of_model(model)
+        return of_model(model, untrained=True)
 
 
 @contextlib.contextmanager
@@ -65,19 +66,46 @@ def _random_state_kept():
         np.random.set_state(numpy_state)
 
 
-def of_model(model) -> dict[str, float]:
-    """DEVICE_COSTS of a built model's network, calibrated on noise."""
+def of_model(model, untrained: bool = False) -> dict[str, float]:
+    """DEVICE_COSTS of a built model's network, calibrated on noise (an untrained one: untrained_blob)."""
     from tuner_app.device import features_in
 
+    return of_blob(untrained_blob(model) if untrained else features_in.convert(model, _noise(model)))
+
+
+def untrained_blob(model) -> bytes:
+    """The int8 features-in .tflite of an untrained model, its batch norms first set to the noise's statistics
+    (_normalised), calibrated on that noise."""
+    from tuner_app.device import features_in
+
+    noise = _noise(model)
+    _normalised(model, noise)
+    return features_in.convert(model, noise)
+
+
+def _noise(model) -> np.ndarray:
     noise = np.random.default_rng(NOISE_SEED).normal(0.0, NOISE_LEVEL, (NOISE_CLIPS, model.input_shape[-1]))
-    return of_blob(features_in.convert(model, noise.astype(np.float32)))
+    return noise.astype(np.float32)
+
+
+def _normalised(model, noise: np.ndarray) -> None:
+    """Untrained, a batch norm's moving statistics (mean 0, variance 1) normalise nothing: a deep DS-CNN's
+    activations then shrink ~5x per block, to a softmax input range TFLite Micro's int8 kernel aborts on (below
+    2^-26), and zero offsets let the converter drop additions a trained model keeps (BC-ResNet-1: 191 ops
+    against 203). One training-mode pass with momentum 0 sets them to the noise's own, as training would."""
+    from tuner_app.model.recipe import set_batch_norm_momentum
+
+    set_batch_norm_momentum(model, 0.0)
+    model(noise, training=True)
 
 
 def of_blob(blob: bytes) -> dict[str, float]:
-    """DEVICE_COSTS of an int8 features-in .tflite."""
-    from tuner_app.device import micro
+    """DEVICE_COSTS of an int8 features-in .tflite. RAM is our own plan of TFLite Micro's arena (memory_plan.py:
+    equal to the arena TFLM allocates on every model benchmarks/ram_estimate.py checks), milliseconds to compute
+    where TFLM takes a child process; a trial scored in int8 also gets TFLM's own (trial_int8.py)."""
+    from tuner_app.device import memory_plan
 
-    return {"flash_bytes": float(len(blob)), "ram_bytes": float(micro.arena_bytes(blob)),
+    return {"flash_bytes": float(len(blob)), "ram_bytes": float(memory_plan.arena_bytes(blob)),
             "latency_ms": host_latency_ms(blob)}
 
 
