@@ -1,6 +1,8 @@
 """The CNN alone as an int8 TFLite model, int8 features in and int8 scores out (model_int8_features.tflite):
 how keyword spotters run on microcontrollers, where the front-end is DSP code and the model only the network.
-tuner_app.json describes the front-end it expects and the input and output quantization (`describe`)."""
+tuner_app.json describes the front-end it expects and the input and output quantization (`describe`); where the
+network takes the feature rows as channels (TC-ResNet), the input has a scale per row too (row_scale.py), which
+the file carries and `quantized` applies."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tuner_app.device import micro, tflite
+from tuner_app.device import micro, row_scale, tflite
 
 TFLITE_INT8_FEATURES = "model_int8_features.tflite"
 
@@ -46,9 +48,13 @@ class _FeaturesIn(tf.Module):
 
 def convert(model, calibration_waveforms: np.ndarray) -> bytes:
     """int8 TFLite of the network alone, every op int8 (TFLITE_BUILTINS_INT8: a model that needs a float op
-    fails here, named), activations calibrated on the front-end's features of `calibration_waveforms`."""
-    module = _FeaturesIn(network(model))
+    fails here, named), activations calibrated on the front-end's features of `calibration_waveforms`. Where the
+    first conv takes the rows as channels, its input is the features divided by row scales (row_scale.py), and
+    the file carries them. Its tensor names are stripped: a device reads tensors by index."""
     calibration = features_of(model, calibration_waveforms)
+    rows = row_scale.scales(model, calibration)
+    module = _FeaturesIn(network(model) if rows is None else row_scale.scaled_network(model, rows))
+    calibration = row_scale.divided(calibration, rows)
 
     def run(converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -57,7 +63,8 @@ def convert(model, calibration_waveforms: np.ndarray) -> bytes:
         converter.representative_dataset = lambda: ([row[np.newaxis]] for row in calibration)
         return converter.convert()
 
-    return tflite.convert_function(module.serve_features.get_concrete_function(), run)
+    blob = tflite.stripped(tflite.convert_function(module.serve_features.get_concrete_function(), run))
+    return blob if rows is None else row_scale.attached(blob, rows)
 
 
 def write(model, directory: Path, calibration_waveforms: np.ndarray) -> dict[str, Any]:
@@ -71,8 +78,8 @@ def write(model, directory: Path, calibration_waveforms: np.ndarray) -> dict[str
 
 def describe(blob: bytes, frontend: dict[str, Any]) -> dict[str, Any]:
     """The front-end to run before the model (features [bins, frames, 1], as features.frontend computes them),
-    how to quantize its features (q = round(x / scale) + zero_point) and read its scores (x = (q - zero_point) *
-    scale), and the tensor arena TFLite Micro needs for it."""
+    how to quantize its features (q = round(x[b] / row_scale[b] / scale) + zero_point, row_scale None: 1) and
+    read its scores (x = (q - zero_point) * scale), and the tensor arena TFLite Micro needs for it."""
     return {"frontend": frontend, **tensors(blob), "tflm_arena_bytes": micro.arena_bytes(blob)}
 
 
@@ -88,7 +95,7 @@ def accuracy(model, blob: bytes, waveforms: np.ndarray, labels: np.ndarray) -> d
 def tensors(blob: bytes) -> dict[str, Any]:
     interpreter = tf.lite.Interpreter(model_content=blob)
     (given,), (returned,) = interpreter.get_input_details(), interpreter.get_output_details()
-    return {"input": _tensor(given), "output": _tensor(returned)}
+    return {"input": {**_tensor(given), "row_scale": row_scale.stored(blob)}, "output": _tensor(returned)}
 
 
 def _tensor(detail: dict[str, Any]) -> dict[str, Any]:
@@ -103,16 +110,19 @@ def probabilities(blob: bytes, features: np.ndarray) -> np.ndarray:
     interpreter = tf.lite.Interpreter(model_content=blob)
     interpreter.allocate_tensors()
     (given,), (returned,) = interpreter.get_input_details(), interpreter.get_output_details()
+    described = tensors(blob)
     rows = []
     for row in np.asarray(features, np.float32):
-        interpreter.set_tensor(given["index"], quantized(row[np.newaxis], _tensor(given)))
+        interpreter.set_tensor(given["index"], quantized(row[np.newaxis], described["input"]))
         interpreter.invoke()
-        rows.append(dequantized(interpreter.get_tensor(returned["index"])[0], _tensor(returned)))
+        rows.append(dequantized(interpreter.get_tensor(returned["index"])[0], described["output"]))
     return np.stack(rows) if rows else np.zeros([0, 0], np.float32)
 
 
 def quantized(values: np.ndarray, tensor: dict[str, Any]) -> np.ndarray:
-    steps = np.round(values / tensor["scale"]) + tensor["zero_point"]
+    """int8 of float features [..., bins, frames, 1] as the tensor entry says: row b divided by its row_scale
+    (where it has one), then by scale, plus zero_point."""
+    steps = np.round(row_scale.divided(values, tensor.get("row_scale")) / tensor["scale"]) + tensor["zero_point"]
     return np.clip(steps, -128, 127).astype(np.int8)
 
 

@@ -50,7 +50,7 @@ from tuner_app.model import architecture, build, hyperparameters, spaces
 from tuner_app.search import record as search_record
 from tuner_app.serving import export_checks, weights_errors
 from tuner_app.device import tflite as tflite_copies
-from tuner_app.device import features_in
+from tuner_app.device import features_in, row_scale
 
 METADATA = "tuner_app.json"
 ANY_FORMAT = "any_format"  # the sub-directory of the SavedModel that decodes every format
@@ -260,7 +260,8 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
     save_weights(trial.model, staging / KERAS_WEIGHTS)
     result = ExportResult(staging, metadata(trial, run_id, metrics))
     if tflite:
-        result.tflite, result.quantization = tflite_copies.write_tflite(module, staging, quantize, representative)
+        result.tflite, result.quantization = tflite_copies.write_tflite(
+            module, staging, quantize, representative, _int8_module(trial, quantize, representative))
         if quantize:
             result.tflite["int8_features"] = features_in.write(trial.model, staging, representative)
         result.accuracy = _tflite_accuracy(trial.model, module, result.tflite, check)
@@ -272,6 +273,15 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
     (staging / METADATA).write_text(json.dumps(result.metadata, indent=2), encoding="utf-8")
     mlflow_models.write_mlflow_model(staging, len(trial.class_names), {"class_names": list(trial.class_names)})
     return result
+
+
+def _int8_module(trial: Trial, quantize, representative) -> AudioClassifier | None:
+    """model_int8.tflite's module where the network takes its feature rows as channels: rows divided by the
+    features-in model's row scales in float, folded into its first conv (row_scale.py); None: the SavedModel's."""
+    if quantize != "int8":
+        return None
+    scaled = row_scale.waveform_model(trial.model, representative)
+    return None if scaled is trial.model else AudioClassifier(scaled, trial.class_names)
 
 
 def _tflite_accuracy(model, module, written, check) -> dict[str, Any] | None:
