@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import copy_trial, tone, write_wav
+from conftest import cli_error_line, copy_trial, tone, write_wav
 
 from tuner_app.analysis import front_table, pareto
 from tuner_app.cli import cli, search_commands
@@ -65,6 +65,16 @@ def test_export_calibrates_on_the_searched_corpus_by_default(trained, tmp_path, 
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert f"corpus {data}" in result.output and (tmp_path / "model" / "model_int8.tflite").is_file()
+
+
+def test_a_corpus_with_no_training_clips_to_calibrate_int8_on_is_one_line(trained, tmp_path, no_synthesis):
+    data = _tone_corpus(tmp_path / "tones")
+    for clip in data.glob("*/tra*.wav"):
+        clip.unlink()  # validation and test clips only
+    args = ["export", "--out", str(tmp_path / "model"), "--trial-dir", str(trained), "--quantize", "int8",
+            "--data", str(data), "--cache-dir", str(tmp_path / "cache")]
+    line = cli_error_line(CliRunner().invoke(cli, args))
+    assert f"{data}: no training clips to calibrate --quantize int8 on" in line and not (tmp_path / "model").exists()
 
 
 def test_export_without_the_searched_corpus_asks_for_data(trained, tmp_path, no_synthesis):

@@ -36,14 +36,14 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
 
 
 def _export_samples(data_dir: Path | None, cache_dir: Path, searched: dict):
-    """(training clips for int8 calibration, (waveforms, model label ids) to compare float and TFLite), from
-    --data or else the corpus the search trained on (its search record)."""
+    """(the corpus, its training clips for int8 calibration, (waveforms, model label ids) to compare float and
+    TFLite)), from --data or else the corpus the search trained on (its search record)."""
     from tuner_app.device import tflite
 
     data_dir = data_dir or _searched_corpus(searched)
     click.echo(f"Calibration and check clips: corpus {data_dir}", err=True)
     found, splits = decoded_corpus(data_dir, cache_dir)
-    return tflite.samples(splits, found.classes, searched.get("class_names", []))
+    return (data_dir, *tflite.samples(splits, found.classes, searched.get("class_names", [])))
 
 
 def _searched_corpus(searched: dict) -> Path:
@@ -90,7 +90,10 @@ def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: 
     samples = {}
     if tflite or quantize:
         searched = record.read_search_record(trial_dir.expanduser().parent)
-        representative, check = _export_samples(data_dir, cache_dir.expanduser(), searched)
+        corpus, representative, check = _export_samples(data_dir, cache_dir.expanduser(), searched)
+        if quantize and not len(representative):
+            raise TunerAppError(f"{corpus}: no training clips to calibrate --quantize int8 on; give --data a corpus "
+                                "with a train split")
         samples = {"representative": representative if quantize else None, "check": check}
     result = export.export_trial(trial_dir, out, force=force, run_id=run_id, metrics=metrics, tflite=tflite,
                                  quantize=quantize, stores=stores, **samples)
