@@ -1,8 +1,10 @@
 """Issue 25's goals, measured: the models as deployed, int8 on a small device.
 
 Each reference (DS-CNN-S, BC-ResNet-1, TC-ResNet8) trains on each corpus with its own space's recipe at
---epochs and --patience (as benchmarks/speakers.py trains them), then is exported as `tuner-app export
---quantize int8` exports it. Per model, one row:
+--epochs and --patience (as benchmarks/speakers.py trains them), and the main job (default.yaml, its two trials,
+as `make demo` trains them); `--searched CORPUS=DIR` adds every trial of a finished search's project folder
+(e.g. the kws.yaml search of benchmarks/speakers.py). Each is exported as `tuner-app export --quantize int8`
+exports it. Per model, one row:
 
   float             the SavedModel's accuracy on the check clips (test split, at most 500)
   int8              model_int8.tflite (waveform in, front-end float, network int8) in LiteRT
@@ -11,12 +13,15 @@ Each reference (DS-CNN-S, BC-ResNet-1, TC-ResNet8) trains on each corpus with it
   drop_*            float minus each int8 accuracy, in points
   flash_bytes       model_int8_features.tflite's size; tflm_arena_bytes: the arena TFLM allocates it in
   host_ms           median LiteRT invoke of the features-in model on this machine (one clip, one thread)
+  val_int8          the features-in model's accuracy on the whole validation split (LiteRT): what chooses
+                    the searched int8 front (on flash_bytes), marked in `front`
 
-Goals: int8 within 1 point of float for every family, in TFLite and TFLite Micro. For scale, the MLPerf Tiny
+Goals: int8 within 1 point of float for every family, in TFLite and TFLite Micro; the searched int8 front
+dominates DS-CNN-S int8 in flash, RAM and int8 accuracy at once. For scale, the MLPerf Tiny
 reference DS-CNN's int8 model is 53,936 bytes (mlcommons/tiny, keyword_spotting/trained_models).
 
 Usage: .venv/bin/python benchmarks/deploy.py [--corpora a,b] [--epochs N] [--patience N]
-                                             [--workdir D | --resume D] [--quick]
+                                             [--searched CORPUS=DIR ...] [--workdir D | --resume D] [--quick]
 Writes benchmarks/results/deploy{,_quick}.{md,csv}, after each corpus.
 """
 
@@ -35,24 +40,37 @@ import common  # noqa: E402
 import kws_front  # noqa: E402
 import off_chance  # noqa: E402
 import speakers  # noqa: E402
-from tuner_app.device import costs, tflite  # noqa: E402
+from tuner_app.device import costs, tflite, trial_int8  # noqa: E402
+from tuner_app.search.front import non_dominated  # noqa: E402
 from tuner_app.serving import export  # noqa: E402
 
 REFERENCES = speakers.REFERENCES
+MAIN_JOB = "main job"  # default.yaml
 DROPS = {"int8": "tflite_int8", "int8_features": "tflite_int8_features", "tflm": "tflm_int8_features"}  # points
 LATENCY_RUNS = 50
 
 
-def measured(label: str, corpus: str, tuner, splits, class_names, out: Path) -> list[dict[str, object]]:
+def measured(label: str, corpus: str, trial_dirs, splits, class_names, out: Path) -> list[dict[str, object]]:
+    """A row per trial: exported with int8 as `tuner-app export --quantize int8` does, and measured."""
     representative, check = tflite.samples(splits, class_names, class_names)
     rows = []
-    for trial in tuner.oracle.trials.values():
-        if trial.status != "COMPLETED":
-            continue
-        result = export.export_trial(tuner.get_trial_dir(trial.trial_id), out / f"{label}-{trial.trial_id}",
-                                     force=True, quantize="int8", representative=representative, check=check)
-        rows.append(row(label, corpus, result))
+    for trial_dir in trial_dirs:
+        name = f"{label}-{Path(trial_dir).name.removeprefix('trial_')}"
+        result = export.export_trial(trial_dir, out / name.replace(" ", "_"), force=True, quantize="int8",
+                                     representative=representative, check=check)
+        rows.append({**row(name, corpus, result), "val_int8": validation_int8(trial_dir, result, splits)})
     return rows
+
+
+def completed_dirs(tuner) -> list[str]:
+    return [tuner.get_trial_dir(trial.trial_id) for trial in tuner.oracle.trials.values()
+            if trial.status == "COMPLETED"]
+
+
+def validation_int8(trial_dir, result, splits) -> float:
+    """The features-in model's accuracy on the validation split, as a search scores its trials in int8."""
+    blob = Path(result.tflite["int8_features"]["path"]).read_bytes()
+    return round(trial_int8.accuracy(export.load_trial(trial_dir).model, blob, splits["validation"]), 4)
 
 
 def row(label: str, corpus: str, result) -> dict[str, object]:
@@ -70,24 +88,60 @@ def row(label: str, corpus: str, result) -> dict[str, object]:
 
 
 def run(corpus: str, args, workdir: Path) -> list[dict[str, object]]:
-    splits, class_names, _ = off_chance.load(corpus, workdir / corpus)
-    rows = []
+    splits, class_names, noise = off_chance.load(corpus, workdir / corpus)
+    exports, rows = workdir / corpus / "exports", []
     for label, name in REFERENCES.items():
         space = speakers.recipe(kws_front.load(name), args)
         tuner = kws_front.search(label, space, splits, workdir / corpus, class_names, fresh=not args.resume)
-        rows += measured(label, corpus, tuner, splits, class_names, workdir / corpus / "exports")
+        rows += measured(label, corpus, completed_dirs(tuner), splits, class_names, exports)
+    main_job = kws_front.load("default")  # as make demo runs it: its own recipe, and the noise bank it has
+    tuner = kws_front.search(MAIN_JOB, main_job, splits, workdir / corpus, class_names, noise, fresh=not args.resume)
+    rows += measured(MAIN_JOB, corpus, completed_dirs(tuner), splits, class_names, exports)
+    if corpus in args.searched:
+        project = Path(args.searched[corpus])
+        searched = measured("searched", corpus, sorted(map(str, project.glob("trial_*"))), splits, class_names,
+                            exports)
+        rows += with_front(searched)
     return rows
 
 
-def verdict(rows: list[dict[str, object]]) -> list[str]:
+def with_front(searched: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The searched rows, `front` marking those on the int8 front (validation int8 accuracy against flash)."""
+    on_front = set(non_dominated([(row["flash_bytes"], row["val_int8"]) for row in searched]))
+    return [{**row, "front": index in on_front} for index, row in enumerate(searched)]
+
+
+def dominance(rows: list[dict[str, object]]) -> list[str]:
+    """Per corpus with a searched front: its most accurate member (on validation, int8) within DS-CNN-S int8's
+    flash and RAM, against DS-CNN-S int8 on test (LiteRT and TFLM)."""
+    lines = []
+    for corpus in dict.fromkeys(row["corpus"] for row in rows if row.get("front")):
+        reference = next(row for row in rows if row["corpus"] == corpus and row["model"].startswith("DS-CNN-S"))
+        fitting = [row for row in rows if row["corpus"] == corpus and row.get("front")
+                   and row["flash_bytes"] <= reference["flash_bytes"]
+                   and row["tflm_arena_bytes"] <= reference["tflm_arena_bytes"]]
+        lines.append(f"- {corpus}: " + (_dominates(max(fitting, key=lambda row: row["val_int8"]), reference)
+                                        if fitting else "no front member within DS-CNN-S's flash and RAM: **missed**"))
+    return lines
+
+
+def _dominates(chosen: dict[str, object], reference: dict[str, object]) -> str:
+    wins = chosen["int8_features"] >= reference["int8_features"] and chosen["tflm"] >= reference["tflm"]
+    return (f"{chosen['model']} ({chosen['flash_bytes']:,} B flash, {chosen['tflm_arena_bytes']:,} B arena, int8 "
+            f"test {chosen['int8_features']} LiteRT / {chosen['tflm']} TFLM) against DS-CNN-S int8 "
+            f"({reference['flash_bytes']:,} B, {reference['tflm_arena_bytes']:,} B, {reference['int8_features']} / "
+            f"{reference['tflm']}): {'dominates: met' if wins else '**not more accurate: missed**'}")
+
+
+def verdict(rows: list[dict[str, object]], which: str = "model") -> list[str]:
     """Per int8 model, the goal 'within 1 point of float for every model' (a drop is float minus int8, in points:
     negative where int8 scored higher)."""
     lines = []
-    for name in DROPS:
+    for name in DROPS if rows else ():
         worst = max(rows, key=lambda row: row[f"drop_{name}"])
         drop = worst[f"drop_{name}"]
         state = "met" if drop <= 1 else f"**missed by {drop - 1:.1f} points**"
-        lines.append(f"- {name} within 1 point of float for every model: {state} (largest drop: {worst['model']} "
+        lines.append(f"- {name} within 1 point of float for every {which}: {state} (largest drop: {worst['model']} "
                      f"on {worst['corpus']}, {drop} points)")
     return lines
 
@@ -101,7 +155,9 @@ def write(rows: list[dict[str, object]], args, seconds: float) -> None:
             f"Each reference trained with its own recipe, at most {args.epochs} epochs, patience {args.patience}; "
             "exported with --quantize int8 (calibration: 100 training clips); accuracy on the check clips. "
             f"host_ms: median of {LATENCY_RUNS} LiteRT invokes of the features-in model, one thread.", "",
-            *verdict(rows), "", common.markdown_table(rows)]
+            *verdict([row for row in rows if "front" not in row], "reference and main-job model"),
+            *verdict([row for row in rows if "front" in row], "searched trial"), "", "The searched int8 front against DS-CNN-S int8 (flash, RAM and accuracy at once):",
+            *(dominance(rows) or ["- no searched front in this run (--searched)"]), "", common.markdown_table(rows)]
     stem.with_suffix(".md").write_text("\n".join(text) + "\n", encoding="utf-8")
     print("\n".join(text), flush=True)
 
@@ -113,9 +169,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="maximum epochs of each reference")
     parser.add_argument("--patience", type=int, default=8, help="early-stopping patience")
     common.add_run_dir_options(parser, "the corpora, trials and exports")
+    parser.add_argument("--searched", action="append", default=[], metavar="CORPUS=DIR",
+                        help="a finished search's project folder (its trial_* folders) on that corpus")
     parser.add_argument("--quick", action="store_true", help="2 epochs: checks that it runs")
     args = parser.parse_args()
     args.monitor = "val_accuracy"
+    args.searched = dict(item.split("=", 1) for item in args.searched)
     if args.quick:
         args.epochs, args.patience = 2, 1
     started, rows = time.perf_counter(), []

@@ -49,17 +49,17 @@ def scores(model, data: Int8Data) -> dict[str, float]:
     started = time.perf_counter()
     try:
         blob = features_in.convert(model, data.calibration)
-        result = {"val_accuracy_int8": _accuracy(model, blob, data.validation),
+        result = {"val_accuracy_int8": accuracy(model, blob, data.validation),
                   "flash_bytes": float(len(blob)), "ram_bytes": float(micro.arena_bytes(blob))}
     except TunerAppError as error:
         log.warning("no int8 scores for %s: %s", model.name, error)
         return {}
     if data.test is not None:
-        result["test_accuracy_int8"] = _accuracy(model, blob, data.test)
+        result["test_accuracy_int8"] = accuracy(model, blob, data.test)
     return {**result, "int8_seconds": time.perf_counter() - started}
 
 
-def _accuracy(model, blob: bytes, clips) -> float:
+def accuracy(model, blob: bytes, clips) -> float:
     """Accuracy of the int8 network on decoded clips, read a batch at a time (a split's float32 at once can be
     hundreds of MB)."""
     from tuner_app.device import features_in
