@@ -62,19 +62,11 @@ def test_the_tail_counts_alignment_padding():
 def _int8_blob(model, shape) -> bytes:
     import tensorflow as tf
 
-    from tuner_app.device import tflite
+    from tuner_app.device import features_in, tflite
 
     calibration = np.random.default_rng(0).standard_normal((8, *shape)).astype(np.float32)
     function = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([1, *shape])])
-
-    def run(converter):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.int8
-        converter.representative_dataset = lambda: ([row[np.newaxis]] for row in calibration)
-        return converter.convert()
-
-    return tflite.convert_function(function.get_concrete_function(), run)
+    return tflite.convert_function(function.get_concrete_function(), features_in.fully_int8(calibration))
 
 
 def _separable():

@@ -54,8 +54,14 @@ def convert(model, calibration_waveforms: np.ndarray) -> bytes:
     calibration = features_of(model, calibration_waveforms)
     rows = row_scale.scales(model, calibration)
     module = _FeaturesIn(network(model) if rows is None else row_scale.scaled_network(model, rows))
-    calibration = row_scale.divided(calibration, rows)
+    run = fully_int8(row_scale.divided(calibration, rows))
+    blob = tflite.stripped(tflite.convert_function(module.serve_features.get_concrete_function(), run))
+    return blob if rows is None else row_scale.attached(blob, rows)
 
+
+def fully_int8(calibration: np.ndarray):
+    """The converter set-up (tflite.convert_function's `run`) of a model whose every op, input and output is
+    int8, its activations calibrated on `calibration`, one example per row."""
     def run(converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -63,8 +69,7 @@ def convert(model, calibration_waveforms: np.ndarray) -> bytes:
         converter.representative_dataset = lambda: ([row[np.newaxis]] for row in calibration)
         return converter.convert()
 
-    blob = tflite.stripped(tflite.convert_function(module.serve_features.get_concrete_function(), run))
-    return blob if rows is None else row_scale.attached(blob, rows)
+    return run
 
 
 def write(model, directory: Path, calibration_waveforms: np.ndarray) -> dict[str, Any]:
