@@ -14,7 +14,7 @@ from conftest import cli_error_line, copy_trial, tone, write_wav
 from tuner_app.analysis import front_table, pareto
 from tuner_app.cli import cli, search_commands
 from tuner_app.data import corpus, synth
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import ConversionError, TunerAppError
 from tuner_app.model import architecture, spaces
 from tuner_app.search import front, record
 
@@ -75,6 +75,32 @@ def test_a_corpus_with_no_training_clips_to_calibrate_int8_on_is_one_line(traine
             "--data", str(data), "--cache-dir", str(tmp_path / "cache")]
     line = cli_error_line(CliRunner().invoke(cli, args))
     assert f"{data}: no training clips to calibrate --quantize int8 on" in line and not (tmp_path / "model").exists()
+
+
+def test_an_op_tflite_has_no_kernel_for_is_named_in_one_line():
+    import tensorflow as tf
+
+    from tuner_app.device import tflite
+
+    function = tf.function(lambda x: tf.linalg.svd(x)[0]).get_concrete_function(tf.TensorSpec([1, 4, 4]))
+    with pytest.raises(ConversionError) as raised:
+        tflite.convert_function(function, lambda converter: converter.convert())
+    assert str(raised.value) == "TFLite conversion failed: TFLite has no kernel for tf.Svd (an op the model uses)"
+
+
+def test_a_model_that_does_not_convert_is_one_line_naming_its_trial(trained, tmp_path, no_synthesis, monkeypatch):
+    from tuner_app.device import tflite
+
+    def refuses(*args):
+        raise ConversionError("TFLite conversion failed: TFLite has no kernel for tf.Svd (an op the model uses)")
+
+    monkeypatch.setattr(tflite, "write_tflite", refuses)
+    _record_corpus(trained, _tone_corpus(tmp_path / "tones"))
+    args = ["export", "--out", str(tmp_path / "model"), "--trial-dir", str(trained), "--tflite",
+            "--cache-dir", str(tmp_path / "cache")]
+    line = cli_error_line(CliRunner().invoke(cli, args))
+    assert line.endswith(f"{trained}: TFLite conversion failed: TFLite has no kernel for tf.Svd (an op the model uses)")
+    assert not (tmp_path / "model").exists()
 
 
 def test_export_without_the_searched_corpus_asks_for_data(trained, tmp_path, no_synthesis):

@@ -16,6 +16,10 @@ class InfeasibleConfig(TunerAppError):
     """A configuration whose layers do not fit the input (e.g. a kernel larger than the feature map)."""
 
 
+class ConversionError(TunerAppError):
+    """A model the TFLite converter refused (an op with no TFLite kernel, say); the caller names the trial."""
+
+
 class StorageError(TunerAppError, OSError):
     """A write the disk refused (full, over quota, file too large, read-only, no permission). Still an
     OSError, so code that handles those handles it too."""

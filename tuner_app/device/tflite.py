@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
-from tuner_app.errors import TunerAppError
+from tuner_app.errors import ConversionError, TunerAppError
 
 TFLITE_FLOAT = "model.tflite"
 TFLITE_INT8 = "model_int8.tflite"
@@ -43,13 +43,25 @@ def _save_frozen(function, directory: str) -> None:
 
 def convert_function(function, run) -> bytes:
     """TFLite bytes of a concrete function; `run(converter)` sets the converter up and converts. Raises
-    TunerAppError with the converter's first line."""
+    ConversionError: the ops TFLite lacks, else the converter's first line."""
     try:
         with native_output_hidden(), tempfile.TemporaryDirectory(prefix="tflite-") as saved:
             _save_frozen(function, saved)
             return run(tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"]))
     except Exception as err:  # the converter raises its own ConverterError types
-        raise TunerAppError(f"TFLite conversion failed: {str(err).splitlines()[0]}") from None
+        raise ConversionError(f"TFLite conversion failed: {conversion_cause(str(err))}") from None
+
+
+# The converter's words for an op with no TFLite kernel, inside a long MLIR location.
+UNSUPPORTED_OP = re.compile(r"'(tf\.\w+)' op is neither a custom op nor a flex op")
+
+
+def conversion_cause(message: str) -> str:
+    """The converter's error in a few words: the ops TFLite has no kernel for, or its first line."""
+    ops = sorted(set(UNSUPPORTED_OP.findall(message)))
+    if ops:
+        return f"TFLite has no kernel for {', '.join(ops)} (an op the model uses)"
+    return message.splitlines()[0] if message else "no reason given"
 
 
 def stripped(blob: bytes) -> bytes:

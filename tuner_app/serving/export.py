@@ -44,7 +44,7 @@ import tuner_app
 from tuner_app import outputs
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.data import audio
-from tuner_app.errors import TunerAppError, storage_error, storage_errors
+from tuner_app.errors import ConversionError, TunerAppError, storage_error, storage_errors
 from tuner_app.files import save_weights, staged_directory
 from tuner_app.model import architecture, build, hyperparameters, spaces
 from tuner_app.search import record as search_record
@@ -246,6 +246,8 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
                                    representative, check)
         except _TF_WRITE_ERRORS as error:  # TensorFlow's own writes: not OSErrors
             raise storage_error(out, _tf_write_cause(error), "--out") from None
+        except ConversionError as error:
+            raise ConversionError(f"{trial.directory}: {error}") from None
     result.path = out
     result.tflite = {kind: {**entry, "path": out / Path(entry["path"]).name} for kind, entry in result.tflite.items()}
     return result
