@@ -87,3 +87,22 @@ def test_export_needs_exactly_one_trial(searched, tmp_path):
     result = CliRunner().invoke(cli, ["export", "--out", str(tmp_path / "x"), "--tracking-uri", uri])
     assert result.exit_code == 2
     assert "give exactly one of --trial-dir, --run-id, --select (got none)" in result.stderr
+
+
+def test_export_selects_on_the_size_axis_and_accuracy_it_is_given(searched, tmp_path):
+    _, uri, _ = searched
+    runs = tracking_runs.trial_runs(uri, "tuner-app")
+    fewest_macs = min(runs, key=lambda row: (row["metrics"]["macs"], -row["metrics"]["best_val_accuracy"]))
+    result = CliRunner().invoke(cli, ["export", "--select", "smallest-within:0.99", "--x", "macs", "--out",
+                                      str(tmp_path / "model"), "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert f"trial {fewest_macs['trial_id']} " in result.stderr and "macs " in result.stderr
+    assert json.loads((tmp_path / "model" / "tuner_app.json").read_text())["mlflow_run_id"] == fewest_macs["run_id"]
+
+
+def test_export_on_int8_accuracy_without_int8_scores_is_one_line(searched, tmp_path):
+    _, uri, _ = searched
+    result = CliRunner().invoke(cli, ["export", "--select", "best", "--accuracy", "int8", "--out",
+                                      str(tmp_path / "model"), "--tracking-uri", uri])
+    assert result.exit_code == 2 and not (tmp_path / "model").exists()
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: no finished trial with val_accuracy_int8")

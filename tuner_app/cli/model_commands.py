@@ -7,16 +7,19 @@ from pathlib import Path
 
 import click
 
-from tuner_app.cli.root import DEFAULT_CACHE, comma_list, cli, decoded_corpus, echo_json
+from tuner_app.cli.root import (DEFAULT_CACHE, accuracy_option, cli, comma_list, decoded_corpus, echo_json,
+                                size_axis_option)
 from tuner_app import outputs
 from tuner_app.errors import TunerAppError
 from tuner_app.serving import runtimes
 
 
 def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | None, tracking_uri: str | None,
-                     experiment: str, parent: str | None) -> tuple[Path, str | None, dict | None]:
-    """(trial directory, MLflow run id, metrics) of the trial to export: --trial-dir, --run-id or --select."""
-    from tuner_app.analysis import pareto
+                     experiment: str, parent: str | None, x_axis: str = "params_total",
+                     accuracy: str = "float") -> tuple[Path, str | None, dict | None]:
+    """(trial directory, MLflow run id, metrics) of the trial to export: --trial-dir, --run-id or --select (on
+    the size axis `x_axis` and the validation accuracy of `accuracy`)."""
+    from tuner_app.analysis import axes, pareto
     from tuner_app.tracking import runs
 
     given = [name for name, value in (("--trial-dir", trial_dir), ("--run-id", run_id), ("--select", select)) if value]
@@ -27,10 +30,10 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
     if run_id is not None:
         row = runs.run_info(tracking_uri, run_id)
     else:
-        row = pareto.select(runs.trial_runs(tracking_uri, experiment, parent), select)
+        row = pareto.select(runs.trial_runs(tracking_uri, experiment, parent), select, x_axis, accuracy)
         click.echo(f"--select {select}: trial {row['trial_id']} (run {row['run_id']}), "
-                   f"{int(row['metrics']['params_total']):,} params, "
-                   f"val_acc {row['metrics']['best_val_accuracy']:.4f}", err=True)
+                   f"{x_axis} {row['metrics'][x_axis]:,.6g}, {axes.accuracy_metric(accuracy)} "
+                   f"{row['metrics'][axes.accuracy_metric(accuracy)]:.4f}", err=True)
     runs.completed(row, "nothing to export")
     return Path(row["trial_dir"]), row["run_id"], row["metrics"]
 
@@ -62,6 +65,9 @@ def _searched_corpus(searched: dict) -> Path:
 @click.option("--trial-dir", type=click.Path(path_type=Path), help="The trial to export: <runs-dir>/<project>/trial_<id>.")
 @click.option("--run-id", help="The MLflow run of the trial to export.")
 @click.option("--select", help="Pick the trial from MLflow by validation accuracy: best | smallest-within:D | knee.")
+@size_axis_option("With --select: the size that smallest-within and knee minimise (flash_bytes, ram_bytes, "
+                  "latency_ms: the int8 model's on a device).")
+@accuracy_option("With --select: whose validation accuracy chooses, the trained model's or its int8 conversion's.")
 @click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment --select reads.")
 @click.option("--parent", help="With --select: only the trials of this search (its parent run id).")
 @click.option("--register", metavar="NAME", help="Also register the logged model in the MLflow model registry.")
@@ -74,15 +80,16 @@ def _searched_corpus(searched: dict) -> Path:
               help="Corpus for the calibration and check clips (default: the one the search trained on).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True,
               envvar="TUNER_APP_CACHE", help="Synthetic corpus and decoded-waveform cache.")
-def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: str | None, experiment: str,
-                 parent: str | None, register: str | None, tracking_uri: str | None, force: bool, tflite: bool,
-                 quantize: str | None, data_dir: Path | None, cache_dir: Path) -> None:
+def export_model(out: Path, trial_dir: Path | None, run_id: str | None, select: str | None, x_axis: str,
+                 accuracy: str, experiment: str, parent: str | None, register: str | None, tracking_uri: str | None,
+                 force: bool, tflite: bool, quantize: str | None, data_dir: Path | None, cache_dir: Path) -> None:
     """Export a trained trial (its checkpointed weights, no retraining) as a SavedModel that takes audio, in a
     directory that is also an MLflow Model; with its run, log it there as a LoggedModel."""
     from tuner_app.search import record
     from tuner_app.serving import export, export_summary
 
-    trial_dir, run_id, metrics = _trial_to_export(trial_dir, run_id, select, tracking_uri, experiment, parent)
+    trial_dir, run_id, metrics = _trial_to_export(trial_dir, run_id, select, tracking_uri, experiment, parent,
+                                                  x_axis, accuracy)
     if register and not run_id:
         raise TunerAppError("--register needs the trial's MLflow run: use --run-id or --select")
     stores = _store_files(tracking_uri)

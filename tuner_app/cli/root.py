@@ -14,6 +14,7 @@ import click
 
 from tuner_app import __version__
 from tuner_app.errors import TunerAppError, os_cause
+from tuner_app.model.spaces import ACCURACY_METRICS, SIZE_OBJECTIVES
 from tuner_app.redaction import redact, redact_logging, redact_tracebacks
 
 DEFAULT_CACHE = Path("~/.cache/tuner-app")
@@ -62,6 +63,18 @@ def cli(verbose: bool) -> None:
     redact_tracebacks()
     if not verbose:
         _quiet_tensorflow()
+
+
+def size_axis_option(help_text: str):
+    """--x: a size axis (params_total, macs, model_bytes, or the int8 model's flash_bytes, ram_bytes, latency_ms)."""
+    return click.option("--x", "x_axis", type=click.Choice(list(SIZE_OBJECTIVES)), default="params_total",
+                        show_default=True, help=help_text)
+
+
+def accuracy_option(help_text: str):
+    """--accuracy: whose validation accuracy counts, the trained model's (float) or its int8 conversion's."""
+    return click.option("--accuracy", type=click.Choice(list(ACCURACY_METRICS)), default="float",
+                        show_default=True, help=help_text)
 
 
 def echo_json(value) -> None:

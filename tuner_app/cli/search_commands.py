@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from tuner_app.cli import numbers
-from tuner_app.cli.root import DEFAULT_CACHE, cli, decoded_corpus, echo_json
-from tuner_app.model.spaces import ACCURACY_METRICS, SIZE_OBJECTIVES
+from tuner_app.cli.root import DEFAULT_CACHE, accuracy_option, cli, decoded_corpus, echo_json, size_axis_option
 from tuner_app.redaction import redact
 
 
@@ -140,13 +139,11 @@ def _class_count(data_dir: Path | None) -> int:
 @cli.command("pareto")
 @click.option("--experiment", default="tuner-app", show_default=True, help="MLflow experiment to read.")
 @click.option("--parent", "parent_run_id", help="Only the trials of this search (its parent run id).")
-@click.option("--x", "x_axis", type=click.Choice(list(SIZE_OBJECTIVES)), default="params_total", show_default=True,
-              help="Size axis (log scale); flash_bytes, ram_bytes and latency_ms are the int8 model's on a device.")
+@size_axis_option("Size axis (log scale); flash_bytes, ram_bytes and latency_ms are the int8 model's on a device.")
 @click.option("--y", "y_axis", type=click.Choice(["val", "test"]), default="val", show_default=True,
               help="Accuracy shown; the front is always chosen on validation accuracy (of --accuracy).")
-@click.option("--accuracy", type=click.Choice(list(ACCURACY_METRICS)), default="float", show_default=True,
-              help="Whose accuracy chooses the front: the trained model's, or its int8 conversion's (runs "
-                   "without it are left out).")
+@accuracy_option("Whose accuracy chooses the front: the trained model's, or its int8 conversion's (runs without it "
+                 "are left out).")
 @click.option("--reference", type=click.Choice(["seed"]), help="Overlay the seed study's published points.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("pareto"), show_default=True,
               help="Directory for pareto.csv and pareto.png.")
