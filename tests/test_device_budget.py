@@ -36,6 +36,7 @@ def test_budget_options_are_kilobytes_of_1024_bytes():
     given = budget.of_options(25_000, 64, 0.5)
     assert given == budget.Budget(25_000, 65_536, 512)
     assert given.describe() == "--max-params 25,000, --max-flash 64 KB, --max-ram 0.5 KB"
+    assert budget.of_options(max_flash_kb=41.6).describe() == "--max-flash 41.6 KB"  # 42,598 bytes, as given
     assert budget.Budget(25_000).on_device is False and given.on_device
 
 
@@ -59,7 +60,7 @@ def test_a_floor_over_the_budget_turns_a_configuration_away_without_converting_i
     space, every = grid
     monkeypatch.setattr(costs, "untrained", lambda *args: pytest.fail("converted a configuration the walk rules out"))
     reason = budget.misfit(space, every[0], budget.Budget(ram_bytes=50_000), N_CLASSES)[1]
-    assert reason == "ram_bytes at least 96,140 > --max-ram 48.8281 KB"
+    assert reason == "ram_bytes at least 96,140 > --max-ram 48.828 KB"
 
 
 def test_costs_are_measured_once_per_network_and_keep_the_random_streams(grid):

@@ -53,7 +53,8 @@ def _bytes(kilobytes: float | None) -> int | None:
 
 
 def _limit_text(name: str, limit: int) -> str:
-    return f"{limit:,}" if name == "params" else f"{limit / KB:g} KB"
+    # rounded as the user wrote it: --max-flash 41.6 is 42,598 bytes, shown as 41.6 KB and not 41.5996
+    return f"{limit:,}" if name == "params" else f"{round(limit / KB, 3):g} KB"
 
 
 def measures_device(space, budget: Budget) -> bool:
