@@ -155,12 +155,12 @@ def test_two_runs_give_identical_arrays(runs, stimulus_dir):
 
 @pytest.fixture(scope="module")
 def saved(runs, tmp_path_factory):
-    from tuner_app.inspection import rdm
+    from tuner_app.inspection import rdm, rsa
 
     inspected, by_pool = runs["dscnn_s"]
     rdms = rdm.layer_rdms(by_pool["time"], IN_ORDER, "correlation")
     path = tmp_path_factory.mktemp("saved") / "run" / "acts.npz"
-    return path, activations.save(path, by_pool["time"], IN_ORDER, inspected, "time", rdms), rdms
+    return path, activations.save(path, by_pool["time"], IN_ORDER, inspected, "time", rsa.saved_rdms(rdms)), rdms
 
 
 def test_save_writes_npz_mat_and_rsatoolbox_files_that_read_back(runs, saved):

@@ -11,7 +11,7 @@ import pytest
 from conftest import inspected_model, one_line_error
 from scipy.stats import spearmanr
 
-from tuner_app.inspection import activations, rdm, rsa_figures
+from tuner_app.inspection import activations, rdm, rsa, rsa_figures
 
 # Pearson r with `first`: 1, -1, 0, and 0 with every other pattern too; named out of alphabetical order.
 NAMES = ["zeta.wav", "alpha.wav", "mid.wav", "beta.wav"]
@@ -64,8 +64,8 @@ def test_rsatoolbox_reads_our_rdm_file_even_with_non_ascii_names(tmp_path):
 
     names = [*NAMES[:3], "café.wav"]
     rdms = rdm.layer_rdms({"vector": PATTERNS}, names)
-    path = rdm.save_rdms(rdms, tmp_path / "acts.rdms.hdf5")
-    rdm.save_rdms(rdms, path)  # over an older file
+    path = rsa.save_rdms(rdms, tmp_path / "acts.rdms.hdf5")
+    rsa.save_rdms(rdms, path)  # over an older file
     loaded = load_rdm(str(path), file_type="hdf5")
     np.testing.assert_allclose(loaded.get_matrices(), rdms.get_matrices())
     assert list(loaded.pattern_descriptors["stimulus"]) == [*NAMES[:3], "caf\\xe9.wav"]
@@ -76,16 +76,16 @@ def test_rsatoolbox_reads_our_rdm_file_even_with_non_ascii_names(tmp_path):
 
 def test_similarity_is_spearman_between_rdms():
     rdms = rdm.layer_rdms(_random_layers(), STIMULI, "euclidean")
-    values = rdm.similarity(rdms, rdms)
+    values = rsa.similarity(rdms, rdms)
     vectors = rdms.get_vectors()
     assert values.shape == (2, 2)
     np.testing.assert_allclose(np.diag(values), 1.0)
     np.testing.assert_allclose(values[0, 1], spearmanr(vectors[0], vectors[1]).statistic)
     squared = rdm._rdms(rdms.get_matrices()[:1] ** 2, ["squared"], STIMULI, "user")  # same order of pairs
-    np.testing.assert_allclose(rdm.similarity(rdms, squared)[0, 0], 1.0)
-    one_line_error(lambda: rdm.similarity(rdms, rdms, "pearson"), "--method", "'pearson'")
+    np.testing.assert_allclose(rsa.similarity(rdms, squared)[0, 0], 1.0)
+    one_line_error(lambda: rsa.similarity(rdms, rdms, "pearson"), "--method", "'pearson'")
     tiny = rdm.layer_rdms({"layer": PATTERNS[:2]}, NAMES[:2], "euclidean")
-    one_line_error(lambda: rdm.similarity(tiny, tiny), "3 or more")
+    one_line_error(lambda: rsa.similarity(tiny, tiny), "3 or more")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,8 @@ def activation_files(tmp_path_factory):
     """Two activations files of the same stimuli: one with its RDMs, one without."""
     inspected, folder = inspected_model("dscnn_s"), tmp_path_factory.mktemp("acts")
     arrays = _random_layers()
-    activations.save(folder / "with.npz", arrays, STIMULI, inspected, "time", rdm.layer_rdms(arrays, STIMULI))
+    activations.save(folder / "with.npz", arrays, STIMULI, inspected, "time",
+                     rsa.saved_rdms(rdm.layer_rdms(arrays, STIMULI)))
     activations.save(folder / "without.npz", arrays, STIMULI, inspected, "time")
     return folder / "with.npz", folder / "without.npz", rdm.layer_rdms(arrays, STIMULI).get_matrices()
 
@@ -112,7 +113,7 @@ def _write_reference(kind, folder, matrix, names):
         cell = np.array(list(names), dtype=object)[:, None]
         scipy.io.savemat(path, {"v1": matrix, **({"stimuli": cell} if kind == ".mat+stimuli" else {})})
     else:
-        rdm.save_rdms(rdm._rdms(matrix[None], ["v1"], names, "user"), path)
+        rsa.save_rdms(rdm._rdms(matrix[None], ["v1"], names, "user"), path)
     return path
 
 
@@ -174,7 +175,7 @@ def test_compare_writes_a_table_and_a_heat_map(activation_files, tmp_path):
     reference = (reference + reference.T) / 2
     user = tmp_path / "fmri.csv"
     np.savetxt(user, reference, delimiter=",")
-    rows = rdm.compare(with_rdms, user, tmp_path / "out" / "fmri")
+    rows = rsa.compare(with_rdms, user, tmp_path / "out" / "fmri")
     upper = np.triu_indices(len(STIMULI), 1)
     assert [(a, b) for a, b, _ in rows] == [("b07_global_average_pool", "fmri"), ("b08_dense", "fmri")]
     for (_, _, value), matrix in zip(rows, expected):
@@ -185,10 +186,10 @@ def test_compare_writes_a_table_and_a_heat_map(activation_files, tmp_path):
     assert [(a, b) for a, b, _ in table[1:]] == [(a, b) for a, b, _ in rows]
     assert [float(v) for _, _, v in table[1:]] == pytest.approx([v for _, _, v in rows], rel=1e-5)
     assert _png_size(tmp_path / "out" / "fmri.png") == rsa_figures.HEATMAP_SIZE
-    table_lines = rdm.format_table(rows).splitlines()
+    table_lines = rsa.format_table(rows).splitlines()
     assert table_lines[0].split() == ["layer_a", "layer_b", "spearman"] and len(table_lines) == 1 + len(rows)
     assert table_lines[1].split() == ["b07_global_average_pool", "fmri", f"{rows[0][2]:.4f}"]
-    same = rdm.compare(with_rdms, with_rdms, tmp_path / "self")
+    same = rsa.compare(with_rdms, with_rdms, tmp_path / "self")
     assert [value for a, b, value in same if a == b] == pytest.approx([1.0, 1.0])
 
 
@@ -200,7 +201,7 @@ def _png_size(path):
 
 def test_rdm_figures_have_fixed_sizes(tmp_path):
     rdms = rdm.layer_rdms(_random_layers(), STIMULI)
-    grid, heatmap = rsa_figures.write_rdm_figures(rdms, tmp_path / "acts.npz")
+    grid, heatmap = rsa.write_rdm_figures(rdms, tmp_path / "acts.npz")
     assert (grid.name, heatmap.name) == ("acts.rdms.png", "acts.rdm_similarity.png")
     assert _png_size(grid) == rsa_figures.GRID_SIZE and _png_size(heatmap) == rsa_figures.HEATMAP_SIZE
     assert sorted(path.name for path in tmp_path.iterdir()) == ["acts.rdm_similarity.png", "acts.rdms.png"]

@@ -12,7 +12,7 @@ from tuner_app.errors import TunerAppError
 
 SALIENCY_METHODS = ("gradient_x_input", "integrated_gradients")  # inspection.saliency.METHODS, without importing TF
 RDM_METRICS = ("correlation", "euclidean", "poisson")  # inspection.rdm.METRICS
-COMPARISONS = ("spearman", "rho-a", "corr", "cosine", "kendall", "tau-a")  # inspection.rdm.COMPARISONS
+COMPARISONS = ("spearman", "rho-a", "corr", "cosine", "kendall", "tau-a")  # inspection.rsa.COMPARISONS
 
 
 def _model_source(model: Path | None, run_id: str | None, tracking_uri: str | None):
@@ -85,12 +85,10 @@ def activations(model: Path | None, run_id: str | None, tracking_uri: str | None
     listed = stimulus_files.list_stimuli(stimuli)
     arrays = layer_activations.collect(inspected, stimulus_files.read_stimuli(listed), comma_list(layers), pool)
     stimulus_names = [item.name for item in listed]
-    rdms = _layer_rdms(arrays, stimulus_names, metric) if rdm else None
-    written = layer_activations.save(out, arrays, stimulus_names, inspected, pool, rdms)
-    if rdms is not None:
-        from tuner_app.inspection import rsa_figures
-
-        written += rsa_figures.write_rdm_figures(rdms, out)
+    if rdm:
+        written = _save_with_rdms(out, arrays, stimulus_names, inspected, pool, metric)
+    else:
+        written = layer_activations.save(out, arrays, stimulus_names, inspected, pool)
     for name, array in arrays.items():
         click.echo(f"{name:32s} {'x'.join(str(size) for size in array.shape)}")
     for path in written:
@@ -109,12 +107,15 @@ def _npz_path(out: Path, force: bool) -> Path:
     return out
 
 
-def _layer_rdms(arrays, stimulus_names, metric: str):
-    """One RDM per layer; a layer where the metric is undefined (the pooled waveform: one number per stimulus)
-    is left out with a warning rather than losing the others."""
-    from tuner_app.inspection import rdm
+def _save_with_rdms(out: Path, arrays, stimulus_names, inspected, pool: str, metric: str) -> list[Path]:
+    """The activations with one RDM per layer, and the RDM figures; a layer where the metric is undefined (the
+    pooled waveform: one number per stimulus) is left out with a warning rather than losing the others."""
+    from tuner_app.inspection import activations as layer_activations
+    from tuner_app.inspection import rdm, rsa
 
-    return rdm.layer_rdms(arrays, stimulus_names, metric, skip_undefined=True)
+    rdms = rdm.layer_rdms(arrays, stimulus_names, metric, skip_undefined=True)
+    written = layer_activations.save(out, arrays, stimulus_names, inspected, pool, rsa.saved_rdms(rdms))
+    return written + rsa.write_rdm_figures(rdms, out)
 
 
 @cli.command("compare-rdms")
@@ -129,8 +130,8 @@ def _layer_rdms(arrays, stimulus_names, metric: str):
 def compare_rdms(first: Path, second: Path, out: Path, method: str, metric: str) -> None:
     """Compare the RDMs of FIRST (an activations .npz) with those of SECOND: another model's activations, or an
     RDM you supply (.npy, .csv, .npz, MATLAB .mat, rsatoolbox .hdf5), e.g. from fMRI responses to the stimuli."""
-    from tuner_app.inspection import rdm
+    from tuner_app.inspection import rsa
 
-    rows = rdm.compare(first, second, out.expanduser(), method, metric)
-    click.echo(rdm.format_table(rows, method))
+    rows = rsa.compare(first, second, out.expanduser(), method, metric)
+    click.echo(rsa.format_table(rows, method))
     click.echo(f"Wrote {out}.csv and {out}.png", err=True)

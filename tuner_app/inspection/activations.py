@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,17 @@ class ActivationFile:
     arrays: dict[str, np.ndarray]
     rdms: dict[str, np.ndarray]
     metadata: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedRdms:
+    """The RDMs save writes: `matrices` ({layer: [n, n]}) as rdm_<layer> arrays, `metric` and what it measures
+    (`dissimilarity`) in metadata, and `write_file`, which writes FILE.rdms.hdf5 at the path it is given."""
+
+    matrices: Mapping[str, np.ndarray]
+    metric: str
+    dissimilarity: str | None
+    write_file: Callable[[Path], Path]
 
 
 def check_layer_names(names: Sequence[str]) -> None:
@@ -130,19 +141,16 @@ def layouts(shapes: Mapping[str, Sequence[int]], arrays: Mapping[str, np.ndarray
 
 
 def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], stimuli_names: Sequence[str],
-         inspected: Inspected, pool: str, rdms=None) -> list[Path]:
-    """Write FILE.npz and FILE.mat (and, with rsatoolbox `rdms` from rdm.layer_rdms, rdm_<layer> arrays in
-    both and FILE.rdms.hdf5), replacing an older run's set; each file appears whole or not at all, the .npz
-    last. The paths written."""
-    from tuner_app.inspection import rdm
-
+         inspected: Inspected, pool: str, rdms: SavedRdms | None = None) -> list[Path]:
+    """Write FILE.npz and FILE.mat (and, with `rdms`, rdm_<layer> arrays in both and FILE.rdms.hdf5),
+    replacing an older run's set; each file appears whole or not at all, the .npz last. The paths written."""
     path = Path(path).expanduser()
     if path.suffix.lower() != ".npz":
         raise TunerAppError(f"--out: {path} must end in .npz (the .mat and .rdms.hdf5 files are named after it)")
     check_layer_names(list(arrays))
     if any(len(array) != len(stimuli_names) for array in arrays.values()):
         raise ValueError(f"every array needs one row per stimulus ({len(stimuli_names)})")
-    matrices = rdm.matrices(rdms) if rdms is not None else {}
+    matrices = rdms.matrices if rdms is not None else {}
     metadata = _metadata(inspected, arrays, pool, rdms)
     written = []
     check_replaceable(path)
@@ -151,7 +159,7 @@ def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], stimuli_name
         for stale in _file_set(path):  # an older run's set, checked to be tuner-app's
             stale.unlink(missing_ok=True)
         if rdms is not None:
-            written.append(rdm.save_rdms(rdms, path.with_suffix(".rdms.hdf5")))
+            written.append(rdms.write_file(path.with_suffix(".rdms.hdf5")))
         written += _write_mat(path.with_suffix(".mat"), arrays, stimuli_names, matrices, metadata)
         written.append(_write_npz(path, arrays, stimuli_names, matrices, metadata))
     return written
@@ -191,18 +199,19 @@ def _is_activations_mat(path: Path) -> bool:
     return metadata is not None and metadata_of({"metadata": np.asarray(str(np.squeeze(metadata)))}) is not None
 
 
-def _metadata(inspected: Inspected, arrays: Mapping[str, np.ndarray], pool: str, rdms) -> dict[str, Any]:
+def _metadata(inspected: Inspected, arrays: Mapping[str, np.ndarray], pool: str,
+              rdms: SavedRdms | None) -> dict[str, Any]:
     from tuner_app import __version__
-    from tuner_app.inspection import probe, rdm
+    from tuner_app.inspection import probe
 
     layers = layouts(output_shapes(inspected, list(arrays)), arrays, pool)
     if probe.FRONTEND in layers:
         layers[probe.FRONTEND].update(_frontend_axes(inspected, pool))
-    metric = rdm.metric_of(rdms) if rdms is not None else None
+    metric, dissimilarity = (rdms.metric, rdms.dissimilarity) if rdms is not None else (None, None)
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "tuner_app_version": __version__,
             "model": inspected.name, "origin": inspected.origin, "class_names": list(inspected.class_names),
             "pool": pool, "frontend": inspected.frontend.to_dict(), "layers": layers, "rdm_metric": metric,
-            "rdm_dissimilarity": rdm.METRIC_MEANINGS.get(metric)}
+            "rdm_dissimilarity": dissimilarity}
 
 
 def _frontend_axes(inspected: Inspected, pool: str) -> dict[str, Any]:

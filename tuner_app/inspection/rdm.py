@@ -1,4 +1,5 @@
-"""Representational dissimilarity matrices of layer activations, made and compared with rsatoolbox.
+"""Representational dissimilarity matrices of layer activations, made with rsatoolbox, and the RDM files a
+user supplies, read and checked (rsa compares them).
 
 Stimuli keep the order of the activations file: RDMs are computed one row per stimulus (never grouped by a
 descriptor, which rsatoolbox sorts alphabetically), and a user's RDM must list the same stimuli in that order.
@@ -6,7 +7,6 @@ descriptor, which rsatoolbox sorts alphabetically), and a user's RDM must list t
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuner_app.errors import TunerAppError, storage_errors
-from tuner_app import outputs
-from tuner_app.files import atomic_path
+from tuner_app.errors import TunerAppError
 from tuner_app.inspection import activations
 
 log = logging.getLogger(__name__)
@@ -27,10 +25,8 @@ METRIC_MEANINGS = {
     "euclidean": "squared Euclidean distance / number of features (rsatoolbox)",
     "poisson": "symmetrised KL divergence of Poisson rates (rsatoolbox; prior_lambda 1, prior_weight 0.1)",
 }
-COMPARISONS = ("spearman", "rho-a", "corr", "cosine", "kendall", "tau-a")
 RDM_SUFFIXES = (".npy", ".csv", ".txt", ".npz", ".mat", ".hdf5", ".h5")
 TOLERANCE = 1e-6  # relative to the largest dissimilarity when that is above 1
-CSV_HEADER = "layer_a,layer_b,value"  # the comparison table's first line: how a rerun knows it
 
 
 def layer_rdms(arrays: Mapping[str, np.ndarray], stimuli_names: Sequence[str], metric: str = "correlation",
@@ -42,7 +38,7 @@ def layer_rdms(arrays: Mapping[str, np.ndarray], stimuli_names: Sequence[str], m
     from rsatoolbox.data import Dataset
     from rsatoolbox.rdm import calc_rdm
 
-    _check_choice("--metric", metric, METRICS)
+    check_choice("--metric", metric, METRICS)
     vectors = {}
     for layer, array in arrays.items():
         if len(array) != len(stimuli_names):
@@ -61,7 +57,8 @@ def layer_rdms(arrays: Mapping[str, np.ndarray], stimuli_names: Sequence[str], m
     return _rdms(np.stack(list(vectors.values())), list(vectors), stimuli_names, metric)
 
 
-def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+def check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+    """TunerAppError naming `option` unless `value` is one of `choices`."""
     if value not in choices:
         raise TunerAppError(f"{option}: {value!r} is not one of {', '.join(choices)}")
 
@@ -106,30 +103,6 @@ def metric_of(rdms) -> str:
 def ascii_name(name: str) -> str:
     """`name` as rsatoolbox's HDF5 writer can store it (ASCII only): other characters as \\x.. escapes."""
     return name.encode("ascii", "backslashreplace").decode("ascii")
-
-
-def save_rdms(rdms, path: str | os.PathLike) -> Path:
-    """`rdms` as rsatoolbox's own HDF5 file (rsatoolbox.rdm.load_rdm reads it), written whole or not at all."""
-    path = Path(path)
-    stored = rdms.copy()
-    if "stimulus" in stored.pattern_descriptors:
-        stored.pattern_descriptors["stimulus"] = [ascii_name(name) for name in stored.pattern_descriptors["stimulus"]]
-    with atomic_path(path) as temporary:
-        temporary.unlink()  # rsatoolbox refuses to write over an existing file
-        stored.save(str(temporary), file_type="hdf5")
-    return path
-
-
-def similarity(rdms_a, rdms_b, method: str = "spearman") -> np.ndarray:
-    """[n_a, n_b]: rsatoolbox.rdm.compare of every RDM of `rdms_a` with every RDM of `rdms_b`."""
-    from rsatoolbox.rdm import compare
-
-    _check_choice("--method", method, COMPARISONS)
-    if rdms_a.n_cond != rdms_b.n_cond or rdms_a.n_cond < 3:
-        raise TunerAppError(f"comparing RDMs needs the same stimuli, 3 or more ({rdms_a.n_cond} and "
-                            f"{rdms_b.n_cond} given)")
-    with np.errstate(invalid="ignore", divide="ignore"):  # a constant RDM correlates as NaN: shown as such
-        return np.asarray(compare(rdms_a, rdms_b, method=method), np.float64)
 
 
 def reference_rdms(path: str | os.PathLike, stimuli_names: Sequence[str], metric: str = "correlation"):
@@ -262,44 +235,3 @@ def _hdf5_rdms(path: Path, stimuli_names: Sequence[str]):
     for name, matrix in zip(names, loaded.get_matrices()):
         _check_matrix(path, name, matrix, len(stimuli_names))
     return _rdms(loaded.get_matrices(), names, stimuli_names, metric_of(loaded))
-
-
-def compare(a: str | os.PathLike, b: str | os.PathLike, out_prefix: str | os.PathLike, method: str = "spearman",
-            metric: str = "correlation") -> list[tuple[str, str, float]]:
-    """Compare the layer RDMs of activations file `a` with those of `b` (another activations file, or a user's
-    RDM file: reference_rdms); write <prefix>.csv (layer_a, layer_b, value) and <prefix>.png. The rows."""
-    from tuner_app.inspection import rsa_figures
-
-    _check_choice("--method", method, COMPARISONS)
-    a, b, prefix = Path(a).expanduser(), Path(b).expanduser(), Path(out_prefix).expanduser()
-    stimuli = activations.load(a).stimuli
-    rdms_a, rdms_b = reference_rdms(a, stimuli, metric), reference_rdms(b, stimuli, metric)
-    values = similarity(rdms_a, rdms_b, method)
-    names_a, names_b = layer_names(rdms_a), layer_names(rdms_b)
-    rows = [(row, column, float(values[i, j])) for i, row in enumerate(names_a) for j, column in enumerate(names_b)]
-    table, heatmap = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".png")
-    outputs.check_replaceable_file(table, "--out", outputs.first_line_starts(CSV_HEADER), "a comparison table")
-    outputs.check_replaceable_file(heatmap, "--out", outputs.figure_is_ours, "a figure")
-    with storage_errors(prefix, "--out"):
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        _write_csv(table, rows)
-        rsa_figures.similarity_heatmap(values, names_a, names_b, heatmap,
-                                       title=f"{method} between RDMs", row_title=a.name, column_title=b.name)
-    return rows
-
-
-def _write_csv(path: Path, rows: Sequence[tuple[str, str, float]]) -> None:
-    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_HEADER.split(","))
-        writer.writerows((row, column, f"{value:.6g}") for row, column, value in rows)
-
-
-def format_table(rows: Sequence[tuple[str, str, float]], method: str = "spearman") -> str:
-    """compare's rows as aligned text for a terminal: layer_a, layer_b and the value, one pair a line."""
-    width_a = max([len("layer_a"), *(len(row[0]) for row in rows)])
-    width_b = max([len("layer_b"), *(len(row[1]) for row in rows)])
-    width = max(len(method), len("-0.0000"))
-    lines = [f"{'layer_a':{width_a}}  {'layer_b':{width_b}}  {method:>{width}}"]
-    lines += [f"{a:{width_a}}  {b:{width_b}}  {value:>{width}.4f}" for a, b, value in rows]
-    return "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,22 +34,21 @@ def percentiles(matrix: np.ndarray) -> np.ndarray:
     return shown
 
 
-def rdm_grid(rdms, path: str | os.PathLike, title: str = "") -> Path:
-    """A PNG of every RDM of rsatoolbox `rdms`, one panel per layer titled with its name."""
-    from tuner_app.inspection.rdm import layer_names, metric_of
-
+def rdm_grid(matrices: Mapping[str, np.ndarray], stimuli: Sequence[str], metric: str, path: str | os.PathLike,
+             title: str = "") -> Path:
+    """A PNG of every RDM of `matrices` ({layer: [n, n]} by `metric`), one panel per layer titled with its name;
+    `stimuli` label the panels' rows and columns when few layers leave room."""
     figure = new_figure(GRID_SIZE)
-    names, stimuli = layer_names(rdms), list(rdms.pattern_descriptors.get("stimulus", []))
-    columns = math.ceil(math.sqrt(len(names)))
-    rows = math.ceil(len(names) / columns)
+    columns = math.ceil(math.sqrt(len(matrices)))
+    rows = math.ceil(len(matrices) / columns)
     image = None
-    for index, (name, matrix) in enumerate(zip(names, rdms.get_matrices())):
+    for index, (name, matrix) in enumerate(matrices.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
         image = axes.imshow(percentiles(matrix), cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
         axes.set_title(name, fontsize="small")
-        _stimulus_ticks(axes, stimuli if len(names) <= 4 else [])
+        _stimulus_ticks(axes, stimuli if len(matrices) <= 4 else [])
     figure.colorbar(image, ax=figure.axes, shrink=0.6, label="dissimilarity (percentile within its RDM)")
-    figure.suptitle(title or f"RDMs ({metric_of(rdms)}) over {rdms.n_cond} stimuli")
+    figure.suptitle(title or f"RDMs ({metric}) over {len(next(iter(matrices.values())))} stimuli")
     return save_png(figure, path)
 
 
@@ -89,17 +88,3 @@ def _annotate(axes, values: np.ndarray) -> None:
     for (row, column), value in np.ndenumerate(values):
         colour = "white" if np.isfinite(value) and abs(value) > 0.6 else "black"
         axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=SMALL_FONT, color=colour)
-
-
-def write_rdm_figures(rdms, npz_path: str | os.PathLike, method: str = "spearman") -> list[Path]:
-    """Beside an activations FILE.npz: FILE.rdms.png (the RDMs) and FILE.rdm_similarity.png (every layer's
-    RDM against every other's, by `method`)."""
-    from tuner_app.inspection.rdm import layer_names, similarity
-
-    npz_path = Path(npz_path)
-    names = layer_names(rdms)
-    grid = rdm_grid(rdms, npz_path.with_suffix(".rdms.png"))
-    heatmap = similarity_heatmap(similarity(rdms, rdms, method), names, names,
-                                 npz_path.with_suffix(".rdm_similarity.png"),
-                                 title=f"{method} between layer RDMs", row_title="layer", column_title="layer")
-    return [grid, heatmap]
