@@ -6,9 +6,9 @@ import grpc
 import keras_tuner
 import pytest
 from conftest import make_oracle, smoke_space
-from keras_tuner.src import protos
 
 from tuner_app.search import chief, oracles
+from tuner_app.search.keras_tuner_internals import retry_queue, service_grpc, service_messages
 
 TIMEOUT = 10.0
 
@@ -35,13 +35,13 @@ def _servicer(oracle):
 
 
 def _ask(servicer, tuner_id):
-    response = servicer.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id=tuner_id), None)
+    response = servicer.CreateTrial(service_messages().CreateTrialRequest(tuner_id=tuner_id), None)
     trial = keras_tuner.engine.trial.Trial.from_proto(response.trial)
     return trial.status, trial.trial_id
 
 
 def _finish(servicer, trial_id, status="COMPLETED"):
-    service = protos.get_service()
+    service = service_messages()
     servicer.UpdateTrial(service.UpdateTrialRequest(trial_id=trial_id, metrics={"val_accuracy": 0.5}), None)
     trial = servicer.oracle.trials[trial_id]
     ended = keras_tuner.engine.trial.Trial(trial.hyperparameters, trial_id=trial_id, status=status)
@@ -52,7 +52,7 @@ def test_a_silent_workers_trial_is_retried_by_another_then_failed_after_two_loss
     servicer, clock = _servicer(_oracle(tmp_path))
     assert _ask(servicer, "w1") == ("RUNNING", "0")
     clock.now = TIMEOUT - 1
-    servicer.GetTrial(protos.get_service().GetTrialRequest(trial_id="0"), None)  # its heartbeat
+    servicer.GetTrial(service_messages().GetTrialRequest(trial_id="0"), None)  # its heartbeat
     clock.now = TIMEOUT + 2
     servicer.reap()
     assert servicer.lost == []  # heard of 3 s ago
@@ -74,7 +74,7 @@ def test_a_trial_given_back_is_retried_at_once_and_a_late_second_report_is_dropp
     servicer, _ = _servicer(_oracle(tmp_path))
     assert _ask(servicer, "w1") == ("RUNNING", "0")
     _finish(servicer, "0", chief.GIVEN_BACK)  # what a worker's Ctrl-C sends (worker.WorkerOracle.give_back)
-    assert servicer.oracle._retry_queue == ["0"]
+    assert retry_queue(servicer.oracle) == ["0"]
     assert [(trial.trial_id, reason, retried) for trial, reason, retried in servicer.lost] == [
         ("0", "worker w1 stopped before the trial ended", True)]
     servicer.reported(["0"])
@@ -110,8 +110,8 @@ def test_a_restarted_chief_keeps_each_workers_trial_for_it(tmp_path):
     restarted, clock = _servicer(_oracle(tmp_path, reload=True))
     assert restarted.reserved == {"w1": "0"}
     assert _ask(restarted, "w2") == ("RUNNING", "2")  # not w1's trial
-    restarted.GetTrial(protos.get_service().GetTrialRequest(trial_id="0"), None)  # w1's heartbeat reaches it
-    assert restarted.oracle.ongoing_trials["w1"].trial_id == "0" and restarted.oracle._retry_queue == []
+    restarted.GetTrial(service_messages().GetTrialRequest(trial_id="0"), None)  # w1's heartbeat reaches it
+    assert restarted.oracle.ongoing_trials["w1"].trial_id == "0" and retry_queue(restarted.oracle) == []
     _finish(restarted, "0")
     assert sorted(restarted.oracle.end_order) == ["0", "1"]
 
@@ -159,7 +159,7 @@ def test_the_last_worker_hears_stopped_even_while_the_chief_shuts_down(tmp_path,
     address = f"127.0.0.1:{free_port()}"
     serving = threading.Thread(target=chief.serve, args=(_oracle(tmp_path, trials=1), address, TIMEOUT, lambda s: None))
     serving.start()
-    service, stub = protos.get_service(), protos.get_service_grpc().OracleStub(grpc.insecure_channel(address))
+    service, stub = service_messages(), service_grpc().OracleStub(grpc.insecure_channel(address))
     first = stub.CreateTrial(service.CreateTrialRequest(tuner_id="w1"), wait_for_ready=True, timeout=30)
     trial = keras_tuner.engine.trial.Trial.from_proto(first.trial)
     stub.UpdateTrial(service.UpdateTrialRequest(trial_id=trial.trial_id, metrics={"val_accuracy": 0.5}), timeout=30)

@@ -11,7 +11,7 @@ from tuner_app.device.budget import Budget
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
 from tuner_app.model import spaces
-from tuner_app.search import observers, progress, scoring, summary, run as search_run, tuners
+from tuner_app.search import keras_tuner_internals, observers, progress, scoring, summary, run as search_run, tuners
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -174,7 +174,7 @@ def test_a_trial_left_running_by_a_kill_is_retried(splits, tmp_path):
     tuner.oracle.max_trials = 2
     orphan = tuner.oracle.create_trial("tuner0")
     assert orphan.status == "RUNNING"
-    oracle_file = Path(tuner.oracle._get_oracle_fname())
+    oracle_file = Path(keras_tuner_internals.oracle_file(tuner.oracle))
     state = json.loads(oracle_file.read_text())
     state["ongoing_trials"] = {}
     oracle_file.write_text(json.dumps(state))

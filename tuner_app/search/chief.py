@@ -18,12 +18,10 @@ from concurrent import futures
 from typing import Callable, Iterable
 
 import grpc
-from keras_tuner.src import protos
-from keras_tuner.src.distribute.oracle_chief import OracleServicer
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from tuner_app.errors import TunerAppError
-from tuner_app.search import interrupts
+from tuner_app.search import interrupts, keras_tuner_internals
 from tuner_app.search.distribution import quiet_protos
 
 # How a stopping worker hands its unfinished trial back (worker.give_back): keras-tuner's workers never end a
@@ -35,7 +33,7 @@ STOP_GRACE_SECONDS = 10.0  # at most this long for answers under way when the ch
 Status = trial_module.TrialStatus
 
 
-class ChiefServicer(OracleServicer):
+class ChiefServicer(keras_tuner_internals.OracleServicer):
     """keras-tuner's servicer; every call also tells the chief that the trial (or worker) it names is alive."""
 
     def __init__(self, oracle, worker_timeout: float, clock: Callable[[], float] = time.monotonic):
@@ -75,7 +73,7 @@ class ChiefServicer(OracleServicer):
             self.stop_triggered |= trial.status == Status.STOPPED
             if trial.status == Status.RUNNING:
                 self.heard[trial.trial_id] = self.clock()
-            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+            return keras_tuner_internals.service_messages().CreateTrialResponse(trial=trial.to_proto())
 
     def UpdateTrial(self, request, context):
         with self.lock, quiet_protos():
@@ -95,7 +93,7 @@ class ChiefServicer(OracleServicer):
                 self._lose(trial.trial_id, f"worker {self._owner(trial.trial_id)} stopped before the trial ended")
             elif trial.trial_id not in self.oracle.end_order:  # a second report of a retried trial is dropped
                 self.oracle.end_trial(trial)
-            return protos.get_service().EndTrialResponse()
+            return keras_tuner_internals.service_messages().EndTrialResponse()
 
     def _owner(self, trial_id: str) -> str | None:
         return next((tuner for tuner, trial in self.oracle.ongoing_trials.items() if trial.trial_id == trial_id), None)
@@ -110,8 +108,8 @@ class ChiefServicer(OracleServicer):
         if owner is None:
             return
         del self.reserved[owner]
-        if trial_id in self.oracle._retry_queue:
-            self.oracle._retry_queue.remove(trial_id)
+        if trial_id in keras_tuner_internals.retry_queue(self.oracle):
+            keras_tuner_internals.unqueue_retry(self.oracle, trial_id)
             trial = self.oracle.trials[trial_id]
             trial.status = Status.RUNNING
             self.oracle.ongoing_trials[owner] = trial
@@ -122,15 +120,16 @@ class ChiefServicer(OracleServicer):
     def _withheld(self, tuner_id: str):
         """Retries not handed out yet: other workers' reserved trials (their workers may still come back), and
         lost trials whose loss the observers have not logged."""
-        queue = self.oracle._retry_queue
         reserved = {trial_id for owner, trial_id in self.reserved.items() if owner != tuner_id}
-        hidden = [trial_id for trial_id in queue if trial_id in reserved or trial_id in self.unreported]
+        hidden = [trial_id for trial_id in keras_tuner_internals.retry_queue(self.oracle)
+                  if trial_id in reserved or trial_id in self.unreported]
         for trial_id in hidden:
-            queue.remove(trial_id)
+            keras_tuner_internals.unqueue_retry(self.oracle, trial_id)
         try:
             yield hidden
         finally:
-            queue.extend(hidden)
+            for trial_id in hidden:
+                keras_tuner_internals.queue_retry(self.oracle, trial_id)
 
     def reported(self, trial_ids: Iterable[str]) -> None:
         """The observers have logged these trials' losses: their retries may be handed out."""
@@ -158,16 +157,16 @@ class ChiefServicer(OracleServicer):
             if ongoing.trial_id == trial_id:
                 del oracle.ongoing_trials[tuner_id]
                 oracle.tuner_ids.discard(tuner_id)
-        if trial_id in oracle.end_order or trial_id in oracle._retry_queue:
+        if trial_id in oracle.end_order or trial_id in keras_tuner_internals.retry_queue(oracle):
             return
         trial = oracle.trials[trial_id]
         self.losses[trial_id] += 1
         retried = self.losses[trial_id] < MAX_LOSSES
         trial.status, trial.message = (Status.INVALID if retried else Status.FAILED), reason
         if retried:
-            oracle._retry_queue.append(trial_id)
+            keras_tuner_internals.queue_retry(oracle, trial_id)
             self.unreported.add(trial_id)
-            oracle._save_trial(trial)
+            keras_tuner_internals.save_trial(oracle, trial)
             oracle.save()
         else:
             oracle.end_trial(trial)
@@ -184,7 +183,7 @@ def serve(oracle, address: str, worker_timeout: float, relay: Callable[[ChiefSer
     servicer = ChiefServicer(oracle, worker_timeout)
     # Without so_reuseport a second chief on the same port fails here instead of sharing it with the first.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    keras_tuner_internals.service_grpc().add_OracleServicer_to_server(servicer, server)
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError:

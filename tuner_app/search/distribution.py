@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from keras_tuner.src.distribute import utils as keras_tuner_distribution
 
 from tuner_app.errors import TunerAppError
+from tuner_app.search import keras_tuner_internals
 
 CHIEF_ID = "chief"
 DEFAULT_ORACLE = "127.0.0.1:8000"
@@ -21,9 +21,9 @@ HEARTBEAT_SECONDS = 2.0  # how often a worker tells the chief its trial is still
 
 def role() -> str:
     """"chief", "worker" or "solo", as keras-tuner itself decides from the environment."""
-    if not keras_tuner_distribution.has_chief_oracle():
+    if not keras_tuner_internals.has_chief_oracle():
         return "solo"
-    return "chief" if keras_tuner_distribution.is_chief_oracle() else "worker"
+    return "chief" if keras_tuner_internals.is_chief_oracle() else "worker"
 
 
 def oracle_address() -> str:

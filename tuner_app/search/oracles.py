@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +24,7 @@ from tuner_app.device.budget import Budget, misfit
 from tuner_app.files import write_json
 from tuner_app.model import hyperparameters as hps
 from tuner_app.model.spaces import SearchSpace
-from tuner_app.search import interrupts
+from tuner_app.search import interrupts, keras_tuner_internals
 from tuner_app.search.checkpoints import runs_dir_write
 
 # Sizing a configuration is cheap arithmetic, but a space where almost nothing fits must still end.
@@ -108,7 +107,7 @@ class BudgetMixin:
         if listed is not None:
             return listed
         while self._consecutive_rejections < MAX_CONSECUTIVE_REJECTIONS:
-            values = super()._random_values()
+            values = keras_tuner_internals.random_values(super())
             if values is None or self.fits(values):
                 return values
         self.gave_up = (f"{self.space.source}: {self._consecutive_rejections} configurations in a row were "
@@ -117,7 +116,7 @@ class BudgetMixin:
         return None  # keras-tuner's own answer when it runs out of values: the search stops
 
     def _duplicate(self, values) -> bool:
-        return super()._duplicate(values) or _key(values) in self._rejected
+        return keras_tuner_internals.is_duplicate(super(), values) or _key(values) in self._rejected
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), REJECTIONS_STATE: self.rejections}
@@ -125,11 +124,11 @@ class BudgetMixin:
     def save(self) -> None:
         # keras-tuner writes oracle.json and trial.json in place; a `kill -9` mid-write would leave a file no
         # resume (or worker) could read. Written whole or not at all instead.
-        with runs_dir_write(path := self._get_oracle_fname()):
+        with runs_dir_write(path := keras_tuner_internals.oracle_file(self)):
             write_json(path, self.get_state())
 
     def _save_trial(self, trial) -> None:
-        with runs_dir_write(path := os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")):
+        with runs_dir_write(path := keras_tuner_internals.trial_file(self, trial.trial_id)):
             write_json(path, trial.get_state())
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -199,7 +198,7 @@ class BayesianOptimizationOracle(BudgetMixin, keras_tuner.oracles.BayesianOptimi
         trials = self.trials
         self.trials = {trial_id: trial for trial_id, trial in trials.items() if trial.status != "STOPPED"}
         try:
-            return super()._vectorize_trials()
+            return keras_tuner_internals.gaussian_process_data(super())
         finally:
             self.trials = trials
 

@@ -6,6 +6,7 @@ import keras_tuner
 
 from tuner_app.device.budget import Budget, misfit
 from tuner_app.model.configurations import configurations, is_grid
+from tuner_app.search import keras_tuner_internals
 
 
 def trials(tuner) -> int | None:
@@ -25,9 +26,5 @@ def trials(tuner) -> int | None:
 
 
 def _hyperband_trials(oracle) -> int:
-    # keras-tuner's own bracket arithmetic (private; tests/test_keras_tuner_contract.py pins it): every round of
-    # every bracket, per iteration.
-    brackets = range(oracle._get_num_brackets())
-    per_iteration = sum(oracle._get_size(bracket, round_) for bracket in brackets
-                        for round_ in range(oracle._get_num_rounds(bracket)))
-    return per_iteration * oracle.hyperband_iterations
+    # keras-tuner's own bracket arithmetic: every round of every bracket, per iteration.
+    return sum(keras_tuner_internals.hyperband_round_sizes(oracle)) * oracle.hyperband_iterations

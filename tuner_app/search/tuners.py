@@ -13,7 +13,6 @@ from typing import Any, Mapping, Sequence
 
 import keras
 import keras_tuner
-from keras_tuner.src.distribute.oracle_client import OracleClient
 
 from tuner_app.constants import SEED_MAX
 from tuner_app.device import costs, trial_int8
@@ -24,6 +23,7 @@ from tuner_app.model import architecture
 from tuner_app.model.build import epochs
 from tuner_app.model.spaces import SearchSpace
 from tuner_app.search import chance, checkpoints, chief, distribution, interrupts, oracles, planned, scoring
+from tuner_app.search import keras_tuner_internals
 from tuner_app.search.observers import ObserverList, SearchObserver, TrialOutcome
 from tuner_app.search.worker import WorkerOracle
 from tuner_app.search.pareto_oracle import ParetoOracle
@@ -64,7 +64,7 @@ class TrialMixin:
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, directory=directory,
                                    project_name=project_name, overwrite=overwrite,
                                    executions_per_trial=executions_per_trial)
-        if isinstance(self.oracle, OracleClient):  # a worker of a distributed search (search/distribution.py)
+        if isinstance(self.oracle, keras_tuner_internals.OracleClient):  # a worker (search/distribution.py)
             self.oracle = WorkerOracle(self.oracle)
         self._reported = len(self.rejected)  # a resumed search's earlier rejections were reported then
 
@@ -185,7 +185,7 @@ class TrialMixin:
         self.execution = execution
         train_ds = self.hypermodel.train_data(train_ds, space_values)  # the trial's own augment hyperparameters
         # Hyperband's override loads the weights of the trial it continues: every execution starts from them.
-        model = self._try_build(trial.hyperparameters)
+        model = keras_tuner_internals.build_model(self, trial.hyperparameters)
         _build_optimizer(model)
         monitor = self.space.training["monitor"]  # mode given: Keras cannot tell it for mixup's accuracy metric
         stop = keras.callbacks.EarlyStopping(monitor=monitor, mode="min" if monitor == "val_loss" else "max",
@@ -219,15 +219,15 @@ class TrialMixin:
         """Keep the trial's weights where keras-tuner (and Hyperband's continued trials) look for them."""
         with interrupts.signals_to(interrupts.note_stop):  # a half-written checkpoint could not be loaded
             # keras-tuner's load_model and Hyperband rebuild from the build config before loading the weights.
-            checkpoints.write_checkpoint(model, self._get_checkpoint_fname(trial_id),
-                                         self._get_build_config_fname(trial_id))
+            checkpoints.write_checkpoint(model, keras_tuner_internals.checkpoint_file(self, trial_id),
+                                         keras_tuner_internals.build_config_file(self, trial_id))
 
     def save(self) -> None:
         # keras-tuner writes its state files in place: a kill mid-write left an empty tuner0.json no resume could
         # read (seen). Each is written whole or not at all instead.
-        if not self._is_worker():
+        if distribution.role() != "worker":  # as keras-tuner's own save (BaseTuner._is_worker)
             self.oracle.save()
-        with checkpoints.runs_dir_write(path := self._get_tuner_fname()):
+        with checkpoints.runs_dir_write(path := keras_tuner_internals.tuner_file(self)):
             write_json(path, self.get_state())
 
     def report_end(self, trial, status: str, reason: str) -> None:

@@ -4,18 +4,15 @@ search's trials read back from the shared results directory, and a way to give a
 
 from __future__ import annotations
 
-import glob
-import os
 import threading
 import time
 
 import grpc
 import keras_tuner
-from keras_tuner.src import protos
-from keras_tuner.src.distribute.oracle_client import OracleClient
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from tuner_app.errors import TunerAppError
+from tuner_app.search import keras_tuner_internals
 from tuner_app.search.chief import GIVEN_BACK
 from tuner_app.search.distribution import HEARTBEAT_SECONDS, oracle_address, quiet_protos
 
@@ -28,13 +25,13 @@ class ChiefUnreachable(TunerAppError, keras_tuner.errors.FatalError):
     """The chief did not answer: the search stops (keras-tuner re-raises a FatalError instead of failing a trial)."""
 
 
-class WorkerOracle(OracleClient):
+class WorkerOracle(keras_tuner_internals.OracleClient):
     """The chief's oracle, seen from a worker. `local` is the worker's own copy of the oracle (never asked
     for trials): it answers what needs no chief, such as the seed and the trial budget."""
 
-    def __init__(self, client: OracleClient):
-        super().__init__(client._oracle)
-        self.local = client._oracle
+    def __init__(self, client: keras_tuner_internals.OracleClient):
+        self.local = keras_tuner_internals.wrapped_oracle(client)
+        super().__init__(self.local)
         self._beating: threading.Event | None = None
 
     @property
@@ -45,7 +42,7 @@ class WorkerOracle(OracleClient):
     def trials(self) -> dict:
         """Every trial of the search, as the chief last saved it in the shared results directory."""
         found = {}
-        for path in sorted(glob.glob(os.path.join(self.local._project_dir, "trial_*", "trial.json"))):
+        for path in keras_tuner_internals.trial_files(self.local):
             try:
                 trial = trial_module.Trial.load(path)
             except (OSError, ValueError, KeyError):  # the chief is rewriting it this very moment
@@ -78,7 +75,7 @@ class WorkerOracle(OracleClient):
         given = trial_module.Trial(trial.hyperparameters, trial_id=trial.trial_id, status=GIVEN_BACK)
         try:
             with quiet_protos():
-                request = protos.get_service().EndTrialRequest(trial=given.to_proto())
+                request = keras_tuner_internals.service_messages().EndTrialRequest(trial=given.to_proto())
             self.stub.EndTrial(request, timeout=GIVE_BACK_TIMEOUT)
         except grpc.RpcError:
             pass
@@ -95,7 +92,7 @@ class WorkerOracle(OracleClient):
             self._beating = None
 
     def _beat(self, trial_id: str, stopped: threading.Event) -> None:
-        request = protos.get_service().GetTrialRequest(trial_id=trial_id)
+        request = keras_tuner_internals.service_messages().GetTrialRequest(trial_id=trial_id)
         while not stopped.wait(HEARTBEAT_SECONDS):
             try:
                 self.stub.GetTrial(request, timeout=10 * HEARTBEAT_SECONDS)
