@@ -44,10 +44,15 @@ def versions() -> str:
                                                                  for name in packages])
 
 
+def columns(rows: list[dict[str, object]]) -> list[str]:
+    """Every key of the rows, in first-seen order: later rows may carry columns the first lacks."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def markdown_table(rows: list[dict[str, object]]) -> str:
-    header = list(rows[0])
+    header = columns(rows)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(row.get(key, "")) for key in header) + " |" for row in rows]
     return "\n".join(lines)
 
 

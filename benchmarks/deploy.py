@@ -11,7 +11,8 @@ exports it. Per model, one row:
   int8_features     model_int8_features.tflite (int8 features in, int8 scores out) in LiteRT
   tflm              the same file in TFLite Micro's own interpreter and reference kernels (`tflite-micro`)
   drop_*            float minus each int8 accuracy, in points
-  flash_bytes       model_int8_features.tflite's size; tflm_arena_bytes: the arena TFLM allocates it in
+  flash_bytes       model_int8_features.tflite's size; tflm_arena_bytes: the arena TFLM allocates it in;
+                    ram_plan_bytes: our own estimate of that arena (device/memory_plan.py), the search's ram_bytes
   host_ms           median LiteRT invoke of the features-in model on this machine (one clip, one thread)
   val_int8          the features-in model's accuracy on the whole validation split (LiteRT): what chooses
                     the searched int8 front (on flash_bytes), marked in `front`
@@ -40,7 +41,7 @@ import common  # noqa: E402
 import kws_front  # noqa: E402
 import off_chance  # noqa: E402
 import speakers  # noqa: E402
-from tuner_app.device import costs, tflite, trial_int8  # noqa: E402
+from tuner_app.device import costs, memory_plan, tflite, trial_int8  # noqa: E402
 from tuner_app.search.front import non_dominated  # noqa: E402
 from tuner_app.serving import export  # noqa: E402
 
@@ -81,9 +82,11 @@ def row(label: str, corpus: str, result) -> dict[str, object]:
             "float": round(accuracy["saved_model"], 4), "int8": round(accuracy["tflite_int8"], 4),
             "int8_features": round(accuracy["tflite_int8_features"], 4),
             "tflm": round(accuracy["tflm_int8_features"], 4),
-            **{f"drop_{name}": round(100 * (accuracy["saved_model"] - accuracy[key]), 1) for name, key in DROPS.items()},
+            **{f"drop_{name}": round(100 * (accuracy["saved_model"] - accuracy[key]), 1)
+               for name, key in DROPS.items()},
             "waveform_int8_bytes": result.tflite["int8"]["bytes"], "flash_bytes": features["bytes"],
             "tflm_arena_bytes": features["description"]["tflm_arena_bytes"],
+            "ram_plan_bytes": memory_plan.arena_bytes(blob),
             "host_ms": round(costs.host_latency_ms(blob, LATENCY_RUNS), 3)}
 
 
@@ -112,25 +115,33 @@ def with_front(searched: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 def dominance(rows: list[dict[str, object]]) -> list[str]:
-    """Per corpus with a searched front: its most accurate member (on validation, int8) within DS-CNN-S int8's
-    flash and RAM, against DS-CNN-S int8 on test (LiteRT and TFLM)."""
+    """Per corpus with a searched front: each front member within DS-CNN-S int8's flash and RAM against DS-CNN-S
+    int8 on test (LiteRT and TFLM): it dominates when no worse in all four and better in one. Met when one does."""
     lines = []
     for corpus in dict.fromkeys(row["corpus"] for row in rows if row.get("front")):
         reference = next(row for row in rows if row["corpus"] == corpus and row["model"].startswith("DS-CNN-S"))
         fitting = [row for row in rows if row["corpus"] == corpus and row.get("front")
                    and row["flash_bytes"] <= reference["flash_bytes"]
                    and row["tflm_arena_bytes"] <= reference["tflm_arena_bytes"]]
-        lines.append(f"- {corpus}: " + (_dominates(max(fitting, key=lambda row: row["val_int8"]), reference)
-                                        if fitting else "no front member within DS-CNN-S's flash and RAM: **missed**"))
+        met = any(_dominates(row, reference) for row in fitting)
+        lines.append(f"- {corpus}: DS-CNN-S int8 {_costs(reference)}; front members within its flash and RAM: "
+                     f"{len(fitting)}, {'one dominates: met' if met else 'none dominates: **missed**'}")
+        lines += [f"  - {row['model']} {_costs(row)}: {'dominates' if _dominates(row, reference) else 'does not'}"
+                  for row in fitting]
     return lines
 
 
-def _dominates(chosen: dict[str, object], reference: dict[str, object]) -> str:
-    wins = chosen["int8_features"] >= reference["int8_features"] and chosen["tflm"] >= reference["tflm"]
-    return (f"{chosen['model']} ({chosen['flash_bytes']:,} B flash, {chosen['tflm_arena_bytes']:,} B arena, int8 "
-            f"test {chosen['int8_features']} LiteRT / {chosen['tflm']} TFLM) against DS-CNN-S int8 "
-            f"({reference['flash_bytes']:,} B, {reference['tflm_arena_bytes']:,} B, {reference['int8_features']} / "
-            f"{reference['tflm']}): {'dominates: met' if wins else '**not more accurate: missed**'}")
+COMPARED = (("flash_bytes", -1), ("tflm_arena_bytes", -1), ("int8_features", 1), ("tflm", 1))  # (key, better)
+
+
+def _dominates(row: dict[str, object], reference: dict[str, object]) -> bool:
+    differences = [sign * (row[key] - reference[key]) for key, sign in COMPARED]
+    return min(differences) >= 0 and max(differences) > 0
+
+
+def _costs(row: dict[str, object]) -> str:
+    return (f"({row['flash_bytes']:,} B flash, {row['tflm_arena_bytes']:,} B arena, int8 test "
+            f"{row['int8_features']} LiteRT / {row['tflm']} TFLM)")
 
 
 def verdict(rows: list[dict[str, object]], which: str = "model") -> list[str]:
@@ -149,14 +160,15 @@ def verdict(rows: list[dict[str, object]], which: str = "model") -> list[str]:
 def write(rows: list[dict[str, object]], args, seconds: float) -> None:
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     stem = common.RESULTS / f"deploy{'_quick' if args.quick else ''}"
-    common.write_csv(rows, stem.with_suffix(".csv"), list(rows[0]))
+    common.write_csv(rows, stem.with_suffix(".csv"), common.columns(rows))
     text = [f"# Issue 25: the models as deployed (int8){' (quick: no claim)' * args.quick}", "",
             common.provenance("deploy.py", seconds), "",
             f"Each reference trained with its own recipe, at most {args.epochs} epochs, patience {args.patience}; "
             "exported with --quantize int8 (calibration: 100 training clips); accuracy on the check clips. "
             f"host_ms: median of {LATENCY_RUNS} LiteRT invokes of the features-in model, one thread.", "",
             *verdict([row for row in rows if "front" not in row], "reference and main-job model"),
-            *verdict([row for row in rows if "front" in row], "searched trial"), "", "The searched int8 front against DS-CNN-S int8 (flash, RAM and accuracy at once):",
+            *verdict([row for row in rows if "front" in row], "searched trial"), "",
+            "The searched int8 front against DS-CNN-S int8 (flash, RAM and accuracy at once):",
             *(dominance(rows) or ["- no searched front in this run (--searched)"]), "", common.markdown_table(rows)]
     stem.with_suffix(".md").write_text("\n".join(text) + "\n", encoding="utf-8")
     print("\n".join(text), flush=True)
