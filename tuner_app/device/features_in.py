@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tuner_app.device import calibration as calibration_ranges
 from tuner_app.device import micro, row_scale, tflite
 
 TFLITE_INT8_FEATURES = "model_int8_features.tflite"
@@ -61,13 +62,14 @@ def convert(model, calibration_waveforms: np.ndarray) -> bytes:
 
 def fully_int8(calibration: np.ndarray):
     """The converter set-up (tflite.convert_function's `run`) of a model whose every op, input and output is
-    int8, its activations calibrated on `calibration`, one example per row."""
+    int8, its activations calibrated on `calibration`, one example per row, to median ranges (calibration.py)."""
     def run(converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int8
         converter.representative_dataset = lambda: ([row[np.newaxis]] for row in calibration)
-        return converter.convert()
+        calibrated = calibration_ranges.median_ranges(calibration_ranges.calibrate_only(converter), calibration)
+        return calibration_ranges.quantized(calibrated, int8_io=True)
 
     return run
 

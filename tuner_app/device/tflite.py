@@ -141,14 +141,14 @@ def native_output_redirected(target, *fds: int):
 def _run_converter(converter, calibration: np.ndarray | None, frontend: list[str] = ()) -> bytes:
     if calibration is None:
         return converter.convert()
+    from tuner_app.device import calibration as calibration_ranges
+
     converter.representative_dataset = lambda: ([clip[np.newaxis]] for clip in calibration)
-    # The front-end stays float by location (the debugger's node denylist), the CNN is int8 as a whole. Keeping
-    # it float by op type instead also left the CNN's ADD, MUL, PAD and MEAN in float, and cost DS-CNN-S on FSDD by
-    # speaker 0.69 -> 0.30; by location 0.71, as the CNN converted alone (issue 25's note).
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=lambda: ([clip[np.newaxis]] for clip in calibration[:10]),
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(frontend)))
-    return debugger.get_nondebug_quantized_model()
+    # The front-end stays float by location (a node denylist, as TFLite's quantization debugger keeps nodes
+    # float), the CNN is int8 as a whole. Keeping it float by op type instead also left the CNN's ADD, MUL, PAD
+    # and MEAN in float, and cost DS-CNN-S on FSDD by speaker 0.69 -> 0.30; by location 0.71 (issue 25's note).
+    calibrated = calibration_ranges.median_ranges(calibration_ranges.calibrate_only(converter), calibration)
+    return calibration_ranges.quantized(calibrated, int8_io=False, denylisted_nodes=frontend)
 
 
 def write_tflite(module, directory: Path, quantize: str | None, representative: np.ndarray | None,
