@@ -25,6 +25,7 @@ from collections.abc import Callable
 from mlflow.exceptions import MlflowException
 
 from tuner_app.errors import TunerAppError
+from tuner_app.model.spaces import SIZE_OBJECTIVES
 from tuner_app.redaction import redact
 from tuner_app.search.distribution import is_loopback
 from tuner_app.tracking.store import (
@@ -43,11 +44,10 @@ STORE_URI_VARIABLES = {"--backend-store-uri": "MLFLOW_BACKEND_STORE_URI",
 SHARE_KEY = "tuner-app"
 VIEW_TAG = f"mlflow.sharedViewState.{SHARE_KEY}"
 # A trial's scores (float, then its int8 model's validation accuracy) and sizes (then its int8 model's costs on a
-# device: flash, TFLM arena, host int8 latency), then the search's headline metrics (on its parent run); a column
-# whose metric no run has is left out by the UI.
-VIEW_METRICS = ("best_val_accuracy", "test_accuracy", "val_accuracy_int8", "params_total", "macs",
-                "flash_bytes", "ram_bytes", "latency_ms",
-                "hypervolume", "knee_params_total", "trials_completed", "trials_rejected")
+# device: flash, TFLM arena, host int8 latency), then the search's headline metrics (on its parent run: the knee
+# on whichever size axis its front is on); a column whose metric no run has is left out by the UI.
+VIEW_METRICS = ("best_val_accuracy", "test_accuracy", "val_accuracy_int8", *SIZE_OBJECTIVES,
+                "hypervolume", *(f"knee_{size}" for size in SIZE_OBJECTIVES), "trials_completed", "trials_rejected")
 # Quiet mode drops these lines of the server's output: start-up INFO logs and the security banner.
 SERVER_NOISE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO |INFO |\[MLflow\] Security middleware enabled)")
 
