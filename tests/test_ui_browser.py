@@ -50,6 +50,7 @@ def test_experiments_open_as_model_development_with_the_runs_view(tmp_path):
                                            "metrics.`val_accuracy_int8`", "metrics.`params_total`"]
     device = ["metrics.`flash_bytes`", "metrics.`ram_bytes`", "metrics.`latency_ms`"]  # the int8 model's costs
     assert all(column in view["selectedColumns"] and column in view["columnWidths"] for column in device)
+    assert {"metrics.`knee_params_total`", "metrics.`knee_flash_bytes`"} <= set(view["selectedColumns"])
     assert view["columnOrder"][2] == "metrics.`best_val_accuracy`" and "attributes.`Source`" not in view["columnOrder"]
     one_line_error(lambda: mlflow_ui.prepare_runs_view(uri, "nope", create=False), "'nope'", uri)
 
