@@ -44,7 +44,7 @@ import common  # noqa: E402
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE  # noqa: E402
 from tuner_app.data import cache, corpus  # noqa: E402
 from tuner_app.features.augment_config import AugmentConfig  # noqa: E402
-from tuner_app.model import spaces  # noqa: E402
+from tuner_app.model.space import search_space  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
 from tuner_app.search.observers import SearchObserver  # noqa: E402
 
@@ -65,7 +65,7 @@ class EpochCounter(SearchObserver):
         self.epochs += 1
 
 
-def variant_space(space: spaces.SearchSpace, variant: str) -> spaces.SearchSpace:
+def variant_space(space: search_space.SearchSpace, variant: str) -> search_space.SearchSpace:
     """The space with the variant's augment keys over its own, and `normalize: coefficient` for +cmvn."""
     overrides = {key: value for name, keys in AUGMENTS.items() if variant in (name, "all")
                  for key, value in keys.items()}
@@ -73,16 +73,16 @@ def variant_space(space: spaces.SearchSpace, variant: str) -> spaces.SearchSpace
     return with_cmvn(space) if variant in ("+cmvn", "all") else space
 
 
-def with_cmvn(space: spaces.SearchSpace) -> spaces.SearchSpace:
+def with_cmvn(space: search_space.SearchSpace) -> search_space.SearchSpace:
     presets = {name: dataclasses.replace(preset, normalize=CMVN) for name, preset in space.frontends.items()}
     return dataclasses.replace(space, frontend=dataclasses.replace(space.frontend, normalize=CMVN), frontends=presets)
 
 
-def training_space(space: spaces.SearchSpace, args) -> spaces.SearchSpace:
+def training_space(space: search_space.SearchSpace, args) -> search_space.SearchSpace:
     """The space with the run's epochs, patience and seed, and at most --trials trials where its tuner counts them."""
     training = {**space.training, "epochs": args.epochs, "patience": args.patience, "seed": args.seed}
     tuner = dict(space.tuner)
-    if "max_trials" in spaces.TUNER_OPTIONS[tuner["name"]]:
+    if "max_trials" in search_space.TUNER_OPTIONS[tuner["name"]]:
         tuner["max_trials"] = args.trials
     return dataclasses.replace(space, training=training, tuner=tuner)
 
@@ -111,7 +111,7 @@ def train_variant(variant: str, space, data: tuple, workdir: Path, seed: int) ->
 
 
 def run_ablation(args, workdir: Path) -> tuple[list[dict], str]:
-    space = training_space(spaces.load(spaces.locate(args.space)), args)
+    space = training_space(search_space.load(search_space.locate(args.space)), args)
     if "normalize" in space.hyperparameters and set(args.variants) & {"+cmvn", "all"}:
         raise SystemExit(f"{args.space}: normalize is a hyperparameter there; leave +cmvn and all out")
     data = load_corpus(Path(args.corpus), workdir, args.subset)
@@ -126,7 +126,7 @@ def what_trained(args, splits: dict) -> str:
             f"{counts}; the variants' keys: {AUGMENTS}, +cmvn: frontend normalize {CMVN}")
 
 
-def throughput_cases(space: spaces.SearchSpace) -> dict[str, dict]:
+def throughput_cases(space: search_space.SearchSpace) -> dict[str, dict]:
     """Each augmentation alone, as augment keys (VTLP runs in the model, the others in the batch map)."""
     return {"time shift 100 ms": {"time_shift_ms": 100.0}, "noise p=1": {"noise_probability": 1.0},
             "lowpass p=1": {"lowpass_probability": 1.0}, "speed 0.85-1.15": {"speed_min": 0.85, "speed_max": 1.15},
@@ -166,7 +166,7 @@ def run_throughput(args, workdir: Path) -> tuple[list[dict], str]:
 
     from tuner_app.features.layers import Frontend
 
-    space = spaces.load(spaces.locate(args.space))
+    space = search_space.load(search_space.locate(args.space))
     splits, class_names, noise = load_corpus(Path(args.corpus), workdir, None)
     noise_source = "the corpus's background noise"
     if len(noise) < CLIP_SAMPLES:  # a corpus without background noise (FSDD): a minute of white noise instead

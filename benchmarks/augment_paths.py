@@ -13,11 +13,11 @@ import common
 from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.features import augment, dataset as dataset_module
 from tuner_app.features.augment_config import AugmentConfig
-from tuner_app.model import spaces
+from tuner_app.model.space import search_space
 
 
 def cnn2d_augment() -> AugmentConfig:
-    return spaces.load(spaces.locate("cnn2d")).augment
+    return search_space.load(search_space.locate("cnn2d")).augment
 
 
 def _where_applied(probability: float, augmentation, waveforms):

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import speakers  # noqa: E402
-from tuner_app.search.front import non_dominated  # noqa: E402
+from tuner_app.search.pareto_geometry import non_dominated  # noqa: E402
 from tuner_app.tracking import runs  # noqa: E402
 
 KB = 1024

@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from tuner_app.data import cache, corpus, synth  # noqa: E402
-from tuner_app.model import spaces  # noqa: E402
+from tuner_app.model.space import search_space  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
 from tuner_app.serving import export, inference  # noqa: E402
 
@@ -44,10 +44,10 @@ FIELDS = ["label", "corpus", "per_class", "seed", "epochs", "synth_s", "train_s"
           "real_train", "real_validation", "real_test", "real_clips", "date", "command"]
 
 
-def fixed_space(epochs: int, augment: str = "", frontend: str = "") -> spaces.SearchSpace:
+def fixed_space(epochs: int, augment: str = "", frontend: str = "") -> search_space.SearchSpace:
     """The main job's space with one width: a single model, trained `epochs` epochs; `augment` and `frontend`
     (KEY=VALUE,...) change those keys of its `augment:` and `frontend:`."""
-    space = spaces.load(common.ROOT / "search_spaces" / "default.yaml")
+    space = search_space.load(common.ROOT / "search_spaces" / "default.yaml")
     hyperparameters = {**space.hyperparameters, "tcresnet_width": {"type": "fixed", "value": 1.0}}
     return dataclasses.replace(space, hyperparameters=hyperparameters, training={**space.training, "epochs": epochs},
                                augment=dataclasses.replace(space.augment, **_changes(augment, float)),

@@ -42,7 +42,7 @@ import kws_front  # noqa: E402
 import off_chance  # noqa: E402
 import speakers  # noqa: E402
 from tuner_app.device import costs, memory_plan, tflite, trial_int8  # noqa: E402
-from tuner_app.search.front import non_dominated  # noqa: E402
+from tuner_app.search.pareto_geometry import non_dominated  # noqa: E402
 from tuner_app.serving import export  # noqa: E402
 
 REFERENCES = speakers.REFERENCES

@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from tuner_app.device.budget import Budget  # noqa: E402
-from tuner_app.model import architecture, spaces  # noqa: E402
+from tuner_app.model.architecture import configured  # noqa: E402
+from tuner_app.model.space import search_space  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
 
 SPACES = common.ROOT / "search_spaces"
@@ -47,10 +48,10 @@ FSDD_BUDGET = 60_000  # the goals sit at 10K and 25K params; larger models spend
 GOALS = ((25_000, 0.98), (10_000, 0.97))
 
 
-def load(name: str) -> spaces.SearchSpace:
+def load(name: str) -> search_space.SearchSpace:
     """A space of benchmarks/spaces, else of search_spaces."""
     own = BENCHMARK_SPACES / f"{name}.yaml"
-    return spaces.load(own if own.exists() else SPACES / f"{name}.yaml")
+    return search_space.load(own if own.exists() else SPACES / f"{name}.yaml")
 
 
 def with_training(space, epochs: int, patience: int, augment=None, **tuner):
@@ -63,7 +64,7 @@ def rows_of(label: str, space, tuner, n_classes: int) -> list[dict[str, object]]
     rows = []
     for trial in common.completed_trials(tuner):
         values = {name: value for name, value in trial["values"].items() if name in space.hyperparameters}
-        sizes = architecture.sizes(space, values, n_classes)
+        sizes = configured.sizes(space, values, n_classes)
         rows.append({"set": label, "model": describe(space, values), "params": sizes["params_total"],
                      "trainable": sizes["params_trainable"], "macs": sizes["macs"],
                      "val": round(trial["val_accuracy"], 4), "test": round(trial.get("test_accuracy", float("nan")), 4),
@@ -72,7 +73,7 @@ def rows_of(label: str, space, tuner, n_classes: int) -> list[dict[str, object]]
 
 
 def describe(space, values) -> str:
-    family = architecture.family_of(space, values)
+    family = configured.family_of(space, values)
     frontend = values.get("frontend", space.frontend.kind)
     own = [f"{name}={value}" for name, value in values.items()
            if name.startswith(family + "_") or (family == "seed" and name in ("conv_layers", "filters", "fc_layers"))]

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import kws_front  # noqa: E402
 import speakers  # noqa: E402
-from tuner_app.model import architecture, initial_configurations  # noqa: E402
+from tuner_app.model.architecture import configured  # noqa: E402
+from tuner_app.model.space import initial_configurations  # noqa: E402
 from tuner_app.search import chance  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
 from tuner_app.search.observers import SearchObserver  # noqa: E402
@@ -89,7 +90,7 @@ def rows_of(corpus: str, space, tuner, log: EpochLog, n_classes: int) -> list[di
         epochs = log.epochs[trial["trial_id"]]
         off = left_chance(epochs, threshold)
         rows.append({"corpus": corpus, "model": model, "lr": trial["values"]["learning_rate"],
-                     "params": architecture.sizes(space, names[model], n_classes)["params_total"],
+                     "params": configured.sizes(space, names[model], n_classes)["params_total"],
                      "chance": round(threshold, 3), "off_chance_epoch": off or f">{len(epochs)}",
                      "train_acc_then": round(epochs[(off or len(epochs)) - 1]["accuracy"], 3),
                      "val_acc_then": round(epochs[(off or len(epochs)) - 1]["val_accuracy"], 3),

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import keras_tuner  # noqa: E402
 import pareto_table  # noqa: E402
-from tuner_app.model import spaces  # noqa: E402
-from tuner_app.search import front, oracles, run as search_run  # noqa: E402
+from tuner_app.model.space import search_space  # noqa: E402
+from tuner_app.search import oracles, pareto_geometry, run as search_run  # noqa: E402
 from tuner_app.search.pareto_oracle import ParetoOracle  # noqa: E402
 
 EPOCHS = 8  # the table's epochs: every trial's budget, Hyperband's max_epochs
@@ -92,7 +92,7 @@ class Table:
 def replay(space, table: Table, label: str, kind, options: dict, seed: int, trials: int, workdir: Path) -> list:
     """One search of `kind` against the table: per trial (params, validation accuracy, epochs trained)."""
     hp = keras_tuner.HyperParameters()
-    spaces.declare(hp, space)
+    search_space.declare(hp, space)
     extra = {} if kind is oracles.HyperbandOracle else {"max_trials": trials}
     oracle = kind(space, None, 16, objective=keras_tuner.Objective("val_accuracy", "max"), hyperparameters=hp,
                   seed=seed, **extra, **options)
@@ -115,7 +115,8 @@ def replay(space, table: Table, label: str, kind, options: dict, seed: int, tria
 
 def hypervolumes(history: list, reference) -> list[float]:
     """The hypervolume after each trial."""
-    return [front.hypervolume([(p, a) for p, a, _ in history[:n]], reference) for n in range(1, len(history) + 1)]
+    return [pareto_geometry.hypervolume([(p, a) for p, a, _ in history[:n]], reference)
+            for n in range(1, len(history) + 1)]
 
 
 def at(curve: list[float], n: int) -> float:
@@ -132,10 +133,10 @@ def spread(values: list[float]) -> str:
 
 
 def run_replay(args) -> tuple[list[dict], list[str], dict]:
-    space = spaces.load(pareto_table.SPACE)
+    space = search_space.load(pareto_table.SPACE)
     table = Table.read(args.table)
     reference = tuple(space.objective["hv_reference"])
-    best = front.hypervolume(table.points(), reference)
+    best = pareto_geometry.hypervolume(table.points(), reference)
     curves, epochs_used = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for label, kind, options in ORACLES:
@@ -204,7 +205,7 @@ def run_real(args) -> tuple[list[dict], list[str], dict]:
     """One search per tuner, trained for real on the default corpus: its hypervolume after each trial, against
     what the replay predicts for the same tuner (benchmarks/results/pareto_bench_replay.csv). The searches
     live in --workdir, so an interrupted run resumes (a finished search is read back, not retrained)."""
-    space = spaces.load(pareto_table.SPACE)
+    space = search_space.load(pareto_table.SPACE)
     epochs = 2 if args.quick else EPOCHS
     space = dataclasses.replace(space, training={**space.training, "epochs": epochs, "patience": epochs})
     reference = tuple(space.objective["hv_reference"])
@@ -224,7 +225,7 @@ def run_real(args) -> tuple[list[dict], list[str], dict]:
                      "epochs trained": epochs_used[name][0][-1], "N": n, "HV@N": round(at(curves[name][0], n), 4),
                      "replay's HV@N": predicted.get(name, {}).get(f"HV@{n}", "-"),
                      "HV at the end": round(curves[name][0][-1], 4),
-                     "front size": len(front.front_points([(p, a) for p, a, _ in history]))})
+                     "front size": len(pareto_geometry.front_points([(p, a) for p, a, _ in history]))})
     text = [f"One search per tuner on {pareto_table.SPACE.relative_to(common.ROOT)}, the default corpus, {epochs} "
             f"epochs per trial (Hyperband: 1 iteration, max_epochs {epochs}, factor 3: 10 trials), seed 0; "
             f"hypervolume (log10 params, validation accuracy) against {reference}.", "",

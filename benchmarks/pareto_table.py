@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from tuner_app.model import architecture, spaces  # noqa: E402
+from tuner_app.model.architecture import configured  # noqa: E402
+from tuner_app.model.space import search_space  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
 from tuner_app.search.observers import SearchObserver  # noqa: E402
 
@@ -68,7 +69,7 @@ def table_rows(space, tuner, epoch_log: Path) -> list[dict]:
     rows = []
     for trial in common.completed_trials(tuner):
         values = {name: value for name, value in trial["values"].items() if name in space.hyperparameters}
-        sizes = architecture.sizes(space, values, 16)
+        sizes = configured.sizes(space, values, 16)
         history = epochs.get(trial["trial_id"], [])
         rows.append({"config": json.dumps(searched(space, values), sort_keys=True),
                      "params_total": sizes["params_total"], "macs": sizes["macs"],
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/tuner-app-pareto-table"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    space = spaces.load(SPACE)
+    space = search_space.load(SPACE)
     if args.quick:
         space = dataclasses.replace(space, training={**space.training, "epochs": 2},
                                     tuner={**space.tuner, "max_trials": 3})

@@ -41,7 +41,8 @@ import common  # noqa: E402
 from tuner_app.data import cache  # noqa: E402
 from tuner_app.features import dataset as dataset_module  # noqa: E402
 from tuner_app.features.frontend import KINDS, FrontendConfig, features  # noqa: E402
-from tuner_app.model import build, configurations, spaces  # noqa: E402
+from tuner_app.model.architecture import build  # noqa: E402
+from tuner_app.model.space import configurations, search_space  # noqa: E402
 
 BATCH = 64
 QUICK = {"train": 320, "validation": 48, "test": 48}  # clips per split in --quick
@@ -105,14 +106,14 @@ def numpy_row(name: str, train) -> dict:
 
 def seed_model(n_classes: int):
     """seed_2d.yaml's conv 3 x FC 1 row, batch norm off: the seed's 2D 3-conv model."""
-    space = spaces.load(spaces.locate("seed_2d"))
+    space = search_space.load(search_space.locate("seed_2d"))
     values = next(values for values in configurations.configurations(space)
                   if values["conv_layers"] == 3 and values["fc_layers"] == 1 and not values["batch_norm"])
     return build.build_model(space, values, n_classes)
 
 
 def bcresnet_model(n_classes: int):
-    space = spaces.load(spaces.locate("bcresnet1"))
+    space = search_space.load(search_space.locate("bcresnet1"))
     return build.build_model(space, configurations.configurations(space)[0], n_classes)
 
 

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from tuner_app.device import costs, memory_plan, micro  # noqa: E402
 from tuner_app.errors import InfeasibleConfig, TunerAppError  # noqa: E402
-from tuner_app.model import configurations, spaces  # noqa: E402
-from tuner_app.model.architecture import N_CLASSES  # noqa: E402
-from tuner_app.model.build import build_model  # noqa: E402
+from tuner_app.model.architecture.build import build_model  # noqa: E402
+from tuner_app.model.architecture.configured import N_CLASSES  # noqa: E402
+from tuner_app.model.space import configurations, search_space  # noqa: E402
 
 REFERENCES = {"DS-CNN-S": "dscnn_s", "BC-ResNet-1": "bcresnet1", "TC-ResNet8": "tcresnet8"}
 GOAL_PERCENT = 5.0
@@ -96,14 +96,14 @@ def measure(label: str, config: str, space, values: dict, seed: int, skipped: li
 def references(seed: int, skipped: list) -> list[dict]:
     rows = []
     for label, name in REFERENCES.items():
-        space = spaces.load(spaces.locate(name))
+        space = search_space.load(search_space.locate(name))
         values = configurations.configurations(space, 1, seed)[0]
         rows.append(measure(label, name, space, values, seed, skipped))
     return [found for found in rows if found]
 
 
 def sampled(count: int, seed: int, skipped: list) -> list[dict]:
-    space, rows = spaces.load(spaces.locate("kws")), []
+    space, rows = search_space.load(search_space.locate("kws")), []
     for index, values in enumerate(configurations.configurations(space, SAMPLED, seed)):
         if len(rows) == count:
             break

@@ -67,7 +67,7 @@ def instrumented(ledger: common.Ledger):
     """Time the search's parts for the block (this process only; the package is left as it is)."""
     import keras
 
-    from tuner_app.model.build import CnnHyperModel
+    from tuner_app.model.architecture.build import CnnHyperModel
     from tuner_app.search import checkpoints, progress, run, scoring
     from tuner_app.tracking.tracker import MLflowTracker
 
@@ -102,7 +102,7 @@ def bench_space(workdir: Path, trials: int):
     """smoke.yaml with learning_rate a choice, 2 epochs, and every tuner's options, written and loaded."""
     import yaml
 
-    from tuner_app.model import spaces
+    from tuner_app.model.space import search_space
 
     data = yaml.safe_load((common.ROOT / "search_spaces" / "smoke.yaml").read_text(encoding="utf-8"))
     data["hyperparameters"]["learning_rate"] = {"type": "choice", "values": LEARNING_RATES}
@@ -110,7 +110,7 @@ def bench_space(workdir: Path, trials: int):
     data["tuner"] = {"name": "random", "max_trials": trials}
     path = workdir / SPACE_FILE
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    space = spaces.load(str(path))
+    space = search_space.load(str(path))
     hyperband = {"max_epochs": EPOCHS, "factor": 2, "hyperband_iterations": trials // HYPERBAND_TRIALS}
     return dataclasses.replace(space, tuner={**space.tuner, **hyperband})
 

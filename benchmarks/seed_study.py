@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import kws_front  # noqa: E402
 from tuner_app.device.budget import Budget  # noqa: E402
-from tuner_app.model import architecture, spaces  # noqa: E402
-from tuner_app.search import front as pareto  # noqa: E402
+from tuner_app.model.architecture import configured  # noqa: E402
+from tuner_app.model.space import search_space  # noqa: E402
+from tuner_app.search import pareto_geometry  # noqa: E402
 from tuner_app.search import run as search_run  # noqa: E402
 
 # (label, space, tuner): the seed's grids, then the searches
@@ -48,7 +49,7 @@ SETS = (("seed 2D grid", "seed_2d", None), ("seed 1D grid", "seed_1d", None), ("
         ("cnn2d search", "cnn2d", None), ("cnn1d search", "cnn1d", None), ("pareto search", "kws", "pareto"))
 REFERENCES = {"DS-CNN-S": "dscnn_s", "TC-ResNet8": "tcresnet8", "BC-ResNet-1": "bcresnet1"}
 SEARCH_BUDGET = 500_000  # ~1/3 of the seed's smallest model (1.3M); the goals are 1/10 and 1/100 of its rows
-HV_REFERENCE = spaces.HV_REFERENCES["params_total"]
+HV_REFERENCE = search_space.HV_REFERENCES["params_total"]
 FULL = {"epochs": 8, "patience": 3, "trials": 6, "front": 3, "grid": None, "clips": None}
 QUICK = {"epochs": 3, "patience": 1, "trials": 2, "front": 1, "grid": 3,
          "clips": {"train": 192, "validation": 64, "test": 64}}
@@ -92,7 +93,7 @@ def row_of(label: str, space, trial: dict, n_classes: int) -> dict:
     values = {name: value for name, value in trial["values"].items() if name in space.hyperparameters}
     batch_norm = " + BN" if values.get("batch_norm") is True else ""
     return {"set": label, "model": kws_front.describe(space, values) + batch_norm,
-            "params": architecture.sizes(space, values, n_classes)["params_total"],
+            "params": configured.sizes(space, values, n_classes)["params_total"],
             "val": round(trial["val_accuracy"], 4), "test": round(trial.get("test_accuracy", float("nan")), 4),
             "seconds": round(trial.get("train_seconds", 0)), "_space": space, "_values": values}
 
@@ -221,10 +222,10 @@ def hypervolume_rows(rows: list[dict]) -> list[dict]:
     for label in dict.fromkeys(row["set"] for row in rows):
         points = [(row["params"], row["test"]) for row in rows if row["set"] == label]
         table.append({"set": label, "models": len(points),
-                      "hypervolume": round(pareto.hypervolume(points, HV_REFERENCE), 4)})
+                      "hypervolume": round(pareto_geometry.hypervolume(points, HV_REFERENCE), 4)})
     searched = [(row["params"], row["test"]) for row in rows if "search" in row["set"]]
     table.append({"set": "all searches together", "models": len(searched),
-                  "hypervolume": round(pareto.hypervolume(searched, HV_REFERENCE), 4)})
+                  "hypervolume": round(pareto_geometry.hypervolume(searched, HV_REFERENCE), 4)})
     return table
 
 

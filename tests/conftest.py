@@ -86,9 +86,9 @@ def tone_splits():
 
 def smoke_space(**tuner):
     """search_spaces/smoke.yaml with tuner options replaced."""
-    from tuner_app.model import spaces
+    from tuner_app.model.space import search_space
 
-    space = spaces.load(SMOKE_SPACE)
+    space = search_space.load(SMOKE_SPACE)
     return dataclasses.replace(space, tuner={**space.tuner, **tuner})
 
 
@@ -99,10 +99,10 @@ def _fixed(value):
 def train_tiny_trial(directory: Path) -> Path:
     """One trial of a one-conv flatten CNN (98,424 params) trained 5 epochs on the tone clips; its directory."""
     from tuner_app.data.corpus import SEED_WORDS
-    from tuner_app.model import spaces
+    from tuner_app.model.space import search_space
     from tuner_app.search import run as search_run
 
-    space = spaces.load(SMOKE_SPACE)
+    space = search_space.load(SMOKE_SPACE)
     space = dataclasses.replace(
         space, tuner={**space.tuner, "max_trials": 1}, training={**space.training, "epochs": 5, "patience": 5},
         hyperparameters={**space.hyperparameters, "conv_layers": _fixed(1), "fc_layers": _fixed(0),
@@ -138,8 +138,8 @@ def layer_macs(layer) -> int:
 
 
 def output_positions(layer) -> int:
-    """The output positions a conv computes for the architecture: a stride model/depthwise.py takes as a stride-1
-    conv and a subsampling `<name>_stride` pool counts as the strided conv it stands for."""
+    """The output positions a conv computes for the architecture: a stride model/architecture/depthwise.py takes as a
+    stride-1 conv and a subsampling `<name>_stride` pool counts as the strided conv it stands for."""
     after = [node.operation for node in layer._outbound_nodes if node.operation.name == f"{layer.name}_stride"]
     return int(np.prod((after[0] if after else layer).output.shape[1:-1]))
 
@@ -152,7 +152,7 @@ def block_layers(model, row):
 def assert_build_matches_walk(blocks, shape, n_classes) -> set[str]:
     """spec.build's model equals spec.walk block by block (trainable and non-trainable params, output shape,
     MACs counted over the built layers) and in total; every layer belongs to one block. The rows' kinds."""
-    from tuner_app.model import spec
+    from tuner_app.model.architecture import spec
 
     walk, model = spec.walk(blocks, shape, n_classes), spec.build(blocks, shape, n_classes)
     claimed, context = [], (blocks, shape)
@@ -179,11 +179,12 @@ def make_oracle(kind, space, max_params, **options):
     import keras_tuner
 
     from tuner_app.device.budget import Budget
-    from tuner_app.model import architecture, spaces
+    from tuner_app.model.architecture import configured
+    from tuner_app.model.space import search_space
 
     hp = keras_tuner.HyperParameters()
-    spaces.declare(hp, space)
-    return kind(space, Budget(max_params), architecture.N_CLASSES,
+    search_space.declare(hp, space)
+    return kind(space, Budget(max_params), configured.N_CLASSES,
                 objective=keras_tuner.Objective("val_accuracy", "max"),
                 hyperparameters=hp, **options)
 
@@ -192,7 +193,7 @@ def run_fake_trials(oracle, directory, count, score=lambda values, index: 0.5):
     """The oracle's own loop without training: create and end up to `count` trials, each reporting
     val_accuracy = score(values, index) and its walk's params_total. Returns the trials, stopping early
     when the oracle does."""
-    from tuner_app.model import architecture
+    from tuner_app.model.architecture import configured
 
     oracle._set_project_dir(str(directory), "fake")
     trials = []
@@ -201,7 +202,7 @@ def run_fake_trials(oracle, directory, count, score=lambda values, index: 0.5):
         if trial.status != "RUNNING":
             break
         values = trial.hyperparameters.values
-        params = architecture.sizes(oracle.space, values)["params_total"]
+        params = configured.sizes(oracle.space, values)["params_total"]
         oracle.update_trial(trial.trial_id, {"val_accuracy": score(values, index), "params_total": params})
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
@@ -226,14 +227,15 @@ def inspected_model(space_name: str, n_classes: int = 4, seed: int = 0):
     import keras
 
     from tuner_app.inspection.source import Inspected
-    from tuner_app.model import architecture, build, configurations, spaces
+    from tuner_app.model.architecture import build, configured
+    from tuner_app.model.space import configurations, search_space
 
     keras.utils.set_random_seed(seed)
-    space = spaces.load(spaces.locate(space_name))
+    space = search_space.load(search_space.locate(space_name))
     values = {**configurations.configurations(space, 1)[0], **FAMILY_SPACES[space_name]}
     model = build.build_model(space, values, n_classes)
     class_names = tuple(f"class{index}" for index in range(n_classes))
-    return Inspected(architecture.model_name(space, values), space, values, class_names, model, space_name)
+    return Inspected(configured.model_name(space, values), space, values, class_names, model, space_name)
 
 
 def one_line_error(call, *fragments) -> str:

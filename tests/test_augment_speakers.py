@@ -14,7 +14,7 @@ from tuner_app.features.frontend import FrontendConfig, features
 from tuner_app.features.layers import Frontend, frontend_layers
 from tuner_app.features.speed import SpeedPerturbation
 from tuner_app.features.vtlp import source_bins
-from tuner_app.model import recipe
+from tuner_app.model.space import recipe
 
 SECONDS = np.arange(16000) / 16000
 FRONTENDS = {"stft": FrontendConfig(), "mel": FrontendConfig(kind="mel", num_mel_bins=40),

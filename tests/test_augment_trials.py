@@ -12,27 +12,28 @@ from conftest import SMOKE_SPACE, tone_clips, tone_splits
 from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import AugmentConfig
 from tuner_app.features.dataset import make_dataset
-from tuner_app.model import build, spaces
-from tuner_app.model.architecture import frontend_config
-from tuner_app.model.configurations import configurations
+from tuner_app.model.architecture import build
+from tuner_app.model.architecture.configured import frontend_config
+from tuner_app.model.space import search_space
+from tuner_app.model.space.configurations import configurations
 from tuner_app.search import run as search_run
 
 FIXED_SMOKE = {"conv_layers": {"type": "fixed", "value": 1}, "fc_layers": {"type": "fixed", "value": 0}}
 
 
-def smoke_space(augment=None, **hyperparameters) -> spaces.SearchSpace:
+def smoke_space(augment=None, **hyperparameters) -> search_space.SearchSpace:
     """search_spaces/smoke.yaml (one configuration) with an `augment:` mapping and extra hyperparameters."""
-    document = spaces.space_yaml.read(SMOKE_SPACE)
+    document = search_space.bounded_yaml.read(SMOKE_SPACE)
     document["augment"] = augment or {}
     document["hyperparameters"] = {**document["hyperparameters"], **FIXED_SMOKE, **hyperparameters}
-    return spaces.from_dict(document, "smoke.yaml")
+    return search_space.from_dict(document, "smoke.yaml")
 
 
 def choice(*values):
     return {"type": "choice", "values": list(values)}
 
 
-def configuration(space: spaces.SearchSpace, **chosen) -> dict:
+def configuration(space: search_space.SearchSpace, **chosen) -> dict:
     """The space's configuration with these values."""
     return next(values for values in configurations(space) if all(values[k] == v for k, v in chosen.items()))
 

@@ -274,7 +274,7 @@ def test_no_module_loads_yaml_unsafely_or_unpickles():
     assert found == []
     import yaml
 
-    from tuner_app.model.space_yaml import BoundedLoader
+    from tuner_app.model.space.bounded_yaml import BoundedLoader
 
     assert issubclass(BoundedLoader, yaml.SafeLoader)  # what reads space files
 

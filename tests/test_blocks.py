@@ -10,8 +10,8 @@ import pytest
 from conftest import assert_build_matches_walk
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model import kws_families, spec
-from tuner_app.model.blocks import (
+from tuner_app.model.architecture import kws_families, spec
+from tuner_app.model.architecture.blocks import (
     BLOCK_TYPES,
     Conv,
     Dense,
@@ -119,7 +119,7 @@ def test_walk_refuses_a_kernel_of_the_wrong_rank_and_empty_layers():
 
 
 def test_the_walk_imports_no_tensorflow():
-    code = ("import sys; from tuner_app.model import kws_families, spec; "
+    code = ("import sys; from tuner_app.model.architecture import kws_families, spec; "
             "spec.walk(kws_families.dscnn_spec(kws_families.DSCNN_HYPERPARAMETERS, 12), (10, 49, 1), 12); "
             "sys.exit(int('tensorflow' in sys.modules or 'keras' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

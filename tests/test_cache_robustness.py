@@ -13,7 +13,7 @@ from conftest import SMOKE_SPACE, tone, write_wav
 from tuner_app.cli import cli
 from tuner_app.data import cache
 from tuner_app.errors import TunerAppError
-from tuner_app.model import spaces
+from tuner_app.model.space import search_space
 from tuner_app.search import record
 
 
@@ -66,7 +66,7 @@ def test_two_threads_writing_one_cache_both_succeed(tmp_path):
 
 
 def _fake_tuner(project_dir):
-    return types.SimpleNamespace(space=spaces.load(SMOKE_SPACE), project_dir=str(project_dir))
+    return types.SimpleNamespace(space=search_space.load(SMOKE_SPACE), project_dir=str(project_dir))
 
 
 def test_search_record_survives_a_concurrent_writer(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import N_CLASSES, one_line_error
 
-from tuner_app.model import spaces
+from tuner_app.model.space import search_space
 from tuner_app.search import chance, fingerprint, progress, scoring, summary
 from tuner_app.search import run as search_run
 from tuner_app.tracking.tracker import MLflowTracker
@@ -137,17 +137,17 @@ def test_early_stopping_restores_its_best_weights_when_chance_stops_training():
 ])
 def test_a_bad_chance_epochs_is_one_line_naming_the_key(value, message):
     document = {"training": {"epochs": 10, "chance_epochs": value}}
-    one_line_error(lambda: spaces.from_dict(document, "space.yaml"), "space.yaml: " + message)
+    one_line_error(lambda: search_space.from_dict(document, "space.yaml"), "space.yaml: " + message)
 
 
 def test_chance_epochs_defaults_to_five_and_takes_zero():
-    assert spaces.from_dict({}, "space.yaml").training["chance_epochs"] == 5
-    assert spaces.from_dict({"training": {"chance_epochs": 0}}, "space.yaml").training["chance_epochs"] == 0
+    assert search_space.from_dict({}, "space.yaml").training["chance_epochs"] == 5
+    assert search_space.from_dict({"training": {"chance_epochs": 0}}, "space.yaml").training["chance_epochs"] == 0
 
 
 def test_a_resume_must_keep_chance_epochs_and_zero_is_as_before_the_key():
     def identity(chance_epochs):
-        space = spaces.from_dict({"training": {"chance_epochs": chance_epochs}}, "space.yaml")
+        space = search_space.from_dict({"training": {"chance_epochs": chance_epochs}}, "space.yaml")
         return fingerprint.search_identity(space, None, 0, ["a", "b"], {})
 
     assert fingerprint.differences(identity(5), identity(3)) == ["training.chance_epochs: 5 -> 3"]
@@ -183,7 +183,7 @@ def _stuck_space(tmp_path):
 def test_a_search_whose_trial_stays_at_chance_stops_it_and_completes_it_marked(tmp_path, new_store):
     path, uri, stream = _stuck_space(tmp_path), new_store(tmp_path / "m.db"), io.StringIO()
     splits = {"train": _one_clip_for_all(2), "validation": _one_clip_for_all(1), "test": _one_clip_for_all(1)}
-    tuner = search_run.run_search(spaces.load(path), splits, tmp_path / "runs", observers=[
+    tuner = search_run.run_search(search_space.load(path), splits, tmp_path / "runs", observers=[
         progress.ProgressReporter(stream), MLflowTracker(uri, EXPERIMENT, path)])
 
     lines = stream.getvalue().splitlines()

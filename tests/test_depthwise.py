@@ -1,4 +1,5 @@
-"""A depthwise convolution with unequal strides runs on TensorFlow's own CPU kernels (model/depthwise.py)."""
+"""A depthwise convolution with unequal strides runs on TensorFlow's own CPU kernels
+(model/architecture/depthwise.py)."""
 
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tuner_app.model.depthwise import depthwise_2d
+from tuner_app.model.architecture.depthwise import depthwise_2d
 
 
 def _per_column(images, kernel, bias, stride: int, padding: str):
@@ -40,9 +41,9 @@ def test_equal_strides_stay_one_layer_and_unequal_ones_keep_its_name_and_weights
 
 BC_RESNET_STEP = """
 import keras, numpy as np
-from tuner_app.model import spaces
-from tuner_app.model.build import build_model
-space = spaces.load("search_spaces/bcresnet1.yaml")
+from tuner_app.model.architecture.build import build_model
+from tuner_app.model.space import search_space
+space = search_space.load("search_spaces/bcresnet1.yaml")
 model = build_model(space, {name: spec["value"] for name, spec in space.hyperparameters.items()}, 4)
 waveforms = np.random.default_rng(0).standard_normal((4, 16000)).astype("float32") * 0.1
 model.optimizer.build(model.trainable_variables)  # as the search does: else the train step is traced twice

@@ -12,8 +12,8 @@ from conftest import one_line_error, smoke_space, tone_splits
 
 from tuner_app.cli import cli
 from tuner_app.device import budget, costs
-from tuner_app.model import configurations, spaces
-from tuner_app.model.architecture import walk
+from tuner_app.model.architecture.configured import walk
+from tuner_app.model.space import configurations, search_space
 from tuner_app.search import progress, summary, run as search_run
 from tuner_app.search.record import metric, search_front
 
@@ -112,15 +112,15 @@ def test_a_budget_that_is_not_a_positive_number_is_refused(value):
 
 
 def _space_with_objective(**objective):
-    document = spaces.resolved(smoke_space(name="pareto", max_trials=2))
+    document = search_space.resolved(smoke_space(name="pareto", max_trials=2))
     document["objective"] = {**document["objective"], **objective, "hv_reference": None}
-    return spaces.from_dict(document, "smoke_device.yaml")
+    return search_space.from_dict(document, "smoke_device.yaml")
 
 
 def test_objective_accuracy_is_float_or_int8():
     one_line_error(lambda: _space_with_objective(accuracy="int4"), "smoke_device.yaml", "objective.accuracy")
     space = _space_with_objective(size="ram_bytes", accuracy="int8")
-    assert spaces.accuracy_metric(space) == "val_accuracy_int8" and space.objective["hv_reference"] == [1e9, 0.0]
+    assert search_space.accuracy_metric(space) == "val_accuracy_int8" and space.objective["hv_reference"] == [1e9, 0.0]
 
 
 def test_a_search_for_the_int8_front_on_flash_scores_each_trial_in_int8(splits, tmp_path):

@@ -13,7 +13,7 @@ from tuner_app.cli import cli
 from tuner_app.data import corpus
 from tuner_app.errors import TunerAppError
 from tuner_app.features import frontend
-from tuner_app.model import architecture
+from tuner_app.model.architecture import configured
 from tuner_app.serving import export, inference
 
 CLASS_NAMES = list(corpus.SEED_WORDS)
@@ -62,7 +62,7 @@ def test_metadata_is_complete(exported, trial_dir):
     written = json.loads((exported.path / export.METADATA).read_text())
     assert written == exported.metadata
     trial = export.load_trial(trial_dir)
-    counts = architecture.sizes(trial.space, trial.values, N_CLASSES)
+    counts = configured.sizes(trial.space, trial.values, N_CLASSES)
     assert written["class_names"] == CLASS_NAMES
     assert written["hyperparameters"] == trial.values and written["model"] == "cnn2d"
     assert written["frontend"] == dataclasses.asdict(frontend.FrontendConfig())

@@ -15,7 +15,7 @@ from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.data.corpus import SEED_WORDS
 from tuner_app.files import save_weights
 from tuner_app.inspection import source
-from tuner_app.model import build
+from tuner_app.model.architecture import build
 from tuner_app.serving import export, inference, weights_errors
 
 CLASS_NAMES = list(SEED_WORDS)  # the tiny trial's 16 classes, in the model's order

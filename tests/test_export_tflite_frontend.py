@@ -10,7 +10,8 @@ import tensorflow as tf
 from conftest import tone_clips
 
 from tuner_app.device import tflite
-from tuner_app.model import build, spaces
+from tuner_app.model.architecture import build
+from tuner_app.model.space import search_space
 from tuner_app.serving import export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def test_a_tensor_is_in_the_frontend_when_every_named_part_is(name, inside):
 @pytest.fixture(scope="module")
 def int8_model(tmp_path_factory) -> bytes:
     """The smoke space's CNN on an STFT, untrained: its int8 waveform file."""
-    space = spaces.load(ROOT / "search_spaces" / "smoke.yaml")
+    space = search_space.load(ROOT / "search_spaces" / "smoke.yaml")
     values = {name: spec.get("value", spec.get("min_value")) for name, spec in space.hyperparameters.items()}
     module = export.AudioClassifier(build.build_model(space, values, 4), ["a", "b", "c", "d"])
     written, _ = tflite.write_tflite(module, tmp_path_factory.mktemp("tflite"), "int8", tone_clips(0).waveforms)

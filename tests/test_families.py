@@ -11,32 +11,33 @@ import yaml
 
 from tuner_app.device import budget
 from tuner_app.errors import InfeasibleConfig, TunerAppError
-from tuner_app.model import architecture, build, configurations, spaces
-from tuner_app.model import hyperparameters as hps
+from tuner_app.model.architecture import build, configured, space_sizes
+from tuner_app.model.space import configurations, search_space
+from tuner_app.model.space import hyperparameters as hps
 from tuner_app.search import oracles
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
 
 
 def load(name):
-    return spaces.load(SPACES / f"{name}.yaml")
+    return search_space.load(SPACES / f"{name}.yaml")
 
 
 def from_document(document, name="family.yaml"):
-    return spaces.from_dict(yaml.safe_load(yaml.safe_dump(document)), name)
+    return search_space.from_dict(yaml.safe_load(yaml.safe_dump(document)), name)
 
 
 @pytest.mark.parametrize("name, trainable", [("dscnn_s", 23_756), ("tcresnet8", 65_168), ("bcresnet1", 9_232)])
 def test_reference_spaces_have_their_published_trainable_counts(name, trainable):
     space = load(name)
     (values,) = configurations.configurations(space)
-    assert architecture.sizes(space, values, n_classes=12)["params_trainable"] == trainable
+    assert configured.sizes(space, values, n_classes=12)["params_trainable"] == trainable
 
 
 def _model_key(space, values):
     """What the trained model depends on: front-end, blocks, and the recipe (every other value)."""
-    return (architecture.frontend_config(space, values), tuple(architecture.blocks(space, values)),
-            architecture.family_of(space, values))
+    return (configured.frontend_config(space, values), tuple(configured.blocks(space, values)),
+            configured.family_of(space, values))
 
 
 CNN2D_FINITE = {
@@ -95,7 +96,7 @@ def test_keras_tuners_grid_walks_the_same_active_configurations(tmp_path):
                                       max_trials=100)
     oracle._set_project_dir(str(tmp_path), "grid")
     declared = keras_tuner.HyperParameters()
-    spaces.declare(declared, space)
+    search_space.declare(declared, space)
     oracle.update_space(declared)  # what the tuner does with its hypermodel's hyperparameters
     seen = []
     while True:
@@ -116,8 +117,8 @@ def test_a_configuration_the_front_end_cannot_carry_is_infeasible():
     space = from_document(FAMILY_SPACE)
     values = hps.completed(space.hyperparameters, {"family": "bcresnet", "frontend": "mfcc10"})
     with pytest.raises(InfeasibleConfig, match="b0"):  # 10 MFCCs halve to 3 rows: 5 sub-bands cannot split them
-        architecture.sizes(space, values)
-    assert architecture.sizes(space, {**values, "frontend": "mel40"})["params_total"] > 0
+        configured.sizes(space, values)
+    assert configured.sizes(space, {**values, "frontend": "mel40"})["params_total"] > 0
 
 
 @pytest.mark.parametrize("document, message", [
@@ -155,7 +156,7 @@ def test_a_user_conditional_scope_nests_inside_the_family_scope():
     assert space.hyperparameters["dscnn_blocks"]["conditional_scope"] == {"family": ["dscnn"], "frontend": ["mfcc10"]}
     grid = configurations.configurations(space)
     assert sum(values["family"] == "dscnn" for values in grid) == 2 * 1 + 2 * 2  # mel40: blocks fixed; mfcc10: 2
-    resolved = spaces.from_dict(yaml.safe_load(yaml.safe_dump(spaces.resolved(space))), "again.yaml")
+    resolved = search_space.from_dict(yaml.safe_load(yaml.safe_dump(search_space.resolved(space))), "again.yaml")
     assert resolved.hyperparameters == space.hyperparameters
 
 
@@ -171,7 +172,7 @@ def test_the_built_model_has_the_walks_params_for_random_kws_configurations(seed
     for _ in range(50):  # the first feasible draw
         (values,) = configurations.configurations(space, trials=1, seed=rng.randrange(10**6))
         try:
-            sizes = architecture.sizes(space, values, 10)
+            sizes = configured.sizes(space, values, 10)
         except InfeasibleConfig:
             continue
         if sizes["params_total"] < 400_000:
@@ -187,9 +188,9 @@ def test_front_end_keys_as_hyperparameters_set_the_input_and_the_size():
                                     "frame_step": {"type": "choice", "values": [160, 320]},
                                     "dscnn_filters": {"type": "fixed", "value": 8}}}
     space = from_document(document, "frontend.yaml")
-    rows = configurations.dry_run(space)
+    rows = space_sizes.dry_run(space)
     shapes = {(row["hyperparameters"]["num_mfccs"], row["hyperparameters"]["frame_step"]):
-              architecture.frontend_config(space, row["hyperparameters"]) for row in rows if not row["infeasible"]}
+              configured.frontend_config(space, row["hyperparameters"]) for row in rows if not row["infeasible"]}
     assert sorted(shapes) == [(10, 160), (10, 320), (20, 160), (20, 320)]
     assert shapes[(20, 320)].num_mfccs == 20 and shapes[(20, 320)].frame_step == 320
     # 64 MFCCs of 40 mel bands cannot be: infeasible, so turned away unspent, and the reason names the key

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import SMOKE_SPACE, tone_clips, tone_splits
 from tuner_app.data.corpus import SEED_WORDS
-from tuner_app.model import spaces
+from tuner_app.model.space import search_space
 from tuner_app.search import run as search_run
 from tuner_app.device import tflite
 from tuner_app.serving import export
@@ -39,7 +39,7 @@ def _space(family):
         document = {"model": family, "frontend": frontend, "hyperparameters": _fixed(values)}
     document.update(tuner={"name": "random", "max_trials": 1}, training=ONE_EPOCH)
     document["augment"] = {"freq_mask": 4, "time_mask": 4} if family != "seed" else {}
-    return spaces.from_dict(document, f"{family}.yaml")
+    return search_space.from_dict(document, f"{family}.yaml")
 
 
 def _completed_trial_dir(tuner) -> Path:
@@ -87,7 +87,7 @@ def test_a_search_over_families_keeps_each_trials_values_to_its_family(tmp_path)
         },
         "tuner": {"name": "random", "max_trials": 3, "seed": 1}, "training": ONE_EPOCH,
     }
-    space = spaces.from_dict(document, "families.yaml")
+    space = search_space.from_dict(document, "families.yaml")
     tuner = search_run.run_search(space, tone_splits(), tmp_path / "runs", class_names=list(SEED_WORDS))
     trials = [trial for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED"]
     assert len(trials) == 3

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tuner_app.errors import TunerAppError
-from tuner_app.model import configurations, spaces
+from tuner_app.model.architecture import space_sizes
+from tuner_app.model.space import search_space
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE_FILES = sorted((ROOT / "search_spaces").glob("*.yaml")) + sorted((ROOT / "benchmarks" / "spaces").glob("*.yaml"))
@@ -98,9 +99,9 @@ def accepted_or_refused(path: Path) -> str | None:
     naming the file that refused it."""
     with bounded():
         try:
-            space = spaces.load(path)
-            configurations.dry_run(space, trials=3)
-            configurations.check_budget(space, None)
+            space = search_space.load(path)
+            space_sizes.dry_run(space, trials=3)
+            space_sizes.check_budget(space, None)
         except TunerAppError as err:
             message = str(err)
             assert "\n" not in message and path.name in message, message[:2000]
@@ -115,8 +116,8 @@ def small_budget_check():
     import keras_tuner  # noqa: F401
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(configurations, "MAX_ENUMERATED", 500)
-        patch.setattr(configurations, "SAMPLED", 100)
+        patch.setattr(space_sizes, "MAX_ENUMERATED", 500)
+        patch.setattr(space_sizes, "SAMPLED", 100)
         yield
 
 
@@ -192,4 +193,4 @@ def test_hostile_space_files_are_refused_in_one_line(tmp_path, name):
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs an endless file")
 def test_an_endless_file_is_refused_for_its_size():
     with bounded(), pytest.raises(TunerAppError, match=r"^zero: larger than 1,024 KiB"):
-        spaces.load("/dev/zero")
+        search_space.load("/dev/zero")

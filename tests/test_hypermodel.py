@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from tuner_app import errors
 from tuner_app.errors import TunerAppError
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model import architecture, build, configurations, spaces
+from tuner_app.model.architecture import build, configured, space_sizes
+from tuner_app.model.space import configurations, search_space
+from tuner_app.model.space import hyperparameters as hps
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -23,7 +24,7 @@ SEED_1D = [32_736_480, 33_253_088, 16_290_160, 16_806_768, 7_996_304, 8_512_912,
 
 
 def load(name):
-    return spaces.load(SPACES / f"{name}.yaml")
+    return search_space.load(SPACES / f"{name}.yaml")
 
 
 def without_batch_norm(rows):
@@ -32,7 +33,7 @@ def without_batch_norm(rows):
 
 @pytest.mark.parametrize("name, expected", [("seed_2d", SEED_2D), ("seed_1d", SEED_1D)])
 def test_dry_run_reproduces_seed_counts(name, expected):
-    rows = [row for row in without_batch_norm(configurations.dry_run(load(name))) if not row["infeasible"]]
+    rows = [row for row in without_batch_norm(space_sizes.dry_run(load(name))) if not row["infeasible"]]
     assert [row["params"] for row in rows] == expected
     assert [(row["hyperparameters"]["conv_layers"], row["hyperparameters"]["fc_layers"]) for row in rows][:3] == [
         (1, 1), (1, 2), (2, 1)]
@@ -40,7 +41,7 @@ def test_dry_run_reproduces_seed_counts(name, expected):
 
 
 def test_seed_2d_grid_has_the_seeds_20_configurations_4_infeasible():
-    rows = configurations.dry_run(load("seed_2d"))
+    rows = space_sizes.dry_run(load("seed_2d"))
     assert len(rows) == 5 * 2 * 2
     infeasible = [row for row in rows if row["infeasible"]]
     assert [row["hyperparameters"]["conv_layers"] for row in infeasible] == [5, 5, 5, 5]
@@ -50,7 +51,7 @@ def test_seed_2d_grid_has_the_seeds_20_configurations_4_infeasible():
 
 
 def test_batch_norm_adds_four_params_per_conv_channel():
-    rows = configurations.dry_run(load("seed_2d"))
+    rows = space_sizes.dry_run(load("seed_2d"))
     off, on = rows[4], rows[5]  # conv 2, fc 1: batch_norm False then True
     assert (off["hyperparameters"]["conv_layers"], on["hyperparameters"]["batch_norm"]) == (2, True)
     assert on["params"] - off["params"] == 4 * (8 + 16)
@@ -60,15 +61,15 @@ def test_five_conv_2d_is_reported_infeasible():
     space = load("seed_2d")
     values = hps.completed(space.hyperparameters, {**configurations.configurations(space)[0], "conv_layers": 5})
     with pytest.raises(errors.InfeasibleConfig, match="b08_conv: conv 5x5 .* does not fit the 13x3 feature map"):
-        architecture.sizes(space, values)
+        configured.sizes(space, values)
     with pytest.raises(errors.InfeasibleConfig):
         build.build_model(space, values)
 
 
 def test_sampled_dry_run_is_seeded():
     space = load("seed_1d")
-    first = configurations.dry_run(space, trials=5, seed=3)
-    again = configurations.dry_run(space, trials=5, seed=3)
+    first = space_sizes.dry_run(space, trials=5, seed=3)
+    again = space_sizes.dry_run(space, trials=5, seed=3)
     assert len(first) == 5 and first == again
     assert all(1 <= row["hyperparameters"]["conv_layers"] <= 5 for row in first)
 
@@ -83,7 +84,7 @@ def test_analytic_counts_match_keras(name, overrides):
     space = load(name)
     values = hps.completed(space.hyperparameters, {**configurations.configurations(space)[0], **overrides})
     model = build.build_model(space, values)
-    counts = architecture.sizes(space, values)
+    counts = configured.sizes(space, values)
     trainable = sum(int(w.shape.num_elements()) for w in model.trainable_weights)
     assert counts["params_total"] == model.count_params()
     assert counts["params_trainable"] == trainable
@@ -117,7 +118,7 @@ def test_grid_search_enumerates_smoke_space(tmp_path):
     _, trials = populate(keras_tuner.GridSearch, space, tmp_path, 4, max_trials=4)
     seen = [(values["conv_layers"], values["fc_layers"]) for values in trials]
     assert seen == [(1, 0), (1, 1), (2, 0), (2, 1)]
-    assert trials == [row["hyperparameters"] for row in configurations.dry_run(space)]
+    assert trials == [row["hyperparameters"] for row in space_sizes.dry_run(space)]
 
 
 @pytest.mark.parametrize("tuner_class, options", [
@@ -128,7 +129,7 @@ def test_other_oracles_build_a_model(tmp_path, tuner_class, options):
     space = load("smoke")
     tuner, trials = populate(tuner_class, space, tmp_path, 1, **options)
     hp = keras_tuner.HyperParameters()
-    spaces.declare(hp, space)
+    search_space.declare(hp, space)
     hp.values.update(trials[0])
     model = tuner.hypermodel.build(hp)
     assert model.output_shape == (None, 16)
@@ -137,22 +138,22 @@ def test_other_oracles_build_a_model(tmp_path, tuner_class, options):
 def test_macs_of_the_smallest_smoke_model_by_hand():
     values = hps.completed(load("smoke").hyperparameters, {**configurations.configurations(load("smoke"))[0], "conv_layers": 1, "fc_layers": 0})
     # 253x95 valid 5x5 outputs x 25 taps x 1 -> 4 channels, then GAP (4) -> Dense 16.
-    assert architecture.sizes(load("smoke"), values)["macs"] == 253 * 95 * 25 * 4 + 4 * 16
+    assert configured.sizes(load("smoke"), values)["macs"] == 253 * 95 * 25 * 4 + 4 * 16
 
 
 def test_smallest_configuration_and_budget_check():
-    params, values = configurations.smallest_configuration(load("seed_2d"))
+    params, values = space_sizes.smallest_configuration(load("seed_2d"))
     assert params == 2_640_848 and (values["conv_layers"], values["fc_layers"]) == (4, 1)
-    configurations.check_budget(load("seed_2d"), 2_640_848)  # exactly at the budget: fine
+    space_sizes.check_budget(load("seed_2d"), 2_640_848)  # exactly at the budget: fine
     with pytest.raises(TunerAppError, match=r"seed_2d.yaml: no configuration fits --max-params 1,000,000; "
                                             r"the smallest has 2,640,848 params \(conv_layers=4, fc_layers=1, "
                                             r"batch_norm=False\)"):
-        configurations.check_budget(load("seed_2d"), 1_000_000)
+        space_sizes.check_budget(load("seed_2d"), 1_000_000)
 
 
 def test_wide_spaces_reach_far_below_the_seed():
-    smallest_2d, _ = configurations.smallest_configuration(load("cnn2d"))
-    smallest_1d, _ = configurations.smallest_configuration(load("cnn1d"))
+    smallest_2d, _ = space_sizes.smallest_configuration(load("cnn2d"))
+    smallest_1d, _ = space_sizes.smallest_configuration(load("cnn1d"))
     assert smallest_2d < 1_000 and smallest_1d < 1_000  # the seed's smallest: 1,338,448 (1D)
 
 
@@ -234,10 +235,10 @@ def test_a_grid_too_large_to_list_is_sampled_not_enumerated():
     document = yaml.safe_load((SPACES / "smoke.yaml").read_text())
     document["hyperparameters"]["filters"] = {"type": "int", "min_value": 1, "max_value": 65_536}
     document["hyperparameters"]["fc_units_1"] = {"type": "int", "min_value": 1, "max_value": 65_536}
-    space = spaces.from_dict(document, "wide.yaml")
+    space = search_space.from_dict(document, "wide.yaml")
     assert not configurations.is_grid(space)  # 8.6 billion configurations
-    assert isinstance(configurations._size_axes(space)["filters"], range)
+    assert isinstance(space_sizes._size_axes(space)["filters"], range)
     assert len(configurations.configurations(space, trials=3)) == 3
     with pytest.raises(TunerAppError, match=r"^wide.yaml: the space has continuous hyperparameters or more than "
                                             r"100,000 configurations; give a number of trials to sample$"):
-        configurations.configurations(spaces.from_dict({**document, "tuner": {"name": "grid"}}, "wide.yaml"))
+        configurations.configurations(search_space.from_dict({**document, "tuner": {"name": "grid"}}, "wide.yaml"))

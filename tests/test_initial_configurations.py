@@ -11,7 +11,8 @@ import yaml
 from conftest import SMOKE_SPACE, make_oracle, one_line_error, run_fake_trials, tone_splits
 
 from tuner_app.device.budget import Budget
-from tuner_app.model import architecture, configurations, spaces
+from tuner_app.model.architecture import configured
+from tuner_app.model.space import configurations, search_space
 from tuner_app.search import oracles, pareto_oracle, progress, run as search_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def _document(entries):
 
 def _space(*entries, **tuner):
     """search_spaces/smoke.yaml listing `entries`, with the `tuner` section given, if any."""
-    return spaces.from_dict({**_document(list(entries)), **({"tuner": tuner} if tuner else {})}, SOURCE)
+    return search_space.from_dict({**_document(list(entries)), **({"tuner": tuner} if tuner else {})}, SOURCE)
 
 
 def _searched(values):
@@ -80,13 +81,13 @@ SMOKE_ERRORS = [
 
 @pytest.mark.parametrize("entry, message", SMOKE_ERRORS)
 def test_a_bad_entry_is_refused_in_one_line_naming_file_and_key(entry, message):
-    one_line_error(lambda: spaces.from_dict(_document([entry]), SOURCE), f"{SOURCE}: {message}")
+    one_line_error(lambda: search_space.from_dict(_document([entry]), SOURCE), f"{SOURCE}: {message}")
 
 
 @pytest.mark.parametrize("entry, message", KWS_ERRORS)
 def test_a_bad_entry_of_a_family_space_is_refused_naming_the_key(entry, message):
     document = yaml.safe_load((ROOT / "search_spaces" / "kws.yaml").read_text())
-    one_line_error(lambda: spaces.from_dict({**document, "initial_configurations": [entry]}, "kws.yaml"),
+    one_line_error(lambda: search_space.from_dict({**document, "initial_configurations": [entry]}, "kws.yaml"),
                    f"kws.yaml: {message}")
 
 
@@ -97,7 +98,7 @@ def test_duplicates_and_a_section_that_is_no_list_are_refused():
                                           "initial_configurations[0]")
     one_line_error(lambda: _space(ONE_FC, {**PLAIN, "name": "one-fc"}),
                    f"{SOURCE}: initial_configurations[1].name: 'one-fc' also names initial_configurations[0]")
-    one_line_error(lambda: spaces.from_dict(_document(ONE_FC), SOURCE),
+    one_line_error(lambda: search_space.from_dict(_document(ONE_FC), SOURCE),
                    f"{SOURCE}: initial_configurations: expected a list")
 
 
@@ -112,27 +113,29 @@ def test_an_entry_is_completed_at_the_hyperparameters_defaults():
 def test_a_value_is_held_as_its_hyperparameter_holds_it():
     document = yaml.safe_load((ROOT / "search_spaces" / "kws.yaml").read_text())
     entry = {"values": {"family": "tcresnet", "tcresnet_width": 1, "learning_rate": 0.001}}
-    (listed,) = spaces.from_dict({**document, "initial_configurations": [entry]}, "kws.yaml").initial_configurations
+    space = search_space.from_dict({**document, "initial_configurations": [entry]}, "kws.yaml")
+    (listed,) = space.initial_configurations
     assert type(listed.values["tcresnet_width"]) is float  # 1 of a float choice is 1.0: one key per configuration
 
 
 def test_the_resolved_space_holds_them_and_reads_back_and_others_are_unchanged():
     space = _space(TWO_FC, ONE_FC)
-    again = spaces.from_dict(yaml.safe_load(yaml.safe_dump(spaces.resolved(space))), "again.yaml")
+    again = search_space.from_dict(yaml.safe_load(yaml.safe_dump(search_space.resolved(space))), "again.yaml")
     assert again.initial_configurations == space.initial_configurations
-    assert [entry["name"] for entry in spaces.resolved(space)["initial_configurations"]] == ["two-fc", "one-fc"]
-    assert "initial_configurations" not in spaces.resolved(_space())  # so older searches keep their fingerprint
+    names = [entry["name"] for entry in search_space.resolved(space)["initial_configurations"]]
+    assert names == ["two-fc", "one-fc"]
+    assert "initial_configurations" not in search_space.resolved(_space())  # so older searches keep their fingerprint
 
 
 @pytest.mark.parametrize("name, reference", sorted(REFERENCES.items()))
 def test_kws_lists_each_reference_model_exactly(name, reference):
-    kws = spaces.load(ROOT / "search_spaces" / "kws.yaml")
+    kws = search_space.load(ROOT / "search_spaces" / "kws.yaml")
     listed = {configuration.name: configuration.values for configuration in kws.initial_configurations}
-    fixed = spaces.load(ROOT / "search_spaces" / f"{reference}.yaml")
+    fixed = search_space.load(ROOT / "search_spaces" / f"{reference}.yaml")
     (values,) = configurations.configurations(fixed)
     assert {key: value for key, value in listed[name].items() if key not in ("family", "frontend", "normalize")} == values
-    assert architecture.frontend_config(kws, listed[name]) == fixed.frontend
-    assert architecture.sizes(kws, listed[name], 12) == architecture.sizes(fixed, values, 12)
+    assert configured.frontend_config(kws, listed[name]) == fixed.frontend
+    assert configured.sizes(kws, listed[name], 12) == configured.sizes(fixed, values, 12)
     assert list(listed) == list(REFERENCES)
 
 
@@ -172,11 +175,11 @@ def test_pareto_enqueues_them_so_the_sampler_learns_from_them(tmp_path):
 def test_pareto_gap_preference_never_passes_over_one(tmp_path):
     document = _document([PLAIN, TWO_FC, {"values": {"conv_layers": 2, "fc_layers": 0, "filters": 8}}])
     document["hyperparameters"]["filters"] = {"type": "choice", "values": [4, 8]}
-    space = spaces.from_dict(document, SOURCE)
+    space = search_space.from_dict(document, SOURCE)
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, seed=2, max_trials=4, gap_candidates=4)
     # Accuracy grows with size: every trial is on the front, which has two points before the third proposal.
     trials = run_fake_trials(oracle, tmp_path, 4,
-                             lambda values, index: architecture.sizes(space, values)["params_total"] / 1e5)
+                             lambda values, index: configured.sizes(space, values)["params_total"] / 1e5)
     assert [trial.hyperparameters.values for trial in trials[:3]] == [
         configuration.values for configuration in space.initial_configurations]
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import tone_clips
 
-from tuner_app.model import build, spaces
+from tuner_app.model.architecture import build
+from tuner_app.model.space import search_space
 from tuner_app.device import row_scale, tflite
 from tuner_app.serving import export
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def converted(tmp_path_factory):
     """A TC-ResNet8 (residual ADDs, a global-average MEAN) on 40 MFCCs with per-clip standardisation (the
     front-end's own MEAN, MUL, ADD), untrained: its float and int8 TFLite files."""
-    space = spaces.load(ROOT / "search_spaces" / "tcresnet8.yaml")
+    space = search_space.load(ROOT / "search_spaces" / "tcresnet8.yaml")
     values = {name: spec["value"] for name, spec in space.hyperparameters.items()}
     model, clips = build.build_model(space, values, 4), tone_clips(0).waveforms
     module = export.AudioClassifier(model, ["a", "b", "c", "d"])

@@ -10,7 +10,8 @@ import pytest
 from conftest import tone_clips
 
 from tuner_app.device import features_in, micro, row_scale
-from tuner_app.model import build, spaces
+from tuner_app.model.architecture import build
+from tuner_app.model.space import search_space
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,7 @@ def _built(space_file: str, n_classes: int = 4, **overrides):
     import keras
 
     keras.utils.set_random_seed(0)  # a module fixture builds it before the autouse seed: the weights of run order
-    space = spaces.load(ROOT / "search_spaces" / space_file)
+    space = search_space.load(ROOT / "search_spaces" / space_file)
     values = {name: spec.get("value", spec.get("min_value")) for name, spec in space.hyperparameters.items()}
     augment = dataclasses.replace(space.augment, freq_mask=4, time_mask=4)  # SpecAugment between the two
     return build.build_model(space, {**values, **overrides}, n_classes, augment=augment)

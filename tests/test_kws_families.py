@@ -10,8 +10,8 @@ import pytest
 from conftest import assert_build_matches_walk
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model import spec
-from tuner_app.model.kws_families import (
+from tuner_app.model.architecture import spec
+from tuner_app.model.architecture.kws_families import (
     BCRESNET_HYPERPARAMETERS,
     DSCNN_HYPERPARAMETERS,
     TCRESNET_HYPERPARAMETERS,

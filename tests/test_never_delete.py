@@ -173,7 +173,7 @@ def test_cli_activations_force_keeps_a_users_npz(tmp_path):
 
 def test_figures_and_tables_replace_only_their_own(tmp_path):
     from tuner_app import outputs
-    from tuner_app.analysis import pareto
+    from tuner_app.analysis import pareto_report
     from tuner_app.inspection import figures
 
     figure = figures.new_figure((40, 30))
@@ -189,11 +189,12 @@ def test_figures_and_tables_replace_only_their_own(tmp_path):
     csv.write_text("name,score\n")
     rows = [{"run_id": "r", "trial_id": "0", "status": "FINISHED",
              "metrics": {"best_val_accuracy": 0.5, "params_total": 100}}]
-    one_line_error(lambda: pareto.analyse(rows, tmp_path), f"--out {csv}: already exists and is not a Pareto table")
+    one_line_error(lambda: pareto_report.analyse(rows, tmp_path),
+                   f"--out {csv}: already exists and is not a Pareto table")
     assert csv.read_text() == "name,score\n"
     csv.unlink()
-    pareto.analyse(rows, tmp_path)
-    pareto.analyse(rows, tmp_path)  # a rerun replaces its own three files
+    pareto_report.analyse(rows, tmp_path)
+    pareto_report.analyse(rows, tmp_path)  # a rerun replaces its own three files
     assert sorted(path.name for path in tmp_path.iterdir()) == ["filters.png", "pareto.csv", "pareto.json",
                                                                 "pareto.png"]
 

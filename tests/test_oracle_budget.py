@@ -14,8 +14,9 @@ from conftest import make_oracle, run_fake_trials, smoke_space, tone_splits
 
 from tuner_app.device.budget import Budget
 from tuner_app.errors import TunerAppError
-from tuner_app.model import architecture, configurations, spaces
-from tuner_app.model import hyperparameters as hps
+from tuner_app.model.architecture import configured, space_sizes
+from tuner_app.model.space import configurations, search_space
+from tuner_app.model.space import hyperparameters as hps
 from tuner_app.search import observers, oracles, pareto_oracle, progress, summary, run as search_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +35,9 @@ def splits():
 
 def _grid_space_starting_over_budget():
     # The grid walks each hp's default first: with conv_layers defaulting to 2 the first two points are over.
-    document = spaces.resolved(smoke_space(name="grid", max_trials=2))
+    document = search_space.resolved(smoke_space(name="grid", max_trials=2))
     document["hyperparameters"]["conv_layers"]["default"] = 2
-    return spaces.from_dict(document, "smoke_grid.yaml")
+    return search_space.from_dict(document, "smoke_grid.yaml")
 
 
 SEARCHES = {
@@ -114,12 +115,12 @@ def test_a_resumed_search_keeps_its_rejections_and_reports_only_new_ones(splits,
 
 
 def test_infeasible_configurations_are_turned_away_without_a_budget(tmp_path):
-    space = spaces.load(ROOT / "search_spaces" / "cnn2d.yaml")
+    space = search_space.load(ROOT / "search_spaces" / "cnn2d.yaml")
     oracle = make_oracle(oracles.RandomSearchOracle, space, None, max_trials=40, seed=1)
     trials = run_fake_trials(oracle, tmp_path, 40, score=_made_up)
     assert len(trials) == 40
     for trial in trials:
-        architecture.sizes(space, trial.hyperparameters.values)  # raises InfeasibleConfig if one slipped in
+        configured.sizes(space, trial.hyperparameters.values)  # raises InfeasibleConfig if one slipped in
     infeasible = [entry for entry in oracle.rejections if entry["params"] is None]
     assert infeasible and all("does not fit" in entry["reason"] for entry in infeasible)
 
@@ -138,7 +139,7 @@ def test_a_gaussian_process_proposal_over_budget_falls_back_to_a_fitting_random_
     trials = run_fake_trials(oracle, tmp_path, 2, score=_made_up)
     assert len(proposals) == 2 and len(trials) == 2  # each proposal was turned away, yet both trials run
     assert [entry["params"] for entry in oracle.rejections] == [1128]  # recorded once, not once per proposal
-    assert all(architecture.sizes(space, trial.hyperparameters.values)["params_total"] <= BUDGET
+    assert all(configured.sizes(space, trial.hyperparameters.values)["params_total"] <= BUDGET
                for trial in trials)
 
 
@@ -158,7 +159,7 @@ def test_rejections_survive_the_oracle_state_and_a_raised_budget_admits_them_aga
 
 def test_a_space_where_almost_nothing_fits_ends_with_one_clear_line(splits, tmp_path, monkeypatch):
     monkeypatch.setattr(oracles, "MAX_CONSECUTIVE_REJECTIONS", 5)
-    space = spaces.load(ROOT / "search_spaces" / "cnn2d.yaml")  # its smallest configuration has 120 params
+    space = search_space.load(ROOT / "search_spaces" / "cnn2d.yaml")  # its smallest configuration has 120 params
     with pytest.raises(TunerAppError) as caught:
         search_run.run_search(space, splits, tmp_path, budget=Budget(120), seed=1)
     message = str(caught.value)
@@ -169,25 +170,25 @@ def test_a_space_where_almost_nothing_fits_ends_with_one_clear_line(splits, tmp_
 
 def _wide_space():
     """cnn2d: 11,520 size-relevant combinations when inactive fc_units count, 5,440 when they do not."""
-    return spaces.load(ROOT / "search_spaces" / "cnn2d.yaml")
+    return search_space.load(ROOT / "search_spaces" / "cnn2d.yaml")
 
 
 def test_budget_check_enumerates_only_what_changes_the_size(monkeypatch, caplog):
-    monkeypatch.setattr(configurations, "MAX_ENUMERATED", 6_000)
+    monkeypatch.setattr(space_sizes, "MAX_ENUMERATED", 6_000)
     smallest = r"cnn2d.yaml: no configuration fits --max-params 100; the smallest has 120 params"
     with caplog.at_level(logging.WARNING), pytest.raises(TunerAppError, match=smallest):
-        configurations.check_budget(_wide_space(), 100)
+        space_sizes.check_budget(_wide_space(), 100)
     assert not caplog.records  # exact: no sampling needed
 
 
 def test_budget_check_too_large_to_enumerate_samples_and_says_so(monkeypatch, caplog):
-    monkeypatch.setattr(configurations, "MAX_ENUMERATED", 1_000)
+    monkeypatch.setattr(space_sizes, "MAX_ENUMERATED", 1_000)
     with caplog.at_level(logging.WARNING):
-        configurations.check_budget(_wide_space(), 10_000)  # plenty fit
+        space_sizes.check_budget(_wide_space(), 10_000)  # plenty fit
     assert len(caplog.records) == 1 and "sampl" in caplog.records[0].getMessage()
     assert "cnn2d.yaml" in caplog.records[0].getMessage()
     with pytest.raises(TunerAppError, match=r"cnn2d.yaml: no sampled configuration fits --max-params 100"):
-        configurations.check_budget(_wide_space(), 100)
+        space_sizes.check_budget(_wide_space(), 100)
 
 
 def test_a_project_from_before_holding_stopped_rejections_resumes_under_bayesian(tmp_path):
@@ -215,7 +216,7 @@ def test_a_project_from_before_holding_stopped_rejections_resumes_under_bayesian
 ])
 def test_seed_zero_draws_the_same_configurations_on_every_run(kind, options, tmp_path):
     # keras-tuner reads seed 0 as no seed; every space's default seed is 0.
-    space = spaces.load(ROOT / "search_spaces" / "kws.yaml")
+    space = search_space.load(ROOT / "search_spaces" / "kws.yaml")
     runs = [[json.dumps(trial.hyperparameters.values, sort_keys=True)
              for trial in run_fake_trials(make_oracle(kind, space, None, seed=0, **options), tmp_path / str(run), 4)]
             for run in range(2)]

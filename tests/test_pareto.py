@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tuner_app.analysis import front_table, pareto, pareto_plot
+from tuner_app.analysis import front_table, pareto_plot, pareto_report
 from tuner_app.errors import TunerAppError
-from tuner_app.model import architecture, spaces
-from tuner_app.search import front
+from tuner_app.model.architecture import configured
+from tuner_app.model.space import search_space
+from tuner_app.search import pareto_geometry
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEED_2D_PARAMS = [49_956_064, 50_472_672, 22_368_624, 22_885_232, 8_586_128, 9_102_736, 2_640_848, 3_157_456]
@@ -74,31 +75,31 @@ def _trials():
     ([(30.0, 0.6), (10.0, 0.5), (30.0, 0.6), (10.0, 0.5)], [1, 3, 0, 2]),  # duplicates ordered by index
 ])
 def test_non_dominated(points, expected):
-    assert front.non_dominated(points) == expected
+    assert pareto_geometry.non_dominated(points) == expected
 
 
 def test_non_dominated_rejects_nan():
     with pytest.raises(TunerAppError, match="finite"):
-        front.non_dominated([(1.0, float("nan"))])
+        pareto_geometry.non_dominated([(1.0, float("nan"))])
 
 
 def test_hypervolume_of_a_staircase_log_and_linear():
     reference = (10_000.0, 0.0)
     # log10: (4-1)*0.5 + (4-2)*(0.7-0.5) + (4-3)*(0.9-0.7)
-    assert front.hypervolume(STAIRCASE, reference) == pytest.approx(2.1, abs=1e-12)
+    assert pareto_geometry.hypervolume(STAIRCASE, reference) == pytest.approx(2.1, abs=1e-12)
     # linear: 9990*0.5 + 9900*0.2 + 9000*0.2
-    assert front.hypervolume(STAIRCASE, reference, log_x=False) == pytest.approx(8775.0, abs=1e-9)
+    assert pareto_geometry.hypervolume(STAIRCASE, reference, log_x=False) == pytest.approx(8775.0, abs=1e-9)
     # a dominated point and a duplicate add nothing
     extra = STAIRCASE + [(500.0, 0.6), (100.0, 0.7)]
-    assert front.hypervolume(extra, reference) == pytest.approx(2.1, abs=1e-12)
+    assert pareto_geometry.hypervolume(extra, reference) == pytest.approx(2.1, abs=1e-12)
 
 
 def test_hypervolume_ignores_points_outside_the_reference_box():
     outside = STAIRCASE + [(20_000.0, 0.95)]  # x beyond x_ref
-    assert front.hypervolume(outside, (10_000.0, 0.0)) == pytest.approx(2.1, abs=1e-12)
+    assert pareto_geometry.hypervolume(outside, (10_000.0, 0.0)) == pytest.approx(2.1, abs=1e-12)
     # (10, 0.5) is below y_ref = 0.6: (4-2)*(0.7-0.6) + (4-3)*(0.9-0.7)
-    assert front.hypervolume(STAIRCASE, (10_000.0, 0.6)) == pytest.approx(0.4, abs=1e-12)
-    assert front.hypervolume([(20_000.0, 0.95)], (10_000.0, 0.0)) == 0.0
+    assert pareto_geometry.hypervolume(STAIRCASE, (10_000.0, 0.6)) == pytest.approx(0.4, abs=1e-12)
+    assert pareto_geometry.hypervolume([(20_000.0, 0.95)], (10_000.0, 0.0)) == 0.0
 
 
 @pytest.mark.parametrize("size, expected", [
@@ -108,12 +109,12 @@ def test_hypervolume_ignores_points_outside_the_reference_box():
 ])
 def test_gap_width_in_decades(size, expected):
     staircase = [(10.0, 0.5), (100.0, 0.7), (10_000.0, 0.9)]
-    assert front.gap_width(size, staircase) == pytest.approx(expected)
-    assert front.gap_width(size, []) == float("inf")
+    assert pareto_geometry.gap_width(size, staircase) == pytest.approx(expected)
+    assert pareto_geometry.gap_width(size, []) == float("inf")
 
 
 def test_front_points_are_the_non_dominated_by_size():
-    assert front.front_points(STAIRCASE + [(500.0, 0.6)]) == sorted(STAIRCASE)
+    assert pareto_geometry.front_points(STAIRCASE + [(500.0, 0.6)]) == sorted(STAIRCASE)
 
 
 @pytest.mark.parametrize("points, expected", [
@@ -125,27 +126,27 @@ def test_front_points_are_the_non_dominated_by_size():
     ([(10.0, 0.5), (10.0, 0.5)], 0),
 ])
 def test_knee(points, expected):
-    assert front.knee(points) == expected
+    assert pareto_geometry.knee(points) == expected
 
 
 def test_select_rules():
     rows = _trials()
-    assert pareto.select(rows, "best")["run_id"] == "d"  # f is more accurate but FAILED
-    assert pareto.select(rows, "smallest-within:0.01")["run_id"] == "a"  # 0.91 >= 0.92 - 0.01
-    assert pareto.select(rows, "smallest-within:0.05")["run_id"] == "b"
-    assert pareto.select(rows, "smallest-within:0")["run_id"] == "d"
-    assert pareto.select(rows, "knee")["run_id"] == "b"
-    assert pareto.select(rows, "smallest-within:0.01", x="macs")["run_id"] == "a"
+    assert pareto_report.select(rows, "best")["run_id"] == "d"  # f is more accurate but FAILED
+    assert pareto_report.select(rows, "smallest-within:0.01")["run_id"] == "a"  # 0.91 >= 0.92 - 0.01
+    assert pareto_report.select(rows, "smallest-within:0.05")["run_id"] == "b"
+    assert pareto_report.select(rows, "smallest-within:0")["run_id"] == "d"
+    assert pareto_report.select(rows, "knee")["run_id"] == "b"
+    assert pareto_report.select(rows, "smallest-within:0.01", x="macs")["run_id"] == "a"
 
 
 def test_smallest_within_admits_the_boundary_despite_float_rounding():
     rows = [_row("top", 0.52, 1000), _row("edge", 0.47, 10)]  # 0.52 - 0.05 == 0.47000000000000003 in floats
-    assert pareto.select(rows, "smallest-within:0.05")["run_id"] == "edge"
+    assert pareto_report.select(rows, "smallest-within:0.05")["run_id"] == "edge"
 
 
 def test_select_best_breaks_ties_by_size():
     rows = [_row("big", 0.9, 500), _row("small", 0.9, 50), _row("small2", 0.9, 50)]
-    assert pareto.select(rows, "best")["run_id"] == "small"
+    assert pareto_report.select(rows, "best")["run_id"] == "small"
 
 
 def test_test_accuracy_never_changes_the_choice():
@@ -153,8 +154,8 @@ def test_test_accuracy_never_changes_the_choice():
     flipped = [dict(row, metrics={**row["metrics"], "test_accuracy": 1 - row["metrics"].get("test_accuracy", 0)})
                for row in rows]
     for rule in ("best", "smallest-within:0.01", "smallest-within:0.2", "knee"):
-        chosen = pareto.select(rows, rule)["run_id"]
-        assert chosen == pareto.select(flipped, rule)["run_id"]
+        chosen = pareto_report.select(rows, rule)["run_id"]
+        assert chosen == pareto_report.select(flipped, rule)["run_id"]
         assert chosen != "h"
 
 
@@ -169,12 +170,12 @@ def test_test_accuracy_never_changes_the_choice():
 ])
 def test_select_rejects_malformed_rules(rule, message):
     with pytest.raises(TunerAppError, match=message):
-        pareto.select(_trials(), rule)
+        pareto_report.select(_trials(), rule)
 
 
 def test_select_without_eligible_rows():
     with pytest.raises(TunerAppError, match=r"no finished trial .*\(2 left out\)"):
-        pareto.select([_row("f", 0.99, 5, status="FAILED"), _row("k", 0.9, 5, status="KILLED")], "best")
+        pareto_report.select([_row("f", 0.99, 5, status="FAILED"), _row("k", 0.9, 5, status="KILLED")], "best")
 
 
 def test_architecture_strings():
@@ -182,8 +183,8 @@ def test_architecture_strings():
                      head="flatten", kernel_size=5, filters=8, filter_growth=2)
     narrow = _row("n", 0.9, 9, model="cnn1d", conv_layers=2, fc_layers=0, kernel_size=25, filters=16,
                   filter_growth=1)
-    assert pareto.architecture(seed_like) == "2D conv3(5x5, 8..32) fc2(1024,512) BN flatten"
-    assert pareto.architecture(narrow) == "1D conv2(25, 16) fc0 gap"
+    assert pareto_report.architecture(seed_like) == "2D conv3(5x5, 8..32) fc2(1024,512) BN flatten"
+    assert pareto_report.architecture(narrow) == "1D conv2(25, 16) fc0 gap"
 
 
 @pytest.fixture
@@ -206,7 +207,7 @@ def agg_renders(monkeypatch):
 
 @pytest.mark.parametrize("reference", [None, "seed"])
 def test_analyse_writes_csv_and_png(tmp_path, agg_renders, reference):
-    analysis = pareto.analyse(_trials(), tmp_path / "out", reference=reference)
+    analysis = pareto_report.analyse(_trials(), tmp_path / "out", reference=reference)
     assert [row["run_id"] for row in analysis.front] == ["c", "b", "a", "d"]
     assert [row["run_id"] for row in analysis.all_rows] == ["c", "b", "a", "e", "d"]
     assert analysis.left_out == 2 and analysis.reference_point == (1e8, 0.0)  # the fixed default for params
@@ -226,7 +227,7 @@ def test_analyse_writes_csv_and_png(tmp_path, agg_renders, reference):
 
 def test_analyse_other_axes_skip_the_seed_with_a_note(tmp_path, caplog):
     rows = _trials() + [_row("n", 0.5, 2)]  # no test accuracy: still on the front, blank in the CSV
-    analysis = pareto.analyse(rows, tmp_path, x="macs", y="test", reference="seed", name="macs")
+    analysis = pareto_report.analyse(rows, tmp_path, x="macs", y="test", reference="seed", name="macs")
     assert analysis.csv_path.name == "macs.csv" and analysis.png_path.read_bytes()[:8] == PNG_MAGIC
     assert analysis.front[0]["run_id"] == "n" and analysis.y == "test"
     assert analysis.notes == ["seed study not shown: it publishes parameter counts only, not macs"]
@@ -242,19 +243,19 @@ def test_analyse_other_axes_skip_the_seed_with_a_note(tmp_path, caplog):
 ])
 def test_analyse_rejects_unknown_options(tmp_path, kwargs, message):
     with pytest.raises(TunerAppError, match=message):
-        pareto.analyse(_trials(), tmp_path, **kwargs)
+        pareto_report.analyse(_trials(), tmp_path, **kwargs)
 
 
 def test_analyse_without_eligible_rows(tmp_path):
     with pytest.raises(TunerAppError, match="no finished trial with best_val_accuracy and params_total among 1"):
-        pareto.analyse([_row("f", 0.99, 5, status="FAILED")], tmp_path)
+        pareto_report.analyse([_row("f", 0.99, 5, status="FAILED")], tmp_path)
 
 
 def test_format_table_lists_the_front_in_order(tmp_path):
-    analysis = pareto.analyse(_trials(), tmp_path)
+    analysis = pareto_report.analyse(_trials(), tmp_path)
     table = front_table.format_table(analysis).splitlines()
     assert table[0].split() == ["Architecture", "Val", "Acc", "Test", "Acc", "Params", "Trial"]
-    assert [line.split("  ")[0] for line in table[1:5]] == [pareto.architecture(row) for row in analysis.front]
+    assert [line.split("  ")[0] for line in table[1:5]] == [pareto_report.architecture(row) for row in analysis.front]
     assert table[1].split()[-3:] == ["0.7000", "10", "C"] and "100,000" in table[4]
     assert table[5].startswith("4 of 5 trials on the front") and "2 runs left out" in table[5]
     assert table[6] == front_table.SPEAKER_LINES[None]  # these rows carry no speakers
@@ -270,16 +271,17 @@ def test_format_table_lists_the_front_in_order(tmp_path):
 ])
 def test_the_front_says_whether_its_split_is_speaker_disjoint(tmp_path, flags, expected, line):
     rows = [{**row, "speaker_disjoint": flags[index % 2]} for index, row in enumerate(_trials())]
-    analysis = pareto.analyse(rows, tmp_path)
+    analysis = pareto_report.analyse(rows, tmp_path)
     assert analysis.speaker_disjoint is expected
     assert json.loads(analysis.json_path.read_text())["speaker_disjoint"] is expected
     assert line in front_table.format_table(analysis).splitlines()[-3]
-    assert (pareto.SEEN_SPEAKERS_NOTE in analysis.notes) is (expected is False)  # also on the plot
+    assert (pareto_report.SEEN_SPEAKERS_NOTE in analysis.notes) is (expected is False)  # also on the plot
 
 
 def test_every_size_axis_has_a_fixed_hypervolume_reference_and_every_searched_one_is_an_axis():
-    assert set(pareto.SIZE_AXES) <= set(spaces.HV_REFERENCES)
-    assert set(spaces.SIZE_OBJECTIVES) <= set(pareto.SIZE_AXES)  # a search's final analysis is on its objective
+    assert set(pareto_report.SIZE_AXES) <= set(search_space.HV_REFERENCES)
+    # a search's final analysis is on its objective
+    assert set(search_space.SIZE_OBJECTIVES) <= set(pareto_report.SIZE_AXES)
 
 
 def _ids(rows):
@@ -287,22 +289,22 @@ def _ids(rows):
 
 
 def test_the_front_on_flash_differs_from_the_front_on_params(tmp_path):
-    by_params = pareto.analyse(_device_trials(), tmp_path / "params")
-    by_flash = pareto.analyse(_device_trials(), tmp_path / "flash", x="flash_bytes")
+    by_params = pareto_report.analyse(_device_trials(), tmp_path / "params")
+    by_flash = pareto_report.analyse(_device_trials(), tmp_path / "flash", x="flash_bytes")
     assert _ids(by_params.front) == ["s", "p", "q", "r"] and by_params.left_out == 0
     assert _ids(by_flash.front) == ["q", "r"] and _ids(by_flash.all_rows) == ["q", "r", "p"]
     assert by_flash.left_out == 1  # s: no flash_bytes
-    assert by_flash.reference_point == spaces.HV_REFERENCES["flash_bytes"]
+    assert by_flash.reference_point == search_space.HV_REFERENCES["flash_bytes"]
     x_ref = math.log10(by_flash.reference_point[0])
     expected = (x_ref - math.log10(20_000)) * 0.85 + (x_ref - math.log10(30_000)) * (0.90 - 0.85)
     assert by_flash.hypervolume == pytest.approx(expected, abs=1e-9)
-    assert pareto.select(_device_trials(), "smallest-within:0.1")["run_id"] == "p"
-    assert pareto.select(_device_trials(), "smallest-within:0.1", x="flash_bytes")["run_id"] == "q"
+    assert pareto_report.select(_device_trials(), "smallest-within:0.1")["run_id"] == "p"
+    assert pareto_report.select(_device_trials(), "smallest-within:0.1", x="flash_bytes")["run_id"] == "q"
 
 
 @pytest.mark.parametrize("x", ["ram_bytes", "latency_ms"])
 def test_the_other_device_axes(tmp_path, x):
-    analysis = pareto.analyse(_device_trials(), tmp_path, x=x)
+    analysis = pareto_report.analyse(_device_trials(), tmp_path, x=x)
     assert _ids(analysis.front) == ["q", "r"] and analysis.left_out == 1  # p: more RAM and slower than q
     assert json.loads(analysis.json_path.read_text())["x"] == x
     assert analysis.png_path.read_bytes()[:8] == PNG_MAGIC
@@ -310,7 +312,7 @@ def test_the_other_device_axes(tmp_path, x):
 
 def test_the_csv_has_the_device_costs_and_int8_accuracies(tmp_path):
     rows = _device_trials() + [_int8_trials()[0]]
-    analysis = pareto.analyse(rows, tmp_path)
+    analysis = pareto_report.analyse(rows, tmp_path)
     with analysis.csv_path.open(newline="") as handle:
         lines = {line["run_id"]: line for line in csv.DictReader(handle)}
     columns = ("flash_bytes", "ram_bytes", "latency_ms", "val_accuracy_int8", "test_accuracy_int8")
@@ -320,12 +322,12 @@ def test_the_csv_has_the_device_costs_and_int8_accuracies(tmp_path):
 
 
 def test_int8_accuracy_chooses_the_front_and_leaves_out_runs_without_it(tmp_path):
-    by_float = pareto.analyse(_int8_trials(), tmp_path / "float")
-    by_int8 = pareto.analyse(_int8_trials(), tmp_path / "int8", accuracy="int8")
+    by_float = pareto_report.analyse(_int8_trials(), tmp_path / "float")
+    by_int8 = pareto_report.analyse(_int8_trials(), tmp_path / "int8", accuracy="int8")
     assert _ids(by_float.front) == ["c", "a"] and by_float.left_out == 0 and by_float.accuracy == "float"
     assert _ids(by_int8.front) == ["d", "a", "b"] and _ids(by_int8.all_rows) == ["d", "a", "b"]
     assert by_int8.left_out == 1  # c: no val_accuracy_int8
-    x_ref = math.log10(spaces.HV_REFERENCES["params_total"][0])
+    x_ref = math.log10(search_space.HV_REFERENCES["params_total"][0])
     expected = (x_ref - math.log10(50)) * 0.55 + (x_ref - 2) * 0.05 + (x_ref - 3) * 0.28
     assert by_int8.hypervolume == pytest.approx(expected, abs=1e-9)
     summary = json.loads(by_int8.json_path.read_text())
@@ -336,12 +338,12 @@ def test_int8_accuracy_chooses_the_front_and_leaves_out_runs_without_it(tmp_path
 
 def test_int8_accuracy_selects_on_val_accuracy_int8():
     rows = _int8_trials()
-    assert pareto.select(rows, "best")["run_id"] == "a"
-    assert pareto.select(rows, "best", accuracy="int8")["run_id"] == "b"
-    assert pareto.select(rows, "smallest-within:0.1", accuracy="int8")["run_id"] == "b"  # a: 0.60, below 0.78
-    assert pareto.eligible_rows(rows, accuracy="int8")[1] == 1
+    assert pareto_report.select(rows, "best")["run_id"] == "a"
+    assert pareto_report.select(rows, "best", accuracy="int8")["run_id"] == "b"
+    assert pareto_report.select(rows, "smallest-within:0.1", accuracy="int8")["run_id"] == "b"  # a: 0.60, below 0.78
+    assert pareto_report.eligible_rows(rows, accuracy="int8")[1] == 1
     with pytest.raises(TunerAppError, match=r"no finished trial with val_accuracy_int8 .*\(1 left out\)"):
-        pareto.select([_row("old", 0.9, 10)], "best", accuracy="int8")
+        pareto_report.select([_row("old", 0.9, 10)], "best", accuracy="int8")
 
 
 def test_int8_test_accuracy_is_what_y_test_plots(tmp_path, monkeypatch):
@@ -353,14 +355,14 @@ def test_int8_test_accuracy_is_what_y_test_plots(tmp_path, monkeypatch):
         return original(rows, x, y_metric)
 
     monkeypatch.setattr(pareto_plot, "_xy", recording_xy)
-    pareto.analyse(_int8_trials(), tmp_path / "int8", y="test", accuracy="int8")
-    pareto.analyse(_int8_trials(), tmp_path / "float", y="test")
+    pareto_report.analyse(_int8_trials(), tmp_path / "int8", y="test", accuracy="int8")
+    pareto_report.analyse(_int8_trials(), tmp_path / "float", y="test")
     assert drawn == ["test_accuracy_int8"] * 2 + ["test_accuracy"] * 2  # trials, then the front
 
 
 def test_format_table_shows_device_costs_and_int8_accuracies_the_front_has(tmp_path):
     rows = [_measured(row, val_accuracy_int8=0.8 + index / 100) for index, row in enumerate(_device_trials()[:3])]
-    analysis = pareto.analyse(rows, tmp_path, x="flash_bytes", accuracy="int8")
+    analysis = pareto_report.analyse(rows, tmp_path, x="flash_bytes", accuracy="int8")
     table = front_table.format_table(analysis).splitlines()
     assert table[0].split() == ["Architecture", "Val", "Acc", "Test", "Acc", "Int8", "Val", "Flash", "RAM",
                                 "Latency", "ms", "Trial"]  # no int8 test accuracy: not a column
@@ -371,7 +373,7 @@ def test_format_table_shows_device_costs_and_int8_accuracies_the_front_has(tmp_p
 
 
 def test_seed_points_transcribe_the_published_tables():
-    points = pareto.seed_points()
+    points = pareto_report.seed_points()
     assert len(points) == 36  # 2D: 4 conv x 2 FC x BN off/on; 1D: 5 x 2 x 2; the 2D 5-conv "X" rows left out
     plain = {(p["model"], p["conv_layers"], p["fc_layers"]): p for p in points if not p["batch_norm"]}
     assert [plain["cnn2d", conv, fc]["params"] for conv in range(1, 5) for fc in (1, 2)] == SEED_2D_PARAMS
@@ -387,18 +389,19 @@ def test_seed_points_transcribe_the_published_tables():
 
 
 def test_seed_points_match_the_hypermodel_counts():
-    from tuner_app.analysis import pareto
+    from tuner_app.analysis import pareto_report
 
     root = Path(__file__).resolve().parents[1] / "search_spaces"
-    seed_spaces = {"cnn1d": spaces.load(root / "seed_1d.yaml"), "cnn2d": spaces.load(root / "seed_2d.yaml")}
-    for point in pareto.seed_points():
+    seed_spaces = {"cnn1d": search_space.load(root / "seed_1d.yaml"), "cnn2d": search_space.load(root / "seed_2d.yaml")}
+    for point in pareto_report.seed_points():
         space = seed_spaces[point["model"]]
         values = {name: spec.get("value") for name, spec in space.hyperparameters.items()}
         values.update({key: point[key] for key in ("conv_layers", "fc_layers", "batch_norm")})
-        assert architecture.sizes(space, values)["params_total"] == point["params"], point["label"]
+        assert configured.sizes(space, values)["params_total"] == point["params"], point["label"]
 
 
 def test_import_loads_neither_matplotlib_nor_mlflow_nor_click():
-    code = "import sys, tuner_app.analysis.pareto; print(sorted({'matplotlib', 'mlflow', 'click'} & set(sys.modules)))"
+    code = ("import sys, tuner_app.analysis.pareto_report; "
+            "print(sorted({'matplotlib', 'mlflow', 'click'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -10,7 +10,8 @@ import yaml
 from conftest import make_oracle, run_fake_trials, smoke_space, tone_splits
 
 from tuner_app.errors import TunerAppError
-from tuner_app.model import architecture, spaces
+from tuner_app.model.architecture import configured
+from tuner_app.model.space import search_space
 from tuner_app.search import pareto_oracle, run as search_run
 
 BUDGET = 300  # of the smoke space's four configurations (184, 288, 1,056 and 1,128 params) two fit
@@ -22,7 +23,7 @@ def splits():
 
 
 def test_distributions_follow_the_specs():
-    space = spaces.load("search_spaces/kws.yaml")
+    space = search_space.load("search_spaces/kws.yaml")
     specs = space.hyperparameters
     assert pareto_oracle.distribution(specs["family"]).choices == ("dscnn", "bcresnet", "tcresnet", "seed")
     assert pareto_oracle.distribution(specs["learning_rate"]).log
@@ -35,25 +36,25 @@ def test_it_proposes_every_fitting_configuration_once_then_stops(tmp_path):
     trials = run_fake_trials(oracle, tmp_path, 10)
     proposed = [json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials]
     assert len(proposed) == len(set(proposed)) == 2  # of the four, only two fit the budget
-    assert all(architecture.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= BUDGET
+    assert all(configured.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= BUDGET
                for trial in trials)
     assert sorted(entry["params"] for entry in oracle.rejections) == [1056, 1128]
     assert not oracle.gave_up  # a spent space stops quietly, as keras-tuner's oracles do, proposing no repeat
 
 
 def test_a_space_that_leaves_max_trials_out_ends_as_keras_tuners_own_do(tmp_path):
-    space = spaces.load("search_spaces/kws.yaml")  # a learning rate in a continuous range: never spent
+    space = search_space.load("search_spaces/kws.yaml")  # a learning rate in a continuous range: never spent
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, seed=0)
     assert len(run_fake_trials(oracle, tmp_path, 30)) == pareto_oracle.DEFAULT_MAX_TRIALS == 10
 
 
 def test_infeasible_configurations_are_never_proposed(tmp_path):
-    space = spaces.load("search_spaces/kws.yaml")
+    space = search_space.load("search_spaces/kws.yaml")
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=12, seed=0)
     trials = run_fake_trials(oracle, tmp_path, 12)
     assert len(trials) == 12
     for trial in trials:
-        assert architecture.sizes(space, trial.hyperparameters.values)["params_total"] <= 60_000
+        assert configured.sizes(space, trial.hyperparameters.values)["params_total"] <= 60_000
     assert oracle.rejections and all(entry["params"] is None or entry["params"] > 60_000
                                      for entry in oracle.rejections)
 
@@ -61,17 +62,17 @@ def test_infeasible_configurations_are_never_proposed(tmp_path):
 def test_the_front_is_the_non_dominated_trials(tmp_path):
     document = yaml.safe_load(Path("search_spaces/smoke.yaml").read_text())
     document["hyperparameters"]["filters"] = {"type": "choice", "values": [4, 8]}
-    space = spaces.from_dict(document, "smoke.yaml")
+    space = search_space.from_dict(document, "smoke.yaml")
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, max_trials=8, seed=2)
     # Accuracy 0.6 to 0.9 growing with size, except that every configuration over 500 params scores 0.3: the
     # large ones are dominated by any small one; among the small, each larger one is more accurate.
     def score(values, index):
-        params = architecture.sizes(space, values)["params_total"]
+        params = configured.sizes(space, values)["params_total"]
         return 0.3 if params > 500 else 0.6 + params / 2000
 
     trials = run_fake_trials(oracle, tmp_path, 8, score)
     assert len(trials) == 8
-    sizes = {trial.trial_id: architecture.sizes(space, trial.hyperparameters.values)["params_total"]
+    sizes = {trial.trial_id: configured.sizes(space, trial.hyperparameters.values)["params_total"]
              for trial in trials}
     small = sorted((size, trial_id) for trial_id, size in sizes.items() if size <= 500)
     assert sorted(oracle.front()) == sorted(trial_id for _, trial_id in small)  # every small one, no large one
@@ -79,7 +80,7 @@ def test_the_front_is_the_non_dominated_trials(tmp_path):
 
 
 def test_a_resumed_oracle_rebuilds_its_study_and_proposes_nothing_twice(tmp_path):
-    space = spaces.load("search_spaces/kws.yaml")
+    space = search_space.load("search_spaces/kws.yaml")
     first = make_oracle(pareto_oracle.ParetoOracle, space, 60_000, max_trials=6, seed=3)
     done = run_fake_trials(first, tmp_path, 3)
     state = json.loads(json.dumps(first.get_state()))
@@ -96,9 +97,9 @@ def test_a_resumed_oracle_rebuilds_its_study_and_proposes_nothing_twice(tmp_path
 def test_a_bad_sampler_or_size_is_named():
     document = yaml.safe_load(Path("search_spaces/smoke.yaml").read_text())
     with pytest.raises(TunerAppError, match="smoke.yaml: tuner.sampler: expected one of"):
-        spaces.from_dict({**document, "tuner": {"name": "pareto", "sampler": "cmaes"}}, "smoke.yaml")
+        search_space.from_dict({**document, "tuner": {"name": "pareto", "sampler": "cmaes"}}, "smoke.yaml")
     with pytest.raises(TunerAppError, match="smoke.yaml: objective.size: expected one of"):
-        spaces.from_dict({**document, "objective": {"size": "flops"}}, "smoke.yaml")
+        search_space.from_dict({**document, "objective": {"size": "flops"}}, "smoke.yaml")
 
 
 def test_a_pareto_smoke_search_trains_and_resumes(splits, tmp_path):
@@ -123,7 +124,7 @@ def _finished(oracle, values, accuracy):
     trial.metrics.register("val_accuracy", "max")
     trial.metrics.update("val_accuracy", accuracy)
     trial.metrics.register("params_total", "min")
-    trial.metrics.update("params_total", architecture.sizes(oracle.space, values)["params_total"])
+    trial.metrics.update("params_total", configured.sizes(oracle.space, values)["params_total"])
     oracle.trials[trial.trial_id] = trial
     return trial
 
@@ -132,14 +133,14 @@ def _filters_space():
     """The smoke space with `filters` searched: 20 configurations from 104 to ~14K params."""
     document = yaml.safe_load(Path("search_spaces/smoke.yaml").read_text())
     document["hyperparameters"]["filters"] = {"type": "choice", "values": [2, 4, 8, 16, 32]}
-    return spaces.from_dict(document, "smoke.yaml")
+    return search_space.from_dict(document, "smoke.yaml")
 
 
 def test_the_gap_preference_takes_the_candidate_in_the_widest_gap_of_the_front():
     space = _filters_space()
     configurations = sorted(({"conv_layers": c, "fc_layers": 0, "filters": f, **_fixed(space)}
                              for c in (1, 2) for f in (2, 4, 8, 16, 32)),
-                            key=lambda values: architecture.sizes(space, values)["params_total"])
+                            key=lambda values: configured.sizes(space, values)["params_total"])
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, gap_candidates=3, seed=0)
     smallest, largest = configurations[0], configurations[-1]
     _finished(oracle, smallest, 0.5)
@@ -170,7 +171,7 @@ def test_with_the_gap_preference_proposals_still_fit_and_never_repeat(tmp_path):
     trials = run_fake_trials(oracle, tmp_path, 20, score=lambda values, index: 0.4 + 0.02 * index)
     proposed = [json.dumps(trial.hyperparameters.values, sort_keys=True) for trial in trials]
     assert len(proposed) == len(set(proposed)) and len(trials) >= 4
-    assert all(architecture.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= 3_000
+    assert all(configured.sizes(oracle.space, trial.hyperparameters.values)["params_total"] <= 3_000
                for trial in trials)
     assert any(t.state.name == "FAIL" for t in oracle.study.trials)  # the candidates passed over
 
@@ -178,17 +179,18 @@ def test_with_the_gap_preference_proposals_still_fit_and_never_repeat(tmp_path):
 def test_progress_and_summary_show_the_front(tmp_path):
     from types import SimpleNamespace
 
-    from tuner_app.search import front, progress, summary
+    from tuner_app.search import pareto_geometry, progress, summary
 
     space = _filters_space()
     oracle = make_oracle(pareto_oracle.ParetoOracle, space, None, max_trials=6, seed=5)
     trials = run_fake_trials(oracle, tmp_path, 6, score=lambda values, index: [0.5, 0.8, 0.6, 0.7, 0.9, 0.4][index])
     tuner = SimpleNamespace(space=space, oracle=oracle, sizes=lambda values: {"params": 0})
-    points = {t.trial_id: (architecture.sizes(space, t.hyperparameters.values)["params_total"],
+    points = {t.trial_id: (configured.sizes(space, t.hyperparameters.values)["params_total"],
                            t.metrics.get_last_value("val_accuracy")) for t in trials}
-    on_front = {trial_id for trial_id, point in points.items() if point in front.front_points(list(points.values()))}
+    on_front = {trial_id for trial_id, point in points.items()
+                if point in pareto_geometry.front_points(list(points.values()))}
     line = progress.front_line(tuner)
-    volume = front.hypervolume(list(points.values()), (1e8, 0.0))
+    volume = pareto_geometry.hypervolume(list(points.values()), (1e8, 0.0))
     assert line.startswith(f"    front: {len(on_front)} of 6 trials, hypervolume {volume:.4f} (params_total, val_acc): ")
     assert line.count("|") == len(on_front) - 1
     rows = summary.summary_rows(tuner)
@@ -205,7 +207,7 @@ def _fixed(space):
 def _log_size(space, values):
     import math
 
-    return math.log10(architecture.sizes(space, values)["params_total"])
+    return math.log10(configured.sizes(space, values)["params_total"])
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2"])

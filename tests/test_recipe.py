@@ -1,4 +1,4 @@
-"""The training recipe (tuner_app.model.recipe): each optimizer trains, the learning-rate schedules have
+"""The training recipe (tuner_app.model.space.recipe): each optimizer trains, the learning-rate schedules have
 their shape, the smoothed loss is Keras's categorical cross-entropy on one-hot labels, batch-norm momentum
 is set, weight decay spares biases and norm params, bad values are refused naming the key, and the history
 holds the sparse "accuracy" and "val_accuracy" the search reads."""
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tuner_app.errors import TunerAppError
-from tuner_app.model import recipe
-from tuner_app.model.recipe import (
+from tuner_app.model.space import recipe
+from tuner_app.model.space.recipe import (
     RECIPE_CHOICES,
     RECIPE_DOMAINS,
     RECIPE_HYPERPARAMETERS,
@@ -182,7 +182,7 @@ def test_weight_decay_shrinks_kernels_not_biases_or_norm_params(optimizer, weigh
 def test_sub_spectral_norm_params_do_not_decay():
     import keras
 
-    from tuner_app.model.residual_blocks import sub_spectral_norm
+    from tuner_app.model.architecture.residual_blocks import sub_spectral_norm
 
     inputs = keras.Input((4, 3, 2))
     x = keras.layers.Conv2D(2, 1, name="conv")(inputs)

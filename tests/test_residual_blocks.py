@@ -10,14 +10,14 @@ import pytest
 from conftest import output_positions
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model import spec
-from tuner_app.model.kws_families import (
+from tuner_app.model.architecture import spec
+from tuner_app.model.architecture.kws_families import (
     BCRESNET_HYPERPARAMETERS,
     TCRESNET_HYPERPARAMETERS,
     bcresnet_spec,
     tcresnet_spec,
 )
-from tuner_app.model.residual_blocks import (
+from tuner_app.model.architecture.residual_blocks import (
     BroadcastResidual,
     FrequencyAsChannels,
     FrequencyCollapse,

@@ -10,7 +10,7 @@ from conftest import smoke_space, tone_splits
 from tuner_app.device.budget import Budget
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
-from tuner_app.model import spaces
+from tuner_app.model.space import search_space
 from tuner_app.search import keras_tuner_internals, observers, progress, scoring, summary, run as search_run, tuners
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
@@ -156,11 +156,11 @@ def test_progress_shows_trial_of_total_params_epochs_and_eta(random_search):
 
 
 def test_a_one_dimensional_smoke_search(splits, tmp_path):
-    document = spaces.resolved(spaces.load(SMOKE))
+    document = search_space.resolved(search_space.load(SMOKE))
     document.update(model="cnn1d", frontend={"kind": "waveform"})
     document["hyperparameters"].update(kernel_size={"type": "fixed", "value": 25},
                                        pool_size={"type": "fixed", "value": 4})
-    space = spaces.from_dict(document, "smoke_1d")
+    space = search_space.from_dict(document, "smoke_1d")
     tuner = search_run.run_search(space, splits, tmp_path)
     rows = _completed(tuner)
     model = tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters)
@@ -212,7 +212,7 @@ def test_training_monitor_is_one_of_two(tmp_path):
     bad.write_text(SMOKE.read_text().replace("training: {", "training: {monitor: accuracy, "))
     with pytest.raises(TunerAppError, match=r"bad.yaml: training.monitor: expected one of \['val_loss', "
                                             r"'val_accuracy'\], got 'accuracy'"):
-        spaces.load(bad)
+        search_space.load(bad)
 
 
 def test_mixup_trains_under_a_val_accuracy_monitor(splits, tmp_path):

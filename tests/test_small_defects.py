@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import cli_error_line, copy_trial, tone, write_wav
 
-from tuner_app.analysis import front_table, pareto
+from tuner_app.analysis import front_table, pareto_report
 from tuner_app.cli import cli, search_commands
 from tuner_app.data import corpus, synth
 from tuner_app.errors import ConversionError, TunerAppError
-from tuner_app.model import architecture, spaces
-from tuner_app.search import front, record
+from tuner_app.model.architecture import configured
+from tuner_app.model.space import search_space
+from tuner_app.search import pareto_geometry, record
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
@@ -119,13 +120,13 @@ def test_export_without_the_searched_corpus_asks_for_data(trained, tmp_path, no_
 
 @pytest.mark.parametrize("points", [[(100.0, 0.5)] * 3, [(100.0, 0.5)] * 5])
 def test_knee_of_identical_points_is_the_first(points):
-    assert front.knee(points) == 0
+    assert pareto_geometry.knee(points) == 0
 
 
 def test_select_knee_among_identical_trials():
     rows = [{"run_id": name, "status": "FINISHED", "metrics": {"params_total": 500.0, "best_val_accuracy": 0.7}}
             for name in "abc"]
-    assert pareto.select(rows, "knee")["run_id"] == "a"
+    assert pareto_report.select(rows, "knee")["run_id"] == "a"
 
 
 # --- a fixed hypervolume reference --------------------------------------------------------------------
@@ -138,7 +139,7 @@ def _rows(sizes_accuracies=((10, 0.5), (100, 0.7), (1000, 0.9))):
 
 
 def test_analyse_uses_and_records_a_given_reference(tmp_path):
-    analysis = pareto.analyse(_rows(), tmp_path, hv_reference=(100_000.0, 0.1))
+    analysis = pareto_report.analyse(_rows(), tmp_path, hv_reference=(100_000.0, 0.1))
     assert analysis.reference_point == (100_000.0, 0.1)
     # log10 sizes 1, 2, 3 against 5: 4 * 0.4 + 3 * 0.2 + 2 * 0.2
     assert analysis.hypervolume == pytest.approx(2.6)
@@ -153,12 +154,12 @@ def test_the_default_reference_is_fixed_per_axis_and_recorded_as_such(tmp_path, 
     rows = _rows()
     for row in rows:
         row["metrics"]["macs"] = row["metrics"]["params_total"] * 100
-    analysis = pareto.analyse(rows, tmp_path, x=x)
+    analysis = pareto_report.analyse(rows, tmp_path, x=x)
     saved = json.loads(analysis.json_path.read_text())
-    assert saved["hv_reference"] == list(spaces.HV_REFERENCES[x]) and "default" in saved["hv_reference_source"]
+    assert saved["hv_reference"] == list(search_space.HV_REFERENCES[x]) and "default" in saved["hv_reference_source"]
     assert "default" in front_table.format_table(analysis).splitlines()[-1]
     # it does not move with the trials: a bigger trial leaves the reference where it was
-    bigger = pareto.analyse([*rows, *_rows([(10**6, 0.2)])], tmp_path / "b", x=x)
+    bigger = pareto_report.analyse([*rows, *_rows([(10**6, 0.2)])], tmp_path / "b", x=x)
     assert bigger.reference_point == analysis.reference_point
 
 
@@ -255,11 +256,11 @@ def test_dry_run_counts_for_the_classes_of_the_corpus(tmp_path):
                                       "--data", str(data)])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    space = spaces.load(space_file)
+    space = search_space.load(space_file)
     feasible = [row for row in rows if row["params"] is not None]
     for row in feasible[:3]:
-        assert row["params"] == architecture.sizes(space, row["hyperparameters"], 10)["params_total"]
-        assert row["params"] != architecture.sizes(space, row["hyperparameters"], 16)["params_total"]
+        assert row["params"] == configured.sizes(space, row["hyperparameters"], 10)["params_total"]
+        assert row["params"] != configured.sizes(space, row["hyperparameters"], 16)["params_total"]
     assert "10 classes" in result.stderr and str(data) in result.stderr
 
 
@@ -284,4 +285,4 @@ def test_scan_finds_mp3_files(tmp_path):
 
 def test_a_bad_hv_reference_in_the_library_is_refused(tmp_path):
     with pytest.raises(TunerAppError, match="reference"):
-        pareto.analyse(_rows(), tmp_path, hv_reference=(0.0, 0.1))
+        pareto_report.analyse(_rows(), tmp_path, hv_reference=(0.0, 0.1))

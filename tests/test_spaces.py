@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tuner_app.errors import TunerAppError
-from tuner_app.model import space_yaml, spaces
+from tuner_app.model.space import bounded_yaml, search_space
 
 SPACES = pathlib.Path(__file__).resolve().parent.parent / "search_spaces"
 
@@ -26,13 +26,13 @@ def seed_document():
 
 @pytest.mark.parametrize("name", ["seed_2d", "seed_1d", "smoke"])
 def test_shipped_spaces_load(name):
-    space = spaces.load(SPACES / f"{name}.yaml")
+    space = search_space.load(SPACES / f"{name}.yaml")
     assert space.source == f"{name}.yaml"
     assert space.model == ("cnn1d" if name == "seed_1d" else "cnn2d")
 
 
 def test_seed_2d_keeps_yaml_order_and_tuner():
-    space = spaces.load(SPACES / "seed_2d.yaml")
+    space = search_space.load(SPACES / "seed_2d.yaml")
     assert list(space.hyperparameters)[:3] == ["conv_layers", "fc_layers", "batch_norm"]
     assert space.tuner == {"name": "grid"}
     assert space.training == {"epochs": 10, "batch_size": 64, "patience": 3, "seed": 0, "chance_epochs": 5,
@@ -40,7 +40,7 @@ def test_seed_2d_keeps_yaml_order_and_tuner():
 
 
 def test_missing_hyperparameters_take_model_defaults(tmp_path):
-    space = spaces.load(write_space(tmp_path, {"model": "cnn1d", "frontend": {"kind": "waveform"}}))
+    space = search_space.load(write_space(tmp_path, {"model": "cnn1d", "frontend": {"kind": "waveform"}}))
     fixed = {name: spec["value"] for name, spec in space.hyperparameters.items()}
     assert fixed["kernel_size"] == 25 and fixed["pool_size"] == 4
     assert fixed["fc_units_1"] == 1024 and fixed["learning_rate"] == 0.001
@@ -48,7 +48,7 @@ def test_missing_hyperparameters_take_model_defaults(tmp_path):
 
 def expect_error(tmp_path, document, message):
     with pytest.raises(TunerAppError) as err:
-        spaces.load(write_space(tmp_path, document, "seed_2d.yaml"))
+        search_space.load(write_space(tmp_path, document, "seed_2d.yaml"))
     assert message in str(err.value)
     return str(err.value)
 
@@ -137,9 +137,9 @@ def test_malformed_yaml_names_line(tmp_path):
 def test_declare_creates_every_hyperparameter():
     import keras_tuner
 
-    space = spaces.load(SPACES / "seed_2d.yaml")
+    space = search_space.load(SPACES / "seed_2d.yaml")
     hp = keras_tuner.HyperParameters()
-    spaces.declare(hp, space)
+    search_space.declare(hp, space)
     assert [item.name for item in hp.space] == list(space.hyperparameters)
     assert hp.get("conv_layers") == 1 and hp.get("fc_units_1") == 1024
     assert not hp.is_active("fc_units_2")  # fc_layers' default is 1: fc_units_2 is in the scope of fc_layers=2
@@ -165,31 +165,31 @@ def test_unknown_hyperparameter_name(tmp_path):
 
 
 def test_unused_fc_units_defaults_are_dropped():
-    smoke = spaces.load(SPACES / "smoke.yaml")
+    smoke = search_space.load(SPACES / "smoke.yaml")
     assert "fc_units_1" in smoke.hyperparameters and "fc_units_2" not in smoke.hyperparameters
 
 
 def test_locate_finds_a_space_by_name_or_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ./search_spaces here: the source tree's folder answers
-    assert spaces.locate("cnn2d") == SPACES.resolve() / "cnn2d.yaml"
+    assert search_space.locate("cnn2d") == SPACES.resolve() / "cnn2d.yaml"
     mine = tmp_path / "search_spaces" / "cnn2d.yaml"
     mine.parent.mkdir()
     mine.write_text("model: cnn2d\n")
-    assert spaces.locate("cnn2d").resolve() == mine  # the working directory's own spaces come first
-    assert spaces.locate("elsewhere/x.yaml") == Path("elsewhere/x.yaml")
+    assert search_space.locate("cnn2d").resolve() == mine  # the working directory's own spaces come first
+    assert search_space.locate("elsewhere/x.yaml") == Path("elsewhere/x.yaml")
     with pytest.raises(TunerAppError, match=r"--space nope: no such file, and no space of that name \(known: .*seed_2d"):
-        spaces.locate("nope")
+        search_space.locate("nope")
 
 
 def test_the_default_space_is_tc_resnet_on_log_mel():
-    space = spaces.load(SPACES / "default.yaml")
+    space = search_space.load(SPACES / "default.yaml")
     assert space.model == "tcresnet" and space.frontend.kind == "mel" and space.frontend.num_mel_bins == 40
     assert space.hyperparameters["tcresnet_width"]["values"] == [1.0, 1.5]
 
 
 @pytest.mark.parametrize("name", ["cnn2d", "cnn1d"])
 def test_wide_spaces_load(name):
-    space = spaces.load(SPACES / f"{name}.yaml")
+    space = search_space.load(SPACES / f"{name}.yaml")
     assert space.model == name
     assert space.hyperparameters["head"]["type"] in ("choice", "fixed")
 
@@ -216,7 +216,7 @@ def test_tuner_and_training_numbers_are_within_their_range(section, key, value, 
     document = smoke_document()
     document[section][key] = value
     with pytest.raises(TunerAppError, match=r"^smoke.yaml: " + re.escape(message)):
-        spaces.from_dict(document, "smoke.yaml")
+        search_space.from_dict(document, "smoke.yaml")
 
 
 @pytest.mark.parametrize("tuner, message", [
@@ -231,15 +231,16 @@ def test_tuner_and_training_numbers_are_within_their_range(section, key, value, 
 ])
 def test_each_tuners_options_are_within_their_range(tuner, message):
     with pytest.raises(TunerAppError, match=r"^smoke.yaml: " + re.escape(message)):
-        spaces.from_dict({**smoke_document(), "tuner": tuner}, "smoke.yaml")
+        search_space.from_dict({**smoke_document(), "tuner": tuner}, "smoke.yaml")
 
 
 def test_only_grid_may_leave_max_trials_out_and_none_may_ask_for_zero():
     # issue 23, case 8: max_trials 0 searched every configuration, printing [1/0], [2/0], ...
     for name in ("grid", "random", "pareto"):
         with pytest.raises(TunerAppError, match=r"^smoke.yaml: tuner.max_trials: expected a number from 1"):
-            spaces.from_dict({**smoke_document(), "tuner": {"name": name, "max_trials": 0}}, "smoke.yaml")
-    assert spaces.from_dict({**smoke_document(), "tuner": {"name": "grid"}}, "smoke.yaml").tuner == {"name": "grid"}
+            search_space.from_dict({**smoke_document(), "tuner": {"name": name, "max_trials": 0}}, "smoke.yaml")
+    grid = search_space.from_dict({**smoke_document(), "tuner": {"name": "grid"}}, "smoke.yaml")
+    assert grid.tuner == {"name": "grid"}
 
 
 @pytest.mark.parametrize("name, spec, message", [
@@ -262,15 +263,15 @@ def test_hyperparameters_are_refused_beyond_their_domain_without_listing_it(tmp_
     document = smoke_document()
     document["hyperparameters"][name] = spec
     with pytest.raises(TunerAppError, match=r"^smoke.yaml: hyperparameters\." + re.escape(message)):
-        spaces.load(write_space(tmp_path, document, "smoke.yaml"))
+        search_space.load(write_space(tmp_path, document, "smoke.yaml"))
 
 
 
 def test_a_space_file_is_refused_beyond_its_size_before_it_is_parsed(tmp_path):
     path = tmp_path / "padded.yaml"
-    path.write_text((SPACES / "smoke.yaml").read_text() + "#" * space_yaml.MAX_BYTES)
+    path.write_text((SPACES / "smoke.yaml").read_text() + "#" * bounded_yaml.MAX_BYTES)
     with pytest.raises(TunerAppError, match=r"^padded.yaml: larger than 1,024 KiB, the most a search space may be"):
-        spaces.load(path)
+        search_space.load(path)
 
 
 def _laughs(levels: int) -> str:
@@ -292,5 +293,5 @@ def test_aliases_nesting_and_numbers_are_bounded_as_the_yaml_is_composed(tmp_pat
     path = tmp_path / "hostile.yaml"
     path.write_text(text)
     with pytest.raises(TunerAppError) as refused:
-        spaces.load(path)
+        search_space.load(path)
     assert str(refused.value).startswith(f"hostile.yaml: {message}") and "\n" not in str(refused.value)

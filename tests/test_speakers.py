@@ -8,7 +8,7 @@ from conftest import FSDD, SMOKE_SPACE, cli_error_line, tone, write_wav
 from tuner_app.cli import cli
 from tuner_app.data.corpus import scan, which_set
 from tuner_app.errors import TunerAppError
-from tuner_app.model import spaces
+from tuner_app.model.space import search_space
 from tuner_app.search import fingerprint
 from tuner_app.tracking.datasets import corpus_inputs
 
@@ -153,7 +153,7 @@ def test_speaker_keys_reach_mlflow_profiles_but_not_the_resume_fingerprint(tmp_p
     profiles = [json.loads(item.dataset.profile) for item in corpus_inputs(with_speakers)]
     assert [(p["speaker_disjoint"], p["speakers"]) for p in profiles] == [(True, 4), (True, 1), (True, 1)]
     assert "speaker_disjoint" not in json.loads(corpus_inputs(data)[0].dataset.profile)
-    space = spaces.load(SMOKE_SPACE)
+    space = search_space.load(SMOKE_SPACE)
     assert fingerprint.digest(fingerprint.search_identity(space, None, 0, ["yes"], with_speakers)) == \
         fingerprint.digest(fingerprint.search_identity(space, None, 0, ["yes"], data))  # resume compares the same
 

@@ -10,10 +10,10 @@ from conftest import smoke_space, tone_splits, two_word_corpus
 from tuner_app.device.budget import Budget
 from tuner_app.cli import cli
 from tuner_app.errors import TunerAppError
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model import spaces
+from tuner_app.model.space import hyperparameters as hps
+from tuner_app.model.space import search_space
 from tuner_app.search import run as search_run, tuners
-from tuner_app.tracking import models as tracking_models
+from tuner_app.tracking import mlflow_model
 from tuner_app.tracking import runs as tracking_runs
 from tuner_app.tracking.tracker import MLflowTracker
 
@@ -80,7 +80,7 @@ def test_smoke_search_logs_one_parent_and_a_child_per_trial(smoke):
     assert len(parents) == 1 and len(children) == 2
     client = mlflow.MlflowClient(_uri(directory))
     yaml_names = set(yaml.safe_load(SMOKE.read_text())["hyperparameters"])
-    smoke = spaces.load(SMOKE)
+    smoke = search_space.load(SMOKE)
     for child in children:
         tags, params = child.data.tags, child.data.params
         assert child.info.status == "FINISHED" and tags["tuner_app.outcome"] == "COMPLETED"
@@ -147,8 +147,8 @@ def test_artifacts_and_model_registry(smoke):
     (directory / "front.csv").write_text("a,b\n")
     run_id = tracking_runs.trial_runs(uri, EXPERIMENT)[0]["run_id"]
     tracking_runs.log_artifacts(uri, tracker.parent_run_id, [directory / "front.csv"])
-    model_id = tracking_models.log_logged_model(uri, run_id, model_dir)
-    assert [tracking_models.register(uri, model_id, "kws") for _ in range(2)] == ["1", "2"]
+    model_id = mlflow_model.log_logged_model(uri, run_id, model_dir)
+    assert [mlflow_model.register(uri, model_id, "kws") for _ in range(2)] == ["1", "2"]
     client = mlflow.MlflowClient(uri)
     assert "front.csv" in {item.path for item in client.list_artifacts(tracker.parent_run_id)}
     assert [item.path for item in client.list_logged_model_artifacts(model_id, "variables")] == [

@@ -9,7 +9,7 @@ from conftest import smoke_space, tone_splits
 
 from tuner_app.device import micro, trial_int8
 from tuner_app.errors import TunerAppError
-from tuner_app.model import spaces
+from tuner_app.model.space import search_space
 from tuner_app.search import run as search_run
 from tuner_app.tracking import trial_metrics
 
@@ -68,7 +68,7 @@ def test_a_network_that_does_not_convert_keeps_its_trial(monkeypatch, caplog):
 @pytest.mark.parametrize("value", ["yes", 1])
 def test_a_non_boolean_int8_key_is_one_line_naming_it(value):
     with pytest.raises(TunerAppError, match=r"s\.yaml: training\.int8"):
-        spaces.from_dict({"model": "cnn2d", "training": {"int8": value}}, "s.yaml")
+        search_space.from_dict({"model": "cnn2d", "training": {"int8": value}}, "s.yaml")
 
 
 def test_the_calibration_clips_are_training_clips_as_they_are():

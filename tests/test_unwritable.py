@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import (SMOKE_SPACE, cli_error_line, one_line_error, smoke_space, tone, tone_splits, two_word_corpus,
                       write_wav)
 
-from tuner_app.analysis import pareto
+from tuner_app.analysis import pareto_report
 from tuner_app.cli import cli
 from tuner_app.search import observers, run as search_run
 from tuner_app.serving import inference
@@ -127,7 +127,7 @@ def test_a_pareto_analysis_or_confusion_matrix_refused_writes_nothing(unwritable
     row = {"run_id": "a", "trial_id": "0", "status": "FINISHED", "outcome": "COMPLETED", "trial_dir": "/t/0",
            "model": "cnn2d", "hyperparameters": {"conv_layers": 1},
            "metrics": {"params_total": 100.0, "best_val_accuracy": 0.5, "test_accuracy": 0.5}}
-    one_line_error(lambda: pareto.analyse([row], unwritable), f"cannot write {unwritable}", "another --out")
+    one_line_error(lambda: pareto_report.analyse([row], unwritable), f"cannot write {unwritable}", "another --out")
     evaluation = inference.Evaluation("data", "test", ["a", "b"], np.eye(2, dtype=int), {}, [])
     one_line_error(lambda: inference.write_confusion_png(evaluation, unwritable / "confusion.png"),
                    f"cannot write {unwritable / 'confusion.png'}: Permission denied", "another --out")

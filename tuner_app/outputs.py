@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tuner_app.errors import TunerAppError
 
-# What an export directory holds (serving/export.py, tracking/models.py, tflite.py): nothing else is replaced.
+# What an export directory holds (serving/export.py, tracking/mlflow_model.py, tflite.py): nothing else is replaced.
 EXPORT_MARKERS = ("tuner_app.json", "MLmodel")
 EXPORT_ENTRIES = frozenset({
     *EXPORT_MARKERS, "saved_model.pb", "fingerprint.pb", "variables", "assets", "any_format", "keras.weights.h5",

@@ -14,7 +14,7 @@ from tuner_app.analysis.axes import (
     row_metric,
     size_text,
 )
-from tuner_app.analysis.pareto import Analysis
+from tuner_app.analysis.pareto_report import Analysis
 
 SPEAKER_LINES = {True: "speakers: validation and test voices were never heard in training (speaker-disjoint split)",
                  False: "speakers: the split shares speakers, so validation and test accuracy are on voices heard "

@@ -14,7 +14,7 @@ from tuner_app.analysis.axes import SIZE_AXES, accuracy_label, accuracy_metric, 
 from tuner_app.files import atomic_path
 
 if TYPE_CHECKING:
-    from tuner_app.analysis.pareto import Analysis
+    from tuner_app.analysis.pareto_report import Analysis
 
 log = logging.getLogger(__name__)
 

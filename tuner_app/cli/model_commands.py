@@ -19,7 +19,7 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
                      accuracy: str = "float") -> tuple[Path, str | None, dict | None]:
     """(trial directory, MLflow run id, metrics) of the trial to export: --trial-dir, --run-id or --select (on
     the size axis `x_axis` and the validation accuracy of `accuracy`)."""
-    from tuner_app.analysis import axes, pareto
+    from tuner_app.analysis import axes, pareto_report
     from tuner_app.tracking import runs
 
     given = [name for name, value in (("--trial-dir", trial_dir), ("--run-id", run_id), ("--select", select)) if value]
@@ -30,7 +30,7 @@ def _trial_to_export(trial_dir: Path | None, run_id: str | None, select: str | N
     if run_id is not None:
         row = runs.run_info(tracking_uri, run_id)
     else:
-        row = pareto.select(runs.trial_runs(tracking_uri, experiment, parent), select, x_axis, accuracy)
+        row = pareto_report.select(runs.trial_runs(tracking_uri, experiment, parent), select, x_axis, accuracy)
         click.echo(f"--select {select}: trial {row['trial_id']} (run {row['run_id']}), "
                    f"{x_axis} {row['metrics'][x_axis]:,.6g}, {axes.accuracy_metric(accuracy)} "
                    f"{row['metrics'][axes.accuracy_metric(accuracy)]:.4f}", err=True)
@@ -121,15 +121,15 @@ def _track_export(tracking_uri: str | None, run_id: str, trial_dir: Path, result
                   register: str | None) -> None:
     """Log the export (`result`, export_trial's ExportResult) as a LoggedModel of the trial's run, with the
     trial's params and metrics; register it as `register` (if given) with its size, accuracy and front-end."""
-    from tuner_app.tracking import models
+    from tuner_app.tracking import mlflow_model
 
-    tags = models.model_tags(result.metadata)
+    tags = mlflow_model.model_tags(result.metadata)
     params = {**result.metadata["hyperparameters"], "frontend_config": result.metadata["frontend"]}
-    model_id = models.log_logged_model(tracking_uri, run_id, result.path, params, metrics,
-                                       name=f"{result.metadata['model']}-{trial_dir.name}", tags=tags)
+    model_id = mlflow_model.log_logged_model(tracking_uri, run_id, result.path, params, metrics,
+                                             name=f"{result.metadata['model']}-{trial_dir.name}", tags=tags)
     click.echo(f"Logged to MLflow run {run_id} as models:/{model_id}")
     if register:
-        version = models.register(tracking_uri, model_id, register, tags)
+        version = mlflow_model.register(tracking_uri, model_id, register, tags)
         click.echo(f"Registered as {register!r} version {version}: models:/{register}/{version}")
 
 

@@ -14,7 +14,7 @@ import click
 
 from tuner_app import __version__
 from tuner_app.errors import TunerAppError, os_cause
-from tuner_app.model.spaces import ACCURACY_METRICS, SIZE_OBJECTIVES
+from tuner_app.model.space.search_space import ACCURACY_METRICS, SIZE_OBJECTIVES
 from tuner_app.redaction import redact, redact_logging, redact_tracebacks
 
 DEFAULT_CACHE = Path("~/.cache/tuner-app")

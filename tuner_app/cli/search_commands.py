@@ -57,15 +57,15 @@ def search(space_file: str, data_dir: Path | None, cache_dir: Path, runs_dir: Pa
     A search may spread over processes and machines: one `--chief` and any number of `--worker ID`, sharing
     the corpus, the cache, --runs-dir and a tracking server (`tuner-app server`); see the README."""
     from tuner_app.device import budget as device_budget
-    from tuner_app.model import spaces
+    from tuner_app.model.space import search_space
     from tuner_app.search import summary
 
-    space = spaces.load(spaces.locate(space_file))
+    space = search_space.load(search_space.locate(space_file))
     reference_point = _hv_reference(hv_reference)  # a typo fails now, not after the search
     budget = device_budget.of_options(max_params, max_flash_kb, max_ram_kb)
     if dry_run:
         return _dry_run(space, data_dir, trials, seed, budget, output_format)
-    tracker = _tracker(tracking_uri, experiment, spaces.locate(space_file), tuner_name, seed)
+    tracker = _tracker(tracking_uri, experiment, search_space.locate(space_file), tuner_name, seed)
     role = _distributed_role(chief, worker_id, oracle_address, fresh, tracker.tracking_uri)
     tracker.check_reachable()  # a store that does not answer stops the search before any training
     # Progress (keras-tuner and Keras print it) goes to stderr, so stdout holds only the result.
@@ -94,7 +94,7 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
     """Analyse the runs of an experiment (or of one search), tag them, log the CSV, PNG and hypervolume (with
     its reference point) on the search's parent run, print the front. hv_reference: (point, where it comes
     from); by default the one recorded on the search's parent run for this axis, else the axis's fixed one."""
-    from tuner_app.analysis import front_table, pareto
+    from tuner_app.analysis import front_table, pareto_report
     from tuner_app.tracking import runs
 
     rows = runs.trial_runs(tracking_uri, experiment, parent)
@@ -102,8 +102,8 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
         recorded = runs.recorded_hv_reference(tracking_uri, parent, x)
         hv_reference = (recorded, "recorded on the search's parent run") if recorded else None
     point, source = hv_reference or (None, "")
-    analysis = pareto.analyse(rows, out_dir, x=x, y=y, reference=reference, hv_reference=point,
-                              reference_source=source, out_option=out_option, accuracy=accuracy)
+    analysis = pareto_report.analyse(rows, out_dir, x=x, y=y, reference=reference, hv_reference=point,
+                                     reference_source=source, out_option=out_option, accuracy=accuracy)
     runs.tag_pareto(tracking_uri, [row["run_id"] for row in analysis.front],
                         [row["run_id"] for row in analysis.all_rows])
     parents = {row["parent_run_id"] for row in analysis.all_rows}
@@ -117,11 +117,11 @@ def _pareto(tracking_uri: str | None, experiment: str, parent: str | None, out_d
 
 def _hv_reference(text: str | None) -> tuple | None:
     """`--hv-reference SIZE,ACC` as ((size, accuracy), "--hv-reference"); None when the option was not given."""
-    from tuner_app.model import spaces
+    from tuner_app.model.space import search_space
 
     if text is None:
         return None
-    return spaces.checked_reference(text.split(","), f"--hv-reference {text!r}"), "--hv-reference"
+    return search_space.checked_reference(text.split(","), f"--hv-reference {text!r}"), "--hv-reference"
 
 
 def _class_count(data_dir: Path | None) -> int:
@@ -161,18 +161,18 @@ def pareto_command(experiment: str, parent_run_id: str | None, x_axis: str, y_ax
 def _dry_run(space, data_dir: Path | None, trials: int | None, seed: int | None, budget, output_format: str) -> None:
     """Every configuration (or `trials` samples) with its size, and its int8 flash and RAM under such a budget."""
     from tuner_app.device import budget as device_budget
-    from tuner_app.model import configurations
+    from tuner_app.model.architecture import space_sizes
     from tuner_app.search import summary
 
     n_classes = _class_count(data_dir)
-    rows = configurations.dry_run(space, trials=trials, seed=seed or 0, max_params=budget.params, n_classes=n_classes)
+    rows = space_sizes.dry_run(space, trials=trials, seed=seed or 0, max_params=budget.params, n_classes=n_classes)
     if budget.on_device:
         rows = device_budget.with_device_costs(space, rows, budget, n_classes)
     if output_format == "json":
         return echo_json(rows)
     click.echo(summary.format_dry_run(rows, budget))
     # sampled rows may all miss; say if the space does
-    configurations.check_budget(space, budget.params, n_classes=n_classes)
+    space_sizes.check_budget(space, budget.params, n_classes=n_classes)
     device_budget.check_device_budget(space, budget, n_classes)
 
 

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 from tuner_app.device import costs
 from tuner_app.errors import InfeasibleConfig, TunerAppError
-from tuner_app.model.architecture import walk
-from tuner_app.model.configurations import configurations
+from tuner_app.model.architecture.configured import walk
+from tuner_app.model.space.configurations import configurations
 
 KB = 1024  # --max-flash and --max-ram are in KB of 1,024 bytes, as microcontroller memories are sized
 OPTIONS = {"params": "--max-params", "flash_bytes": "--max-flash", "ram_bytes": "--max-ram"}
@@ -145,7 +145,7 @@ def _load(least: Mapping[str, int], budget: Budget) -> float:
 
 
 def with_device_costs(space, rows: list[dict[str, Any]], budget: Budget, n_classes: int) -> list[dict[str, Any]]:
-    """The dry run's rows (model/configurations.dry_run), each feasible one within the params budget measured
+    """The dry run's rows (model/architecture/space_sizes.dry_run), each feasible one within the params budget measured
     (DEVICE_COSTS, converted untrained) and marked over_budget against the whole budget."""
     for row in rows:
         if row["params"] is None or row.get("over_budget"):

@@ -43,13 +43,13 @@ def untrained_or_none(space, values: Mapping[str, Any], n_classes: int) -> dict[
 
 def built_key(space, values: Mapping[str, Any], n_classes: int) -> str:
     """Exactly what the converted network depends on: the front-end and the blocks."""
-    from tuner_app.model.architecture import blocks, frontend_config
+    from tuner_app.model.architecture.configured import blocks, frontend_config
 
     return repr((frontend_config(space, values), blocks(space, values, n_classes)))
 
 
 def _of_configuration(space, values: Mapping[str, Any], n_classes: int) -> dict[str, float]:
-    from tuner_app.model.build import build_model
+    from tuner_app.model.architecture.build import build_model
 
     with _random_state_kept():  # initialising weights here must not change what the search draws next
         model = build_model(space, values, n_classes)
@@ -93,7 +93,7 @@ def _normalised(model, noise: np.ndarray) -> None:
     activations then shrink ~5x per block, to a softmax input range TFLite Micro's int8 kernel aborts on (below
     2^-26), and zero offsets let the converter drop additions a trained model keeps (BC-ResNet-1: 191 ops
     against 203). One training-mode pass with momentum 0 sets them to the noise's own, as training would."""
-    from tuner_app.model.recipe import set_batch_norm_momentum
+    from tuner_app.model.space.recipe import set_batch_norm_momentum
 
     set_batch_norm_momentum(model, 0.0)
     model(noise, training=True)

@@ -100,7 +100,7 @@ def _beta(count, alpha: float):
 def mixed(waveforms, labels, alpha: float, n_classes: int):
     """Mixup (Zhang et al., 2018): each clip with a partner drawn from the batch, weights w ~ Beta(alpha, alpha)
     per clip: w * clip + (1 - w) * partner, and soft targets [clips, n_classes], w * one-hot(label) +
-    (1 - w) * one-hot(partner's), summing to 1 (the loss takes them: model.recipe)."""
+    (1 - w) * one-hot(partner's), summing to 1 (the loss takes them: model.space.recipe)."""
     count = _clip_count(waveforms)
     weights = _beta(count, alpha)[:, tf.newaxis]
     partners = tf.random.shuffle(tf.range(count))

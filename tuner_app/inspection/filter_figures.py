@@ -11,8 +11,8 @@ from tuner_app.constants import SAMPLE_RATE
 from tuner_app.features.frontend import FeatureAxes, feature_axes
 from tuner_app.inspection import figures
 from tuner_app.inspection.figures import SMALL_FONT
-from tuner_app.model import spec
-from tuner_app.model.architecture import FC_KINDS
+from tuner_app.model.architecture import spec
+from tuner_app.model.architecture.configured import FC_KINDS
 
 if TYPE_CHECKING:  # loads TensorFlow
     from tuner_app.inspection.source import Inspected

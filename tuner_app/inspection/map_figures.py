@@ -14,8 +14,8 @@ from tuner_app.features.frontend import FeatureAxes
 from tuner_app.inspection import figures
 from tuner_app.inspection.figures import SMALL_FONT
 from tuner_app.inspection.saliency import METHOD_LABELS
-from tuner_app.model import spec
-from tuner_app.model.blocks import format_shape
+from tuner_app.model.architecture import spec
+from tuner_app.model.architecture.blocks import format_shape
 
 MAX_CHANNELS = 8
 CHANNEL_COLUMNS = 4

@@ -21,7 +21,7 @@ from tuner_app.errors import TunerAppError
 from tuner_app.features import frontend
 from tuner_app.features.frontend import output_shape
 from tuner_app.inspection.source import Inspected
-from tuner_app.model import architecture, spec
+from tuner_app.model.architecture import configured, spec
 
 FRONTEND = "frontend"
 BATCH_SIZE = 32
@@ -30,7 +30,7 @@ SKIPPED_KINDS = ("dropout",)  # identity at inference: the block before it holds
 
 def features_model(inspected: Inspected):
     """keras.Model: features [batch, *output_shape(frontend)] -> probabilities, with the trained weights."""
-    blocks = architecture.blocks(inspected.space, inspected.values, len(inspected.class_names))
+    blocks = configured.blocks(inspected.space, inspected.values, len(inspected.class_names))
     model = spec.build(blocks, output_shape(inspected.frontend), len(inspected.class_names), name=inspected.name)
     for layer in model.layers:
         if layer.weights:

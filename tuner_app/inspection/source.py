@@ -15,7 +15,8 @@ from typing import Any
 
 from tuner_app.errors import TunerAppError
 from tuner_app.features.frontend import FrontendConfig
-from tuner_app.model import architecture, build, spaces, spec
+from tuner_app.model.architecture import build, configured, spec
+from tuner_app.model.space import search_space
 from tuner_app.serving import export, export_checks
 
 
@@ -24,7 +25,7 @@ class Inspected:
     """A model rebuilt from its configuration: `model` maps 16 kHz waveforms [batch, 16000] to probabilities."""
 
     name: str
-    space: spaces.SearchSpace
+    space: search_space.SearchSpace
     values: dict[str, Any]
     class_names: tuple[str, ...]
     model: Any
@@ -32,11 +33,11 @@ class Inspected:
 
     @property
     def frontend(self) -> FrontendConfig:
-        return architecture.frontend_config(self.space, self.values)
+        return configured.frontend_config(self.space, self.values)
 
     @property
     def walk(self) -> spec.Walk:
-        return architecture.walk(self.space, self.values, len(self.class_names))
+        return configured.walk(self.space, self.values, len(self.class_names))
 
 
 def load(path: str | os.PathLike) -> Inspected:
@@ -53,7 +54,7 @@ def load(path: str | os.PathLike) -> Inspected:
 
 def from_trial(trial_dir: str | os.PathLike) -> Inspected:
     trial = export.load_trial(trial_dir)
-    return Inspected(architecture.model_name(trial.space, trial.values), trial.space, trial.values,
+    return Inspected(configured.model_name(trial.space, trial.values), trial.space, trial.values,
                      trial.class_names, trial.model, str(trial.directory))
 
 
@@ -62,7 +63,7 @@ def from_export(export_dir: Path) -> Inspected:
     if "space" not in document:  # exports made before the Keras weights travelled with them
         return _from_recorded_trial(export_dir, document)
     where = f"{export_dir / export.METADATA}: space"
-    space = spaces.from_dict(document["space"], where)
+    space = search_space.from_dict(document["space"], where)
     try:
         values = dict(document["hyperparameters"])
     except (KeyError, TypeError) as err:
@@ -71,7 +72,7 @@ def from_export(export_dir: Path) -> Inspected:
                                       export_checks.checkpoint_facts(export_dir))
     model = build.build_model(space, values, len(class_names))
     export.load_weights(model, export_dir / document.get("keras_weights", export.KERAS_WEIGHTS))
-    return Inspected(architecture.model_name(space, values), space, values, class_names, model, str(export_dir))
+    return Inspected(configured.model_name(space, values), space, values, class_names, model, str(export_dir))
 
 
 def _metadata(path: Path) -> dict[str, Any]:

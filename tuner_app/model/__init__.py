@@ -1,1 +1,1 @@
-"""Model: YAML search spaces, architecture arithmetic (shapes, params, MACs), the Keras build and HyperModel, enumeration and budget checks."""
+"""Model: `space` reads a YAML search space; `architecture` sizes and builds the network of each configuration."""

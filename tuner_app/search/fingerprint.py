@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import AugmentConfig
-from tuner_app.model.spaces import SearchSpace, resolved
+from tuner_app.model.space.search_space import SearchSpace, resolved
 
 # Tuner options that may change on resume: how many trials run, how failing ones are retried. keras-tuner reads
 # them afresh at every start; its oracle restores the rest of the tuner section from the first start, or they

@@ -22,8 +22,8 @@ import keras_tuner
 
 from tuner_app.device.budget import Budget, misfit
 from tuner_app.files import write_json
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model.spaces import SearchSpace
+from tuner_app.model.space import hyperparameters as hps
+from tuner_app.model.space.search_space import SearchSpace
 from tuner_app.search import interrupts, keras_tuner_internals
 from tuner_app.search.checkpoints import runs_dir_write
 

@@ -30,12 +30,12 @@ import optuna
 from tuner_app.device import costs
 from tuner_app.device.budget import Budget, misfit
 from tuner_app.errors import TunerAppError
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model.architecture import sizes
-from tuner_app.model.configurations import configurations, is_grid
-from tuner_app.model.spaces import SearchSpace, accuracy_metric
-from tuner_app.search.front import front_points, gap_width
+from tuner_app.model.architecture.configured import sizes
+from tuner_app.model.space import hyperparameters as hps
+from tuner_app.model.space.configurations import configurations, is_grid
+from tuner_app.model.space.search_space import SearchSpace, accuracy_metric
 from tuner_app.search.oracles import MAX_CONSECUTIVE_REJECTIONS, BudgetMixin
+from tuner_app.search.pareto_geometry import front_points, gap_width
 from tuner_app.search.record import trial_point, trial_points
 
 REDRAW_AFTER_REPEATS = 20  # proposals in a row of configurations tried already, before a random draw

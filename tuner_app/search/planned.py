@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras_tuner
 
 from tuner_app.device.budget import Budget, misfit
-from tuner_app.model.configurations import configurations, is_grid
+from tuner_app.model.space.configurations import configurations, is_grid
 from tuner_app.search import keras_tuner_internals
 
 

@@ -9,7 +9,7 @@ import time
 from typing import Any, Mapping, TextIO
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model.spaces import accuracy_metric
+from tuner_app.model.space.search_space import accuracy_metric
 from tuner_app.search import chance
 from tuner_app.search.observers import SearchObserver, TrialOutcome
 from tuner_app.search.record import search_front

@@ -10,10 +10,10 @@ from typing import Any, Mapping, Sequence
 
 from tuner_app.errors import TunerAppError
 from tuner_app.files import atomic_path
+from tuner_app.model.space.search_space import accuracy_metric, resolved
 from tuner_app.search.checkpoints import runs_dir_write
 from tuner_app.search.fingerprint import digest
-from tuner_app.search.front import Point, front_points, hypervolume
-from tuner_app.model.spaces import accuracy_metric, resolved
+from tuner_app.search.pareto_geometry import Point, front_points, hypervolume
 
 SEARCH_RECORD = "tuner_app_search.json"  # beside the trials: what export needs to rebuild a trial's model
 

@@ -18,10 +18,10 @@ from tuner_app.device import trial_int8
 from tuner_app.device.budget import Budget, check_device_budget
 from tuner_app.errors import TunerAppError
 from tuner_app.features.dataset import make_dataset
-from tuner_app.model.architecture import N_CLASSES
-from tuner_app.model.build import CnnHyperModel, augment_searched
-from tuner_app.model.configurations import check_budget
-from tuner_app.model.spaces import TUNER_OPTIONS, SearchSpace
+from tuner_app.model.architecture.build import CnnHyperModel, augment_searched
+from tuner_app.model.architecture.configured import N_CLASSES
+from tuner_app.model.architecture.space_sizes import check_budget
+from tuner_app.model.space.search_space import TUNER_OPTIONS, SearchSpace
 from tuner_app.search import checkpoints, distribution, fingerprint, interrupts
 from tuner_app.search.lock import LOCK_FILE, project_lock
 from tuner_app.search.observers import SearchObserver
@@ -66,7 +66,7 @@ def run_search(space: SearchSpace, splits: dict[str, DecodedClips], directory: P
     steps_per_epoch = max(1, math.ceil(len(splits.get("train", ())) / space.training["batch_size"]))
     # A corpus that cannot train is refused before the project is touched: no record of it to resume from.
     datasets = _datasets(space, splits, noise, seed, class_names)
-    # Also refuses augment hyperparameters that could clash (model.build.check_augment_bounds) before the
+    # Also refuses augment hyperparameters that could clash (model.architecture.build.check_augment_bounds) before the
     # project is touched; the noise bank goes with it to the trials that map their own augmentation.
     hypermodel = CnnHyperModel(space, len(class_names), steps_per_epoch, noise=noise)
     project_dir = Path(directory) / _project_name(space, tuner_name)

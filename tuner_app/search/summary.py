@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tuner_app.errors import InfeasibleConfig
+from tuner_app.model.space.search_space import accuracy_metric
 from tuner_app.search import chance
-from tuner_app.search.front import knee, non_dominated
-from tuner_app.model.spaces import accuracy_metric
+from tuner_app.search.pareto_geometry import knee, non_dominated
 from tuner_app.search.record import metric, rejected_trials, search_front, trial_points
 
 TRIAL_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "params")

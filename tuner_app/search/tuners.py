@@ -19,9 +19,9 @@ from tuner_app.device import costs, trial_int8
 from tuner_app.device.budget import Budget, measures_device
 from tuner_app.errors import TunerAppError
 from tuner_app.files import write_json
-from tuner_app.model import architecture
-from tuner_app.model.build import epochs
-from tuner_app.model.spaces import SearchSpace
+from tuner_app.model.architecture import configured
+from tuner_app.model.architecture.build import epochs
+from tuner_app.model.space.search_space import SearchSpace
 from tuner_app.search import chance, checkpoints, chief, distribution, interrupts, oracles, planned, scoring
 from tuner_app.search import keras_tuner_internals
 from tuner_app.search.observers import ObserverList, SearchObserver, TrialOutcome
@@ -203,7 +203,7 @@ class TrialMixin:
     def sizes(self, values: Mapping[str, Any]) -> dict[str, float]:
         """params (= params_total), params_trainable/conv/fc and macs of a configuration, without building it."""
         space_values = {name: value for name, value in values.items() if name in self.space.hyperparameters}
-        counts = architecture.sizes(self.space, space_values, self.n_classes)
+        counts = configured.sizes(self.space, space_values, self.n_classes)
         return {"params": counts["params_total"], **counts}
 
     @property

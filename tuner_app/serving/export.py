@@ -19,7 +19,7 @@ Layout of an export directory DIR (`tuner-app predict DIR` and `tf.saved_model.l
                                        scores out, for microcontrollers (device/features_in.py); tuner_app.json's
                                        tflite.int8_features describes its front-end and quantization;
   DIR/MLmodel, DIR/requirements.txt, DIR/python_env.yaml, DIR/conda.yaml, DIR/input_example.json,
-  DIR/serving_input_example.json      what makes DIR an MLflow Model (tracking/models.py): the pyfunc
+  DIR/serving_input_example.json      what makes DIR an MLflow Model (tracking/mlflow_model.py): the pyfunc
                                        flavor (loader serving/pyfunc.py: waveforms [-1, 16000] ->
                                        probabilities), so `mlflow.pyfunc.load_model(DIR)` and
                                        `mlflow models serve -m DIR` take it as it is.
@@ -46,7 +46,8 @@ from tuner_app.constants import CLIP_SAMPLES, SAMPLE_RATE
 from tuner_app.data import audio
 from tuner_app.errors import ConversionError, TunerAppError, storage_error, storage_errors
 from tuner_app.files import save_weights, staged_directory
-from tuner_app.model import architecture, build, hyperparameters, spaces
+from tuner_app.model.architecture import build, configured
+from tuner_app.model.space import hyperparameters, search_space
 from tuner_app.search import record as search_record
 from tuner_app.serving import export_checks, weights_errors
 from tuner_app.device import tflite as tflite_copies
@@ -75,11 +76,11 @@ class ExportResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class Trial:
+class ExportedTrial:
     """A trial rebuilt from its directory: the space, its values, class names and trained Keras model."""
 
     directory: Path
-    space: spaces.SearchSpace
+    space: search_space.SearchSpace
     values: dict[str, Any]
     class_names: tuple[str, ...]
     model: Any
@@ -129,7 +130,7 @@ def _decoded(audio_files, wav_only: bool):
                      fn_output_signature=tf.TensorSpec([CLIP_SAMPLES], tf.float32))
 
 
-def load_trial(trial_dir: str | os.PathLike) -> Trial:
+def load_trial(trial_dir: str | os.PathLike) -> ExportedTrial:
     """Rebuild a trial's Keras model exactly as the search built it, with its checkpointed weights."""
     trial_dir = Path(trial_dir).expanduser()
     if not trial_dir.is_dir():
@@ -139,22 +140,22 @@ def load_trial(trial_dir: str | os.PathLike) -> Trial:
                             "<runs-dir>/<project>/trial_<id>")
     record = search_record.read_search_record(trial_dir.parent)
     try:
-        space = spaces.from_dict(record["space"], record["space_file"])
+        space = search_space.from_dict(record["space"], record["space_file"])
         class_names = tuple(record["class_names"])
     except (KeyError, TypeError) as err:
         raise TunerAppError(f"{trial_dir.parent / search_record.SEARCH_RECORD}: missing key {err}") from None
     values, scores = _read_trial(trial_dir / TRIAL_FILE, space)
     model = build.build_model(space, values, len(class_names))
     load_weights(model, trial_dir / CHECKPOINT)
-    return Trial(trial_dir, space, values, class_names, model, scores)
+    return ExportedTrial(trial_dir, space, values, class_names, model, scores)
 
 
-def _read_trial(path: Path, space: spaces.SearchSpace) -> tuple[dict[str, Any], dict[str, float]]:
+def _read_trial(path: Path, space: search_space.SearchSpace) -> tuple[dict[str, Any], dict[str, float]]:
     """(the space's hyperparameter values, the recorded scores) from keras-tuner's trial.json."""
-    from keras_tuner.engine.trial import Trial as TunerTrial
+    from keras_tuner.engine.trial import Trial
 
     try:
-        trial = TunerTrial.load(str(path))
+        trial = Trial.load(str(path))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TunerAppError(f"{path}: cannot read the keras-tuner trial ({err})") from None
     stored = trial.hyperparameters.values
@@ -181,14 +182,15 @@ def load_weights(model, checkpoint: Path) -> None:
         raise TunerAppError(weights_errors.unloadable(checkpoint, err, remedy)) from None
 
 
-def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def metadata(trial: ExportedTrial, run_id: str | None = None,
+             metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The tuner_app.json document written beside the SavedModel."""
-    counts = architecture.sizes(trial.space, trial.values, len(trial.class_names))
+    counts = configured.sizes(trial.space, trial.values, len(trial.class_names))
     return {
         "class_names": list(trial.class_names),
-        "model": architecture.model_name(trial.space, trial.values),
+        "model": configured.model_name(trial.space, trial.values),
         "hyperparameters": dict(trial.values),
-        "frontend": dataclasses.asdict(architecture.frontend_config(trial.space, trial.values)),
+        "frontend": dataclasses.asdict(configured.frontend_config(trial.space, trial.values)),
         "params": counts["params_total"],
         "param_counts": counts,
         "metrics": {**trial.scores, **dict(metrics or {}), "params_total": counts["params_total"]},
@@ -197,7 +199,7 @@ def metadata(trial: Trial, run_id: str | None = None, metrics: Mapping[str, Any]
         "tuner_app_version": tuner_app.__version__,
         "trial_dir": str(trial.directory.resolve()),
         "space_file": trial.space.source,
-        "space": spaces.resolved(trial.space),
+        "space": search_space.resolved(trial.space),
         "keras_weights": KERAS_WEIGHTS,
         "sample_rate": SAMPLE_RATE,
         "input_shape": list(export_checks.INPUT_SHAPE),
@@ -253,9 +255,9 @@ def export_trial(trial_dir: str | os.PathLike, out: str | os.PathLike, *, force:
     return result
 
 
-def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, quantize, representative,
+def _write_export(trial: ExportedTrial, staging: Path, run_id, metrics, tflite: bool, quantize, representative,
                   check) -> ExportResult:
-    from tuner_app.tracking import models as mlflow_models  # here: reading a trial (visualize, ...) needs no mlflow
+    from tuner_app.tracking import mlflow_model  # here: reading a trial (visualize, ...) needs no mlflow
 
     module = AudioClassifier(trial.model, trial.class_names)
     save_module(module, staging)
@@ -273,11 +275,11 @@ def _write_export(trial: Trial, staging: Path, run_id, metrics, tflite: bool, qu
         result.metadata["quantization"] = result.quantization
         result.metadata["tflite_accuracy"] = result.accuracy
     (staging / METADATA).write_text(json.dumps(result.metadata, indent=2), encoding="utf-8")
-    mlflow_models.write_mlflow_model(staging, len(trial.class_names), {"class_names": list(trial.class_names)})
+    mlflow_model.write_mlflow_model(staging, len(trial.class_names), {"class_names": list(trial.class_names)})
     return result
 
 
-def _int8_module(trial: Trial, quantize, representative) -> AudioClassifier | None:
+def _int8_module(trial: ExportedTrial, quantize, representative) -> AudioClassifier | None:
     """model_int8.tflite's module where the network takes its feature rows as channels: rows divided by the
     features-in model's row scales in float, folded into its first conv (row_scale.py); None: the SavedModel's."""
     if quantize != "int8":

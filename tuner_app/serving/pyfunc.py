@@ -1,5 +1,5 @@
 """The loader module of the export's MLflow pyfunc flavor (`loader_module` in its MLmodel, written by
-tracking/models.py): `mlflow.pyfunc.load_model` and `mlflow models serve` import this module and call
+tracking/mlflow_model.py): `mlflow.pyfunc.load_model` and `mlflow models serve` import this module and call
 `_load_pyfunc(model root)`. It needs no mlflow: the object it returns only has to have `predict`.
 """
 

@@ -3,8 +3,8 @@ beside the run. (keras.utils.plot_model needs pydot and Graphviz, which the pinn
 
 from __future__ import annotations
 
-from tuner_app.model import spec
-from tuner_app.model.blocks import format_shape
+from tuner_app.model.architecture import spec
+from tuner_app.model.architecture.blocks import format_shape
 
 COLUMNS = ("block", "output", "params", "MACs")
 COLUMN_WIDTHS = (0.44, 0.18, 0.16, 0.22)

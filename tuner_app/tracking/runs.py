@@ -1,5 +1,5 @@
 """Reading a search back from MLflow (trial rows for the Pareto analysis and export), and writing to its
-runs afterwards: Pareto tags, artifacts and the hypervolume. (Exported models and the registry: models.py.)"""
+runs afterwards: Pareto tags, artifacts and the hypervolume. (Exported models and the registry: mlflow_model.py.)"""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from mlflow.entities import Metric, Param, RunTag
 
 from tuner_app.errors import TunerAppError
 from tuner_app.files import atomic_path
-from tuner_app.model import architecture, spaces
+from tuner_app.model.architecture import configured
+from tuner_app.model.space import search_space
 from tuner_app.redaction import redact
 from tuner_app.search import distribution, observers, summary
 from tuner_app.search import record as search_record
@@ -177,7 +178,8 @@ class MLflowTracker(observers.SearchObserver):
 
     def _log_parent(self, tuner, logged: Mapping[str, str]) -> None:
         record = search_record.read_search_record(tuner.project_dir)
-        params = {**run_params.flatten(spaces.resolved(tuner.space)), **run_params.data_params(record.get("data", {})),
+        params = {**run_params.flatten(search_space.resolved(tuner.space)),
+                  **run_params.data_params(record.get("data", {})),
                   "tuner_class": type(tuner).__name__, "project_name": tuner.project_name,
                   **{key: run_params.param_value(value) for key, value in self.parent_params.items()}}
         params.update({f"max_{name}": str(limit) for name, limit in tuner.budget.limits().items()})
@@ -204,7 +206,7 @@ class MLflowTracker(observers.SearchObserver):
         """A RUNNING nested run for the trial: its tags, and its hyperparameters as params."""
         values = _space_values(tuner, trial)
         tags = {PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id,
-                "model": architecture.model_name(tuner.space, values),
+                "model": configured.model_name(tuner.space, values),
                 "trial_dir": str(Path(tuner.get_trial_dir(trial.trial_id)).resolve()), **(extra_tags or {})}
         run_id = self._client.create_run(self._experiment_id, run_name=f"trial_{trial.trial_id}", tags=tags).info.run_id
         hyperparameters = {name: run_params.param_value(value) for name, value in trial.hyperparameters.values.items()}
@@ -238,8 +240,8 @@ class MLflowTracker(observers.SearchObserver):
 
     def _log_architecture(self, tuner, trial, run_id: str, n_classes: int) -> None:
         values = _space_values(tuner, trial)
-        walk = architecture.walk(tuner.space, values, n_classes)
-        title = f"{architecture.model_name(tuner.space, values)}: {walk.params_total:,} params, {walk.macs:,} MACs"
+        walk = configured.walk(tuner.space, values, n_classes)
+        title = f"{configured.model_name(tuner.space, values)}: {walk.params_total:,} params, {walk.macs:,} MACs"
         self._client.log_figure(run_id, architecture_figure(walk, title), "architecture.png")
 
     def configuration_rejected(self, tuner, values: Mapping[str, Any], reason: str, params: int | None) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from mlflow.exceptions import MlflowException
 
 from tuner_app.errors import TunerAppError
-from tuner_app.model.spaces import SIZE_OBJECTIVES
+from tuner_app.model.space.search_space import SIZE_OBJECTIVES
 from tuner_app.redaction import redact
 from tuner_app.search.distribution import is_loopback
 from tuner_app.tracking.store import (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model.blocks import Block, Dense, Shape, format_shape
+from tuner_app.model.architecture.blocks import Block, Dense, Shape, format_shape
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from tuner_app.constants import MAX_TRIALS, SEED_MAX
 from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import AugmentConfig
 from tuner_app.features.frontend import FrontendConfig
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model import initial_configurations, space_yaml
-from tuner_app.model.initial_configurations import InitialConfiguration
-from tuner_app.model.space_hyperparameters import FAMILY, FRONTEND_FIELDS, MODELS, checked_hyperparameters
+from tuner_app.model.space import hyperparameters as hps
+from tuner_app.model.space import bounded_yaml, initial_configurations
+from tuner_app.model.space.initial_configurations import InitialConfiguration
+from tuner_app.model.space.known_hyperparameters import FAMILY, FRONTEND_FIELDS, MODELS, checked_hyperparameters
 
 TOP_KEYS = ("model", "frontend", "frontends", "augment", "hyperparameters", initial_configurations.KEY, "tuner",
             "training", "objective")
@@ -79,7 +79,7 @@ REFERENCE_HELP = "give SIZE,ACC: a positive size and an accuracy in [0, 1], e.g.
 class SearchSpace:
     """A validated search space; `hyperparameters` maps hp name -> spec dict, parents before their conditional
     children, YAML order otherwise; `frontends` are the presets the `frontend` hyperparameter picks from;
-    `initial_configurations` are what every tuner proposes first (model/initial_configurations.py)."""
+    `initial_configurations` are what every tuner proposes first (model/space/initial_configurations.py)."""
 
     source: str
     model: str
@@ -121,9 +121,9 @@ def locate(space: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> SearchSpace:
-    """Read (within space_yaml's bounds) and validate one search-space YAML file."""
+    """Read (within bounded_yaml's bounds) and validate one search-space YAML file."""
     name = os.path.basename(os.fspath(path))
-    document = space_yaml.read(path)
+    document = bounded_yaml.read(path)
     if document is None:  # an empty file, or comments only: a mistake, not a request for every default
         raise TunerAppError(f"{name}: empty search space; start from one in search_spaces/ (e.g. --space default)")
     return from_dict(document, name)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner_app.model import kws_families
-from tuner_app.model.blocks import (
+from tuner_app.model.architecture import kws_families
+from tuner_app.model.architecture.blocks import (
     Block,
     Conv,
     Dense,
@@ -35,22 +35,24 @@ Condition = tuple[str, Callable[[Any], bool]]
 class Family:
     """A family's hyperparameters (name -> default; the value's type is the hp's), the allowed values of its
     string hps, and its spec: (values of its active hps, n_classes) -> blocks (the walk appends a softmax
-    classifier unless the spec ends in one)."""
+    classifier unless the spec ends in one). `fc_stack`: the family has the seed's FC stack, so it also owns
+    fc_units_K for any K, and fc_units_K and dropout are active only for the fc_layers values that use them."""
 
     name: str
     hyperparameters: Mapping[str, Any]
     spec: Callable[[Mapping[str, Any], int], list[Block]]
     strings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    fc_stack: bool = False
 
     def owns(self, name: str) -> bool:
-        return name in self.hyperparameters or (self.name == "seed" and bool(FC_UNITS.match(name)))
+        return name in self.hyperparameters or (self.fc_stack and bool(FC_UNITS.match(name)))
 
     def value_type(self, name: str) -> type:
         return type(self.hyperparameters.get(name, 1))
 
     def condition(self, name: str) -> Condition | None:
         """(parent, which of its values activate `name`), or None if `name` is always active in the family."""
-        if self.name != "seed":
+        if not self.fc_stack:
             return None
         match = FC_UNITS.match(name)
         if match:
@@ -98,7 +100,7 @@ def _fc_stack(values: Mapping[str, Any]) -> list[Block]:
 
 
 FAMILIES: dict[str, Family] = {
-    "seed": Family("seed", SEED_HYPERPARAMETERS, seed_spec, {"head": HEADS}),
+    "seed": Family("seed", SEED_HYPERPARAMETERS, seed_spec, {"head": HEADS}, fc_stack=True),
     "dscnn": Family("dscnn", kws_families.DSCNN_HYPERPARAMETERS, kws_families.dscnn_spec),
     "tcresnet": Family("tcresnet", kws_families.TCRESNET_HYPERPARAMETERS, kws_families.tcresnet_spec),
     "bcresnet": Family("bcresnet", kws_families.BCRESNET_HYPERPARAMETERS, kws_families.bcresnet_spec),

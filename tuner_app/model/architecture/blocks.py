@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model.depthwise import depthwise_2d
+from tuner_app.model.architecture.depthwise import depthwise_2d
 
 Shape = tuple[int, ...]
 PADDINGS = ("same", "valid")

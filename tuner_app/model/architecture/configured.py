@@ -11,11 +11,11 @@ from typing import Any
 
 from tuner_app.errors import InfeasibleConfig, TunerAppError
 from tuner_app.features.frontend import FrontendConfig, output_shape
-from tuner_app.model import spec
-from tuner_app.model.blocks import Block
-from tuner_app.model.families import MODEL_FAMILY, family_spec
-from tuner_app.model.space_hyperparameters import FAMILY, FRONTEND_FIELDS
-from tuner_app.model.spaces import SearchSpace
+from tuner_app.model.architecture import spec
+from tuner_app.model.architecture.blocks import Block
+from tuner_app.model.architecture.families import MODEL_FAMILY, family_spec
+from tuner_app.model.space.known_hyperparameters import FAMILY, FRONTEND_FIELDS
+from tuner_app.model.space.search_space import SearchSpace
 
 N_CLASSES = 16
 FC_KINDS = ("dense",)  # the rows the seed study calls the FC layers; every other row counts as conv

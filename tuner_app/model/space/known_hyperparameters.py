@@ -13,9 +13,9 @@ from typing import Any
 from tuner_app.errors import TunerAppError
 from tuner_app.features import augment_config
 from tuner_app.features.frontend import NORMALIZE, FrontendConfig
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model.families import FAMILIES, FC_UNITS, MODEL_FAMILY, family_defaults
-from tuner_app.model.recipe import RECIPE_CHOICES, RECIPE_DOMAINS, RECIPE_HYPERPARAMETERS
+from tuner_app.model.architecture.families import FAMILIES, FC_UNITS, MODEL_FAMILY, family_defaults
+from tuner_app.model.space import hyperparameters as hps
+from tuner_app.model.space.recipe import RECIPE_CHOICES, RECIPE_DOMAINS, RECIPE_HYPERPARAMETERS
 
 FAMILY = "family"  # the hyperparameter that picks each trial's family under `model: family`
 MODELS = (*MODEL_FAMILY, FAMILY)
@@ -23,7 +23,7 @@ MODELS = (*MODEL_FAMILY, FAMILY)
 FRONTEND_FIELDS = ("frame_length", "frame_step", "fft_length", "num_mel_bins", "num_mfccs", "lower_edge_hertz",
                    "upper_edge_hertz", "normalize")
 FRONTEND_STRINGS = {"normalize": NORMALIZE}
-# Augment keys a hyperparameter may set per trial, over the space's `augment:` (model.build.trial_augment);
+# Augment keys a hyperparameter may set per trial, over the space's `augment:` (model.architecture.build.trial_augment);
 # their values are checked against augment_config.RANGES, not DOMAINS.
 AUGMENT_FIELDS = augment_config.FIELDS
 # [low, high) of numeric hyperparameters; otherwise ints are in [1, 65536] and floats > 0. `*_dropout` as

@@ -20,7 +20,7 @@ from typing import Any
 
 from tuner_app.config import reject_unknown
 from tuner_app.errors import TunerAppError
-from tuner_app.model import hyperparameters as hps
+from tuner_app.model.space import hyperparameters as hps
 
 KEY = "initial_configurations"
 ENTRY_KEYS = ("name", "values")

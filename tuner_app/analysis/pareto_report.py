@@ -1,4 +1,5 @@
-"""Pareto analysis of a search's trials: the front, hypervolume and knee (front.py), model selection, CSV, plot, table.
+"""Pareto analysis of a search's trials: the front, hypervolume and knee (search/pareto_geometry.py), model selection,
+CSV, plot, table.
 
 Size x (params_total, macs, model_bytes, or the int8 model's flash_bytes, ram_bytes, latency_ms: axes.py) is
 minimised on a log scale, accuracy y maximised. The front is always chosen on validation accuracy: the float
@@ -30,8 +31,8 @@ from tuner_app.analysis.axes import (
 from tuner_app.analysis.pareto_plot import plot, seed_points  # noqa: F401 (seed_points re-exported)
 from tuner_app.errors import TunerAppError, storage_errors
 from tuner_app.files import atomic_path
-from tuner_app.model.spaces import HV_REFERENCES, checked_reference
-from tuner_app.search.front import Point, hypervolume, knee, non_dominated
+from tuner_app.model.space.search_space import HV_REFERENCES, checked_reference
+from tuner_app.search.pareto_geometry import Point, hypervolume, knee, non_dominated
 
 REFERENCES = (None, "seed")
 RULES_HELP = "best, smallest-within:D (D a fraction of accuracy, e.g. smallest-within:0.01 = 1 point) or knee"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model.blocks import (
+from tuner_app.model.architecture.blocks import (
     Block,
     Shape,
     Sizes,
@@ -20,7 +20,7 @@ from tuner_app.model.blocks import (
     format_shape,
     per_axis,
 )
-from tuner_app.model.depthwise import depthwise_2d
+from tuner_app.model.architecture.depthwise import depthwise_2d
 
 Spatial2D = tuple[int, int]
 

@@ -19,12 +19,12 @@ import keras_tuner
 from tuner_app.constants import CLIP_SAMPLES
 from tuner_app.errors import TunerAppError
 from tuner_app.features.augment_config import ORDERED_PAIRS, AugmentConfig
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model import spec
-from tuner_app.model.architecture import N_CLASSES, blocks, frontend_config, model_name, walk
-from tuner_app.model.recipe import compile_model
-from tuner_app.model.space_hyperparameters import AUGMENT_FIELDS
-from tuner_app.model.spaces import SearchSpace, declare
+from tuner_app.model.architecture import spec
+from tuner_app.model.architecture.configured import N_CLASSES, blocks, frontend_config, model_name, walk
+from tuner_app.model.space import hyperparameters as hps
+from tuner_app.model.space.known_hyperparameters import AUGMENT_FIELDS
+from tuner_app.model.space.recipe import compile_model
+from tuner_app.model.space.search_space import SearchSpace, declare
 
 
 def build_model(space: SearchSpace, values: Mapping[str, Any], n_classes: int = N_CLASSES, *,

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tuner_app.errors import InfeasibleConfig
-from tuner_app.model.blocks import Block, Conv, Dense, DepthwiseSeparable, Dropout, GlobalAveragePool
-from tuner_app.model.residual_blocks import (
+from tuner_app.model.architecture.blocks import Block, Conv, Dense, DepthwiseSeparable, Dropout, GlobalAveragePool
+from tuner_app.model.architecture.residual_blocks import (
     BroadcastResidual,
     FrequencyAsChannels,
     FrequencyCollapse,

@@ -1,5 +1,5 @@
-"""Enumerating a space: the full grid or seeded samples, the smallest feasible configuration, the
-budget check made before anything trains, and the dry run."""
+"""Sizes across a space's configurations, before anything trains: the smallest feasible configuration, the
+budget check (`--max-params`), and the dry run's rows."""
 
 from __future__ import annotations
 
@@ -9,54 +9,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tuner_app.errors import InfeasibleConfig, TunerAppError
-from tuner_app.model import hyperparameters as hps
-from tuner_app.model.architecture import N_CLASSES, sizes
-from tuner_app.model.spaces import SearchSpace
+from tuner_app.model.architecture.configured import N_CLASSES, sizes
+from tuner_app.model.space import hyperparameters as hps
+from tuner_app.model.space.configurations import MAX_ENUMERATED, configurations
+from tuner_app.model.space.search_space import SearchSpace
 
-MAX_ENUMERATED = 100_000  # a configuration's walk takes 75-100 us: 100,000 take ~10 s on 2 cores
 SAMPLED = 20_000  # configurations the budget check sizes when a space has more than MAX_ENUMERATED
 SAMPLE_SEED = 0
 
 log = logging.getLogger(__name__)
-
-
-def is_grid(space: SearchSpace) -> bool:
-    """True if every hyperparameter has a finite list of values and the space has at most MAX_ENUMERATED
-    active configurations: few enough to list (counted up to that, never listed to count)."""
-    axes = {name: hps.candidate_values(spec) for name, spec in space.hyperparameters.items()}
-    if any(values is None for values in axes.values()):
-        return False
-    return hps.count_active(space.hyperparameters, axes, MAX_ENUMERATED) <= MAX_ENUMERATED
-
-
-def configurations(space: SearchSpace, trials: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """Every active configuration of a grid (first hyperparameter outermost; an inactive one holds no value),
-    or `trials` seeded random samples."""
-    if trials is None and is_grid(space):
-        axes = {name: hps.candidate_values(spec) for name, spec in space.hyperparameters.items()}
-        return list(hps.active_configurations(space.hyperparameters, axes))
-    trials = trials if trials is not None else space.tuner.get("max_trials")
-    if trials is None:
-        raise TunerAppError(f"{space.source}: the space has continuous hyperparameters or more than "
-                            f"{MAX_ENUMERATED:,} configurations; give a number of trials to sample")
-    return _sample(space, trials, seed)
-
-
-def _sample(space: SearchSpace, trials: int, seed: int) -> list[dict[str, Any]]:
-    """Seeded draws as keras-tuner's random search makes them: each active hyperparameter in turn."""
-    import keras_tuner
-
-    hp = keras_tuner.HyperParameters()
-    hps.declare(hp, space.hyperparameters)
-    rng = random.Random(seed)
-    samples = []
-    for _ in range(trials):
-        values: dict[str, Any] = {}
-        for item in hp.space:
-            if hps.is_active(space.hyperparameters, item.name, values):
-                values[item.name] = item.random_sample(rng.randrange(2**31))
-        samples.append(values)
-    return samples
 
 
 def _size_axes(space: SearchSpace) -> dict[str, Sequence]:
