@@ -20,6 +20,16 @@ SUBSETS = 10  # of the calibration clips (100: 10 clips each)
 SUBSET_CLIPS = 10  # at least, in each: fewer clips make fewer subsets, and under 2 subsets the extremes stand
 
 
+def int8_model(converter, examples: np.ndarray, int8_io: bool, denylisted_nodes: Sequence[str] = ()) -> bytes:
+    """The converter's int8 model, calibrated on `examples` (one model input per row) to median ranges. The
+    first calibration only lays out the ranges, which the medians replace: one slice is enough for it."""
+    subsets = _subsets(len(examples))
+    first = examples if subsets < 2 else examples[::subsets]
+    converter.representative_dataset = lambda: ([row[np.newaxis]] for row in first)
+    calibrated = median_ranges(calibrate_only(converter), examples, subsets)
+    return quantized(calibrated, int8_io, denylisted_nodes)
+
+
 def calibrate_only(converter) -> bytes:
     """The float model with each tensor's min and max over the converter's representative dataset."""
     converter._experimental_calibrate_only = True
@@ -41,7 +51,7 @@ def median_ranges(calibrated: bytes, examples: np.ndarray, subsets: int = SUBSET
     row, SUBSET_CLIPS at least in each) of the slice's min and max: a range no longer stretched by one clip."""
     from tensorflow.lite.tools import flatbuffer_utils
 
-    subsets = min(subsets, len(examples) // SUBSET_CLIPS)
+    subsets = _subsets(len(examples), subsets)
     if subsets < 2:
         return calibrated
     slices = [examples[start::subsets] for start in range(subsets)]
@@ -51,6 +61,10 @@ def median_ranges(calibrated: bytes, examples: np.ndarray, subsets: int = SUBSET
     for tensor, (low, high) in zip(ranged, medians):
         tensor.quantization.min, tensor.quantization.max = [float(low)], [float(high)]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _subsets(examples: int, wanted: int = SUBSETS) -> int:
+    return min(wanted, examples // SUBSET_CLIPS)
 
 
 def _calibrated_on(calibrated: bytes, examples: np.ndarray) -> bytes:

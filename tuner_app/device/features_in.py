@@ -67,9 +67,7 @@ def fully_int8(calibration: np.ndarray):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int8
-        converter.representative_dataset = lambda: ([row[np.newaxis]] for row in calibration)
-        calibrated = calibration_ranges.median_ranges(calibration_ranges.calibrate_only(converter), calibration)
-        return calibration_ranges.quantized(calibrated, int8_io=True)
+        return calibration_ranges.int8_model(converter, calibration, int8_io=True)
 
     return run
 

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
+from tuner_app.device import calibration as calibration_ranges
 from tuner_app.errors import ConversionError, TunerAppError
 
 TFLITE_FLOAT = "model.tflite"
@@ -141,14 +142,10 @@ def native_output_redirected(target, *fds: int):
 def _run_converter(converter, calibration: np.ndarray | None, frontend: list[str] = ()) -> bytes:
     if calibration is None:
         return converter.convert()
-    from tuner_app.device import calibration as calibration_ranges
-
-    converter.representative_dataset = lambda: ([clip[np.newaxis]] for clip in calibration)
     # The front-end stays float by location (a node denylist, as TFLite's quantization debugger keeps nodes
     # float), the CNN is int8 as a whole. Keeping it float by op type instead also left the CNN's ADD, MUL, PAD
     # and MEAN in float, and cost DS-CNN-S on FSDD by speaker 0.69 -> 0.30; by location 0.71 (issue 25's note).
-    calibrated = calibration_ranges.median_ranges(calibration_ranges.calibrate_only(converter), calibration)
-    return calibration_ranges.quantized(calibrated, int8_io=False, denylisted_nodes=frontend)
+    return calibration_ranges.int8_model(converter, calibration, int8_io=False, denylisted_nodes=frontend)
 
 
 def write_tflite(module, directory: Path, quantize: str | None, representative: np.ndarray | None,
