@@ -70,14 +70,9 @@ def _metrics(metrics: dict[str, float]) -> dict[str, object]:
             **{name: round(metrics[name], 4) for name in names if name in metrics}}
 
 
-def dominates(row: dict[str, object], ds_cnn: dict[str, float]) -> bool:
-    differences = [sign * (row[key] - ds_cnn[key]) for key, sign in COMPARED]
-    return min(differences) >= 0 and max(differences) > 0
-
-
 def verdicts(rows: list[dict[str, object]], budget: dict[str, float], ds_cnn: dict[str, float]) -> list[str]:
     over = [row["trial"] for row in rows if not row["within_budget"]]
-    winners = [row for row in rows if row["front"] and dominates(row, ds_cnn)]
+    winners = [row for row in rows if row["front"] and common.dominates(row, ds_cnn, COMPARED)]
     return [f"- every trained trial within --max-flash {round(budget['flash_bytes'] / KB, 3):g} KB and --max-ram "
             f"{round(budget['ram_bytes'] / KB, 3):g} KB (its own trained int8 file and TFLM arena): "
             + ("met" if not over else f"**missed**: trials {', '.join(over)}"),

@@ -49,6 +49,13 @@ def columns(rows: list[dict[str, object]]) -> list[str]:
     return list(dict.fromkeys(key for row in rows for key in row))
 
 
+def dominates(row: dict, reference: dict, compared: tuple[tuple[str, int], ...]) -> bool:
+    """Whether `row` is no worse than `reference` in every (key, +1 higher is better / -1 lower is) of `compared`,
+    and better in one."""
+    differences = [sign * (row[key] - reference[key]) for key, sign in compared]
+    return min(differences) >= 0 and max(differences) > 0
+
+
 def markdown_table(rows: list[dict[str, object]]) -> str:
     header = columns(rows)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]

@@ -123,20 +123,15 @@ def dominance(rows: list[dict[str, object]]) -> list[str]:
         fitting = [row for row in rows if row["corpus"] == corpus and row.get("front")
                    and row["flash_bytes"] <= reference["flash_bytes"]
                    and row["tflm_arena_bytes"] <= reference["tflm_arena_bytes"]]
-        met = any(_dominates(row, reference) for row in fitting)
+        met = any(common.dominates(row, reference, COMPARED) for row in fitting)
         lines.append(f"- {corpus}: DS-CNN-S int8 {_costs(reference)}; front members within its flash and RAM: "
                      f"{len(fitting)}, {'one dominates: met' if met else 'none dominates: **missed**'}")
-        lines += [f"  - {row['model']} {_costs(row)}: {'dominates' if _dominates(row, reference) else 'does not'}"
-                  for row in fitting]
+        lines += [f"  - {row['model']} {_costs(row)}: "
+                  f"{'dominates' if common.dominates(row, reference, COMPARED) else 'does not'}" for row in fitting]
     return lines
 
 
 COMPARED = (("flash_bytes", -1), ("tflm_arena_bytes", -1), ("int8_features", 1), ("tflm", 1))  # (key, better)
-
-
-def _dominates(row: dict[str, object], reference: dict[str, object]) -> bool:
-    differences = [sign * (row[key] - reference[key]) for key, sign in COMPARED]
-    return min(differences) >= 0 and max(differences) > 0
 
 
 def _costs(row: dict[str, object]) -> str:
